@@ -1,0 +1,192 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""CAST model configuration.
+
+CAST: Ke, Mo, Yu, "Learning Hierarchical Image Segmentation For Recognition and By Recognition", ICLR 2024.
+Defaults reproduce the official `cast_base` architecture (MoCo-v3 ImageNet backbone).
+"""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers import PretrainedConfig
+
+__all__ = ["CastConfig", "CAST_PRESETS"]
+
+# Architecture of the checkpoints released with the paper (official repository README and model builders).
+CAST_PRESETS: dict[str, dict] = {
+    "cast-small": {"hidden_size": 384, "num_attention_heads": 12, "depths": [3, 3, 3, 2]},
+    "cast-small-deep": {"hidden_size": 384, "num_attention_heads": 12, "depths": [6, 3, 3, 3]},
+    "cast-base": {"hidden_size": 768, "num_attention_heads": 12, "depths": [3, 3, 3, 2]},
+    "cast-base-deep": {"hidden_size": 768, "num_attention_heads": 12, "depths": [6, 3, 3, 3]},
+}
+
+_STEM_CONVOLUTIONS = 4  # the ConvStem has four 3x3 convolutions (C/8, C/4, C/2, C channels)
+_SUPPORTED_ACTIVATIONS = ("gelu",)  # exact (erf) GELU, as in the official blocks
+
+
+@strict
+class CastConfig(PretrainedConfig):
+    r"""
+    Configuration of a CAST model ([`CastModel`], [`CastForImageClassification`]). Instantiating it with the
+    defaults gives the architecture of the official `cast_base` checkpoint.
+
+    Args:
+        hidden_size (`int`, *optional*, defaults to 768):
+            Width of the tokens. Must be divisible by `num_attention_heads`, `pooling_num_attention_heads`, 8 (the
+            ConvStem's first width is `hidden_size / 8`) and 4 (the 2-D sin-cos position embedding).
+        num_attention_heads (`int`, *optional*, defaults to 12):
+            Attention heads in each transformer block.
+        depths (`list[int]`, *optional*, defaults to `[3, 3, 3, 2]`):
+            Transformer blocks per stage. Each stage ends with a graph pooling step.
+        num_segments (`list[int]`, *optional*, defaults to `[64, 32, 16, 8]`):
+            Segments kept by the graph pooling of each stage; strictly decreasing. The last stage's pooling only
+            assigns tokens to segments (it yields the coarsest level of the hierarchy).
+        mlp_ratio (`float`, *optional*, defaults to 4.0):
+            Width of the block MLPs relative to `hidden_size`.
+        qkv_bias (`bool`, *optional*, defaults to `True`):
+            Whether the fused query/key/value projections have a bias.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation of the block and pooling MLPs (exact GELU).
+        hidden_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout after attention and MLP projections in the blocks.
+        attention_probs_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout on the attention probabilities.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-6):
+            Epsilon of the block, grouping and final LayerNorms.
+        image_size (`int` or `list[int]`, *optional*, defaults to 224):
+            Training resolution. The position embedding is computed for the actual input grid, so other sizes that
+            are multiples of `patch_size` also work.
+        num_channels (`int`, *optional*, defaults to 3):
+            Input channels.
+        patch_size (`int`, *optional*, defaults to 8):
+            Total stride of the convolutional stem (a power of two between 2 and 16; the official stem uses 8).
+        initializer_range (`float`, *optional*, defaults to 0.01):
+            Standard deviation of the normal initialisation of the classifier head (the official linear-probing
+            initialisation) and of the grouping centering bias.
+        batch_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of the stem BatchNorms.
+        pooling_num_attention_heads (`int`, *optional*, defaults to 12):
+            Heads of the attention inside graph pooling (fixed to 12 in the official code, whatever the block heads).
+        pooling_mlp_ratio (`float`, *optional*, defaults to 4.0):
+            Width of the pooling feature MLP relative to `hidden_size`.
+        pooling_layer_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of the two LayerNorms of the pooling feature MLP.
+        pooling_dropout_prob (`float`, *optional*, defaults to 0.1):
+            Dropout inside the pooling feature MLP (training only).
+        assignment_temperature (`float`, *optional*, defaults to 0.2):
+            Temperature of the soft assignment: logits are cosine similarities divided by it.
+
+    Example:
+
+    ```python
+    >>> from modeling_cast import CastConfig, CastModel
+    >>> config = CastConfig(hidden_size=384, depths=[3, 3, 3, 2])  # cast-small
+    >>> model = CastModel(config)
+    ```
+    """
+
+    model_type = "cast"
+    keys_to_ignore_at_inference = ["hidden_states", "attentions", "hierarchy", "assignment_logits", "seed_indices"]
+
+    hidden_size: int = 768
+    num_attention_heads: int = 12
+    depths: list[int] | tuple[int, ...] = (3, 3, 3, 2)
+    num_segments: list[int] | tuple[int, ...] = (64, 32, 16, 8)
+    mlp_ratio: float | int = 4.0
+    qkv_bias: bool = True
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float | int = 0.0
+    attention_probs_dropout_prob: float | int = 0.0
+    layer_norm_eps: float = 1e-6
+    image_size: int | list[int] | tuple[int, int] = 224
+    num_channels: int = 3
+    patch_size: int = 8
+    initializer_range: float = 0.01
+    batch_norm_eps: float = 1e-5
+    pooling_num_attention_heads: int = 12
+    pooling_mlp_ratio: float | int = 4.0
+    pooling_layer_norm_eps: float = 1e-5
+    pooling_dropout_prob: float | int = 0.1
+    assignment_temperature: float = 0.2
+
+    def __post_init__(self, **kwargs):
+        # lists, not tuples: a JSON round trip must compare equal
+        self.depths = list(self.depths)
+        self.num_segments = list(self.num_segments)
+        if not isinstance(self.image_size, int):
+            self.image_size = list(self.image_size)
+        self._check_architecture()
+        super().__post_init__(**kwargs)
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """Total number of transformer blocks (derived from `depths`)."""
+        return sum(self.depths)
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.depths)
+
+    def _check_architecture(self) -> None:
+        for name in ("hidden_size", "num_attention_heads", "pooling_num_attention_heads", "num_channels", "patch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"`{name}` must be an int, got {value!r} ({type(value).__name__})")
+        _check_int_list("depths", self.depths, minimum=1)
+        _check_int_list("num_segments", self.num_segments, minimum=1)
+        if len(self.depths) != len(self.num_segments):
+            raise ValueError(
+                f"`depths` and `num_segments` must have one entry per stage, got {len(self.depths)} depths "
+                f"{self.depths} and {len(self.num_segments)} segment counts {self.num_segments}"
+            )
+        if any(fine <= coarse for fine, coarse in zip(self.num_segments, self.num_segments[1:])):
+            raise ValueError(f"`num_segments` must be strictly decreasing, got {self.num_segments}")
+        for name in ("hidden_size", "num_attention_heads", "pooling_num_attention_heads", "num_channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
+        for name, divisor in (
+            ("num_attention_heads", self.num_attention_heads),
+            ("pooling_num_attention_heads", self.pooling_num_attention_heads),
+        ):
+            if self.hidden_size % divisor:
+                raise ValueError(
+                    f"`hidden_size` must be divisible by `{name}` ({divisor}), got hidden_size={self.hidden_size}"
+                )
+        if self.hidden_size % 8:
+            raise ValueError(
+                f"`hidden_size` must be divisible by 8 (the stem widths are hidden_size/8, /4, /2), "
+                f"got {self.hidden_size}"
+            )
+        valid_patch_sizes = [2**i for i in range(1, _STEM_CONVOLUTIONS + 1)]
+        if self.patch_size not in valid_patch_sizes:
+            raise ValueError(f"`patch_size` must be one of {valid_patch_sizes} (stem stride), got {self.patch_size}")
+        sizes = [self.image_size] * 2 if isinstance(self.image_size, int) else self.image_size
+        if len(sizes) != 2 or any(s < self.patch_size or s % self.patch_size for s in sizes):
+            raise ValueError(
+                f"`image_size` must be an int or (height, width), each a positive multiple of patch_size="
+                f"{self.patch_size}, got {self.image_size}"
+            )
+        if self.hidden_act not in _SUPPORTED_ACTIVATIONS:
+            raise ValueError(f"`hidden_act` must be one of {_SUPPORTED_ACTIVATIONS}, got {self.hidden_act!r}")
+        for name in ("mlp_ratio", "pooling_mlp_ratio", "layer_norm_eps", "pooling_layer_norm_eps",
+                     "batch_norm_eps", "assignment_temperature", "initializer_range"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "pooling_dropout_prob"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}")
+
+    @classmethod
+    def from_preset(cls, name: str, **kwargs) -> "CastConfig":
+        """Build the configuration of a released architecture (`cast-small`, `cast-small-deep`, `cast-base`,
+        `cast-base-deep`); keyword arguments override preset values."""
+        if name not in CAST_PRESETS:
+            raise ValueError(f"`name` must be one of {sorted(CAST_PRESETS)}, got {name!r}")
+        return cls(**{**CAST_PRESETS[name], **kwargs})
+
+
+def _check_int_list(name: str, values: list, minimum: int) -> None:
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"`{name}` must be a non-empty list of ints, got {values!r}")
+    if min(values) < minimum:
+        raise ValueError(f"every entry of `{name}` must be >= {minimum}, got {values}")

@@ -1,0 +1,612 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""PyTorch CAST model.
+
+CAST (Ke, Mo, Yu, ICLR 2024) is a Vision Transformer whose tokens are superpixels. After the transformer blocks
+of each stage, graph pooling groups the tokens into fewer segments; composing the groupings across stages gives
+a hierarchical segmentation of the image.
+
+Shape legend for comments: B = batch, N = tokens of a stage (class token excluded), K = segments kept by that
+stage's pooling, C = hidden size, L = levels (stages), H/W = input pixels, h/w = stem grid (H / patch_size).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs, can_return_tuple, logging
+from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
+
+from .configuration_cast import CastConfig
+from .graph_pooling_cast import (
+    compose_token_labels,
+    farthest_point_sampling,
+    pixels_to_tokens,
+    segment_mean,
+    sincos_position_embedding,
+)
+
+logger = logging.get_logger(__name__)
+
+__all__ = [
+    "CastPreTrainedModel",
+    "CastModel",
+    "CastForImageClassification",
+    "CastModelOutput",
+    "CastImageClassifierOutput",
+]
+
+# The official class token is initialised from N(0, 1e-6^2) (MoCo-v3 ViT recipe, kept by CAST).
+_CLASS_TOKEN_INIT_STD = 1e-6
+
+
+@dataclass
+class CastModelOutput(ModelOutput):
+    r"""
+    Output of [`CastModel`].
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, 1 + num_segments[-2], hidden_size)`):
+            Class token followed by the tokens of the last stage, after its transformer blocks and the final
+            LayerNorm. (With a single stage: the superpixel tokens.)
+        pooler_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+            The class token after the final LayerNorm: the image feature that the classifier reads.
+        hierarchy (`torch.LongTensor` of shape `(batch_size, num_levels, height, width)`):
+            Hierarchical segmentation: the segment id of every input pixel at each level, finest level first
+            (level `l` has ids in `[0, num_segments[l])`). Every segment of a level lies inside exactly one segment
+            of the next coarser level.
+        assignment_logits (`tuple(torch.FloatTensor)`, *optional*, returned when `output_assignments=True`):
+            One tensor per level of shape `(batch_size, num_tokens_l, num_segments[l])`: the grouping logits
+            (cosine similarity / `assignment_temperature`) of each token of level `l` to the segments of level
+            `l + 1`. At the first level, `num_tokens_l` is the largest superpixel count in the batch; rows beyond an
+            image's own count are padding and set to 0.
+        seed_indices (`tuple(torch.LongTensor)`, *optional*, returned when `output_assignments=True`):
+            One tensor per level of shape `(batch_size, num_segments[l])`: the token indices chosen by farthest
+            point sampling as segment seeds.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            Input of the first transformer block and output of every block, each of shape
+            `(batch_size, 1 + num_tokens, hidden_size)`; the token count shrinks from stage to stage.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True` (eager attention)):
+            Attention probabilities of every transformer block, `(batch_size, num_heads, 1 + num_tokens, 1 + num_tokens)`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    hierarchy: torch.LongTensor | None = None
+    assignment_logits: tuple[torch.FloatTensor, ...] | None = None
+    seed_indices: tuple[torch.LongTensor, ...] | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class CastImageClassifierOutput(ModelOutput):
+    r"""
+    Output of [`CastForImageClassification`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is provided):
+            Classification (or regression if `config.num_labels == 1`) loss.
+        logits (`torch.FloatTensor` of shape `(batch_size, config.num_labels)`):
+            Classification scores (before softmax).
+        hierarchy (`torch.LongTensor` of shape `(batch_size, num_levels, height, width)`):
+            See [`CastModelOutput`].
+        assignment_logits (`tuple(torch.FloatTensor)`, *optional*, returned when `output_assignments=True`):
+            See [`CastModelOutput`].
+        seed_indices (`tuple(torch.LongTensor)`, *optional*, returned when `output_assignments=True`):
+            See [`CastModelOutput`].
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            See [`CastModelOutput`].
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            See [`CastModelOutput`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    hierarchy: torch.LongTensor | None = None
+    assignment_logits: tuple[torch.FloatTensor, ...] | None = None
+    seed_indices: tuple[torch.LongTensor, ...] | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class CastGroupingOutput(ModelOutput):
+    """Result of one graph pooling step (internal)."""
+
+    assignment_logits: torch.FloatTensor | None = None
+    seed_indices: torch.LongTensor | None = None
+    segment_tokens: torch.FloatTensor | None = None
+    class_token: torch.FloatTensor | None = None
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Unpack[TransformersKwargs],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    attn_weights = torch.matmul(query, key.transpose(-2, -1)) * scaling
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            attn_weights = attn_weights.masked_fill(~attention_mask, torch.finfo(attn_weights.dtype).min)
+        else:
+            attn_weights = attn_weights + attention_mask
+    # softmax in at least float32 (half precision overflows), without degrading float64 runs
+    softmax_dtype = torch.promote_types(query.dtype, torch.float32)
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=softmax_dtype).to(query.dtype)
+    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+class CastAttention(nn.Module):
+    """Multi-head self-attention with a fused query/key/value projection (timm layout: q, k, v, heads contiguous)."""
+
+    def __init__(self, config: CastConfig, num_heads: int, qkv_bias: bool):
+        super().__init__()
+        self.config = config
+        self.num_heads = num_heads
+        self.head_dim = config.hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
+        self.dropout_prob = config.attention_probs_dropout_prob
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=qkv_bias)
+        self.proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.proj_dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size, num_tokens, hidden_size = hidden_states.shape
+        qkv = self.qkv(hidden_states).view(batch_size, num_tokens, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.dropout_prob if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(batch_size, num_tokens, hidden_size)
+        return self.proj_dropout(self.proj(attn_output)), attn_weights
+
+
+class CastMLP(nn.Module):
+    def __init__(self, config: CastConfig):
+        super().__init__()
+        intermediate_size = int(config.hidden_size * config.mlp_ratio)
+        self.fc1 = nn.Linear(config.hidden_size, intermediate_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.dropout(self.activation(self.fc1(hidden_states)))
+        return self.dropout(self.fc2(hidden_states))
+
+
+class CastLayer(GradientCheckpointingLayer):
+    """Pre-norm transformer block: x + Attn(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, config: CastConfig):
+        super().__init__()
+        self.layernorm_before = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = CastAttention(config, config.num_attention_heads, config.qkv_bias)
+        self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = CastMLP(config)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs]
+    ) -> torch.Tensor:
+        attention_output, _ = self.attention(self.layernorm_before(hidden_states), attention_mask, **kwargs)
+        hidden_states = hidden_states + attention_output
+        return hidden_states + self.mlp(self.layernorm_after(hidden_states))
+
+
+class CastConvStem(nn.Module):
+    """Convolutional stem: four 3x3 conv-BN-ReLU (widths C/8, C/4, C/2, C; the first log2(patch_size) with stride
+    2) and a 1x1 projection with bias."""
+
+    def __init__(self, config: CastConfig):
+        super().__init__()
+        num_strided = int(math.log2(config.patch_size))
+        widths = [config.num_channels] + [config.hidden_size // factor for factor in (8, 4, 2, 1)]
+        self.layers = nn.ModuleList()
+        for index, (in_channels, out_channels) in enumerate(zip(widths, widths[1:])):
+            stride = 2 if index < num_strided else 1
+            self.layers.append(
+                nn.Sequential(
+                    nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False),
+                    nn.BatchNorm2d(out_channels, eps=config.batch_norm_eps),
+                    nn.ReLU(inplace=True),
+                )
+            )
+        self.projection = nn.Conv2d(config.hidden_size, config.hidden_size, kernel_size=1)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        hidden_states = pixel_values
+        for layer in self.layers:
+            hidden_states = layer(hidden_states)
+        return self.projection(hidden_states)
+
+
+class CastEmbeddings(nn.Module):
+    """Superpixel tokens: stem features plus a sin-cos position embedding, averaged over each superpixel's cells
+    of the stem grid, and the class token."""
+
+    def __init__(self, config: CastConfig):
+        super().__init__()
+        self.patch_size = config.patch_size
+        self.patch_embeddings = CastConvStem(config)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        image_size = config.image_size if isinstance(config.image_size, list) else [config.image_size] * 2
+        self.training_grid = tuple(size // config.patch_size for size in image_size)
+        # Fixed sin-cos table of the training grid, kept as a (frozen) buffer so that converted checkpoints use
+        # exactly the table the official model was run with; other grids get the table computed for them.
+        self.register_buffer(
+            "position_embeddings", sincos_position_embedding(*self.training_grid, config.hidden_size), persistent=True
+        )
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def position_embedding(self, grid_height: int, grid_width: int) -> torch.Tensor:
+        """Sin-cos position embedding of an (grid_height, grid_width) stem grid, (h * w, C)."""
+        if (grid_height, grid_width) == self.training_grid:
+            return self.position_embeddings
+        return sincos_position_embedding(
+            grid_height, grid_width, self.position_embeddings.shape[-1], device=self.position_embeddings.device
+        )
+
+    def forward(self, pixel_values: torch.Tensor, superpixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features = self.patch_embeddings(pixel_values)
+        batch_size, hidden_size, grid_height, grid_width = features.shape
+        # Each stem cell takes the superpixel id of its top-left pixel (PyTorch legacy "nearest" downsampling, as
+        # in the official code); ids that never fall on that lattice vanish from the grid.
+        grid_ids = superpixels[:, :: self.patch_size, :: self.patch_size]
+        token_counts = grid_ids.flatten(1).amax(dim=1) + 1  # an image's tokens: ids up to its largest surviving id
+        num_tokens = int(token_counts.max())
+        position = self.position_embedding(grid_height, grid_width)
+        features = features.flatten(2).transpose(1, 2) + position.to(features.dtype)
+        tokens, cell_counts = segment_mean(features, grid_ids.flatten(1), num_tokens)
+        tokens = self.dropout(tokens)
+        cls_token = self.cls_token.expand(batch_size, -1, -1)
+        return cls_token, tokens, grid_ids, token_counts, cell_counts
+
+
+class CastGraphPooling(nn.Module):
+    """Graph pooling: groups N tokens into K segments around farthest-point-sampled seeds.
+
+    A centering block (LayerNorm, attention, subtraction of the token mean, learned bias) makes grouping features;
+    their cosine similarity to the seeds' features, divided by a temperature, gives the assignment logits. If
+    `pool_features`, the tokens (after a LayerNorm-Linear-GELU feature MLP) are averaged with the soft assignment
+    and projected back (LayerNorm-Linear) into K segment tokens, with a residual from the seed tokens; the class
+    token goes through the same MLPs with its own residual.
+    """
+
+    def __init__(self, config: CastConfig, num_segments: int, pool_features: bool):
+        super().__init__()
+        self.num_segments = num_segments
+        self.assignment_scale = 1.0 / config.assignment_temperature
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = CastAttention(config, config.pooling_num_attention_heads, qkv_bias=True)
+        self.centering_bias = nn.Parameter(torch.zeros(config.hidden_size))
+        self.pool_features = pool_features
+        if pool_features:
+            pooled_size = int(config.hidden_size * config.pooling_mlp_ratio)
+            self.feature_norm = nn.LayerNorm(config.hidden_size, eps=config.pooling_layer_norm_eps)
+            self.feature_projection = nn.Linear(config.hidden_size, pooled_size)
+            self.activation = ACT2FN[config.hidden_act]
+            self.dropout = nn.Dropout(config.pooling_dropout_prob)
+            self.output_norm = nn.LayerNorm(pooled_size, eps=config.pooling_layer_norm_eps)
+            self.output_projection = nn.Linear(pooled_size, config.hidden_size)
+
+    def forward(
+        self,
+        class_token: torch.Tensor,
+        tokens: torch.Tensor,
+        token_mask: torch.Tensor | None,
+        seed_candidate_mask: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+    ) -> CastGroupingOutput:
+        """`token_mask` (B, N): True for an image's own tokens (None: all); `seed_candidate_mask` (B, N): tokens
+        that may become seeds (None: all); `attention_mask`: the attention-implementation form of `token_mask`."""
+        batch_size, num_tokens, hidden_size = tokens.shape
+        seed_indices = farthest_point_sampling(tokens, seed_candidate_mask, self.num_segments)
+
+        attention_output, _ = self.attention(self.layernorm(tokens), attention_mask)
+        grouping = tokens + attention_output
+        if token_mask is None:
+            token_mean = grouping.mean(dim=1, keepdim=True)
+        else:
+            weights = token_mask.unsqueeze(-1).to(grouping.dtype)
+            token_mean = (grouping * weights).sum(dim=1, keepdim=True) / weights.sum(dim=1, keepdim=True)
+        grouping = grouping - token_mean + self.centering_bias
+
+        seed_index = seed_indices.unsqueeze(-1).expand(-1, -1, hidden_size)
+        seed_grouping = torch.gather(grouping, 1, seed_index)
+        assignment_logits = self.assignment_scale * torch.matmul(
+            F.normalize(grouping, dim=-1), F.normalize(seed_grouping, dim=-1).transpose(1, 2)
+        )  # (B, N, K)
+        if token_mask is not None:
+            assignment_logits = assignment_logits.masked_fill(~token_mask.unsqueeze(-1), 0.0)
+        if not self.pool_features:
+            return CastGroupingOutput(assignment_logits=assignment_logits, seed_indices=seed_indices)
+
+        assignment = assignment_logits.softmax(dim=-1)
+        if token_mask is not None:
+            assignment = assignment * token_mask.unsqueeze(-1).to(assignment.dtype)
+        pooled = self.dropout(self.activation(self.feature_projection(self.feature_norm(torch.cat([class_token, tokens], 1)))))
+        pooled_class, pooled_tokens = pooled[:, :1], pooled[:, 1:]
+        segments = torch.matmul(assignment.transpose(1, 2), pooled_tokens) / assignment.sum(dim=1).unsqueeze(-1)
+        projected = self.output_projection(self.output_norm(torch.cat([pooled_class, segments], 1)))
+        segment_tokens = projected[:, 1:] + torch.gather(tokens, 1, seed_index)
+        return CastGroupingOutput(
+            assignment_logits=assignment_logits,
+            seed_indices=seed_indices,
+            segment_tokens=segment_tokens,
+            class_token=projected[:, :1] + class_token,
+        )
+
+
+class CastStage(nn.Module):
+    def __init__(self, config: CastConfig, stage_index: int):
+        super().__init__()
+        self.layers = nn.ModuleList([CastLayer(config) for _ in range(config.depths[stage_index])])
+        is_last = stage_index == config.num_stages - 1
+        # The last stage's pooling only yields the coarsest level: its pooled tokens would reach no output.
+        self.pooling = CastGraphPooling(config, config.num_segments[stage_index], pool_features=not is_last)
+
+
+class CastEncoder(nn.Module):
+    def __init__(self, config: CastConfig):
+        super().__init__()
+        self.config = config
+        self.stages = nn.ModuleList([CastStage(config, index) for index in range(config.num_stages)])
+
+    def forward(
+        self,
+        class_token: torch.Tensor,
+        tokens: torch.Tensor,
+        token_mask: torch.Tensor | None,
+        seed_candidate_mask: torch.Tensor | None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor, list[CastGroupingOutput]]:
+        groupings = []
+        for stage in self.stages:
+            hidden_states = torch.cat([class_token, tokens], dim=1)
+            # Only the first stage can hold padding: pooling returns exactly K segments for every image.
+            block_mask = pooling_mask = None
+            if token_mask is not None:
+                with_class = F.pad(token_mask, (1, 0), value=True)
+                block_mask = create_bidirectional_mask(self.config, hidden_states, with_class)
+                pooling_mask = create_bidirectional_mask(self.config, tokens, token_mask)
+            for layer in stage.layers:
+                hidden_states = layer(hidden_states, block_mask, **kwargs)
+            class_token, tokens = hidden_states[:, :1], hidden_states[:, 1:]
+            grouping = stage.pooling(class_token, tokens, token_mask, seed_candidate_mask, pooling_mask)
+            groupings.append(grouping)
+            if grouping.segment_tokens is not None:
+                class_token, tokens = grouping.class_token, grouping.segment_tokens
+                token_mask = seed_candidate_mask = None
+        return hidden_states, groupings
+
+
+class CastPreTrainedModel(PreTrainedModel):
+    config: CastConfig
+    config_class = CastConfig
+    base_model_prefix = "cast"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["CastEmbeddings", "CastLayer", "CastGraphPooling"]
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _supports_attention_backend = True
+    _can_record_outputs = {
+        "hidden_states": CastLayer,
+        # only the transformer blocks' attention, not the one inside graph pooling
+        "attentions": OutputRecorder(CastAttention, index=1, layer_name="attention"),
+    }
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Official initialisation (MoCo-v3 ViT recipe used by CAST); children are visited before parents."""
+        if isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # PyTorch's default Conv2d initialisation
+            if module.bias is not None:
+                fan_in = module.weight[0].numel()
+                init.uniform_(module.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        elif isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            if isinstance(module, nn.BatchNorm2d):
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, CastAttention):
+            # fused qkv: Xavier bound of each of q, k, v separately
+            bound = math.sqrt(6.0 / (module.qkv.out_features / 3 + module.qkv.in_features))
+            init.uniform_(module.qkv.weight, -bound, bound)
+        elif isinstance(module, CastEmbeddings):
+            init.normal_(module.cls_token, std=_CLASS_TOKEN_INIT_STD)
+            table = sincos_position_embedding(*module.training_grid, self.config.hidden_size)
+            init.copy_(module.position_embeddings, table.to(module.position_embeddings.device))
+        elif isinstance(module, CastGraphPooling):
+            init.normal_(module.centering_bias, std=self.config.initializer_range)
+
+
+def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor | None, config: CastConfig) -> None:
+    if not isinstance(pixel_values, torch.Tensor):
+        raise TypeError(f"`pixel_values` must be a torch.Tensor of shape (batch, channels, height, width), got {type(pixel_values).__name__}")
+    if not pixel_values.is_floating_point():
+        raise TypeError(f"`pixel_values` must be a floating point tensor, got dtype {pixel_values.dtype}")
+    if pixel_values.ndim != 4 or pixel_values.shape[1] != config.num_channels:
+        raise ValueError(
+            f"`pixel_values` must have shape (batch, {config.num_channels}, height, width), got {tuple(pixel_values.shape)}"
+        )
+    height, width = pixel_values.shape[-2:]
+    patch = config.patch_size
+    if height < patch or width < patch or height % patch or width % patch:
+        raise ValueError(
+            f"`pixel_values` height and width must be positive multiples of patch_size={patch} (CastImageProcessor "
+            f"resizes to such sizes), got {height}x{width}"
+        )
+    if superpixels is None:
+        raise ValueError("`superpixels` is required: pass the `superpixels` returned by CastImageProcessor")
+    if not isinstance(superpixels, torch.Tensor):
+        raise TypeError(f"`superpixels` must be a torch.Tensor, got {type(superpixels).__name__}")
+    if superpixels.is_floating_point() or superpixels.is_complex() or superpixels.dtype == torch.bool:
+        raise TypeError(f"`superpixels` must be an integer tensor (int64), got dtype {superpixels.dtype}")
+    expected = (pixel_values.shape[0], height, width)
+    if tuple(superpixels.shape) != expected:
+        raise ValueError(
+            f"`superpixels` must have shape (batch, height, width) = {expected} to match `pixel_values`, "
+            f"got {tuple(superpixels.shape)}"
+        )
+    if not torch.compiler.is_compiling():
+        smallest, largest = int(superpixels.min()), int(superpixels.max())
+        if smallest < 0 or largest >= height * width:
+            raise ValueError(
+                f"`superpixels` ids must lie in [0, height*width) = [0, {height * width}), got ids from {smallest} to {largest}"
+            )
+        if not bool(torch.isfinite(pixel_values).all()):
+            raise ValueError("`pixel_values` must be finite, got NaN or infinite values")
+
+
+class CastModel(CastPreTrainedModel):
+    """The bare CAST encoder: superpixel tokens, transformer stages with graph pooling, final LayerNorm. Returns
+    the image feature (`pooler_output`) and the hierarchical segmentation of each image (`hierarchy`)."""
+
+    def __init__(self, config: CastConfig):
+        super().__init__(config)
+        self.embeddings = CastEmbeddings(config)
+        self.encoder = CastEncoder(config)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings.patch_embeddings
+
+    @merge_with_config_defaults
+    @capture_outputs(tie_last_hidden_states=False)
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        superpixels: torch.Tensor | None = None,
+        output_assignments: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> CastModelOutput:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+            Images as returned by [`CastImageProcessor`]; height and width must be multiples of `config.patch_size`.
+        superpixels (`torch.LongTensor` of shape `(batch_size, height, width)`):
+            Superpixel id of every pixel (non-negative; [`CastImageProcessor`] returns contiguous ids from 0). An
+            image's tokens are the ids up to its largest id that survives on the stem grid; ids below that which
+            vanish on the grid give empty tokens (zero features, never segment seeds), as in the official model.
+        output_assignments (`bool`, *optional*, defaults to `False`):
+            Also return the per-level `assignment_logits` and `seed_indices`.
+        """
+        _check_inputs(pixel_values, superpixels, self.config)
+        superpixels = superpixels.long()
+        class_token, tokens, grid_ids, token_counts, cell_counts = self.embeddings(pixel_values, superpixels)
+        num_tokens = tokens.shape[1]
+        token_mask = torch.arange(num_tokens, device=tokens.device) < token_counts.unsqueeze(1)  # (B, N)
+        seed_candidate_mask = cell_counts > 0  # empty tokens and padding are never seeds
+        has_padding = not bool(token_mask.all())
+        hidden_states, groupings = self.encoder(
+            class_token, tokens, token_mask if has_padding else None, seed_candidate_mask, **kwargs
+        )
+        last_hidden_state = self.layernorm(hidden_states)
+
+        assignment_logits = tuple(grouping.assignment_logits for grouping in groupings)
+        token_labels = compose_token_labels(assignment_logits)  # (B, L, N)
+        pixel_tokens = pixels_to_tokens(superpixels, grid_ids, token_counts).flatten(1)  # (B, H*W)
+        hierarchy = torch.gather(token_labels, 2, pixel_tokens.unsqueeze(1).expand(-1, token_labels.shape[1], -1))
+        hierarchy = hierarchy.view(*hierarchy.shape[:2], *superpixels.shape[-2:])
+        return_assignments = bool(output_assignments)
+        return CastModelOutput(
+            last_hidden_state=last_hidden_state,
+            pooler_output=last_hidden_state[:, 0],
+            hierarchy=hierarchy,
+            assignment_logits=assignment_logits if return_assignments else None,
+            seed_indices=tuple(grouping.seed_indices for grouping in groupings) if return_assignments else None,
+        )
+
+
+class CastForImageClassification(CastPreTrainedModel):
+    """CAST with a linear classifier on the final class token."""
+
+    def __init__(self, config: CastConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.cast = CastModel(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if module is getattr(self, "classifier", None) and isinstance(module, nn.Linear):
+            # the official linear-probing head: N(0, 0.01^2) weights, zero bias
+            init.normal_(module.weight, std=self.config.initializer_range)
+            init.zeros_(module.bias)
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        superpixels: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_assignments: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> CastImageClassifierOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Labels for the classification loss, in `[0, config.num_labels)`; with `config.num_labels == 1` a
+            regression loss (mean squared error) is computed.
+        See [`CastModel.forward`] for the other arguments.
+        """
+        outputs: CastModelOutput = self.cast(
+            pixel_values, superpixels, output_assignments=output_assignments, return_dict=True, **kwargs
+        )
+        logits = self.classifier(outputs.pooler_output)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
+        return CastImageClassifierOutput(
+            loss=loss,
+            logits=logits,
+            hierarchy=outputs.hierarchy,
+            assignment_logits=outputs.assignment_logits,
+            seed_indices=outputs.seed_indices,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )

@@ -1,0 +1,103 @@
+"""Make transformers' own common test mixins importable.
+
+The pip wheel of transformers ships no tests; its source distribution does. This module downloads the sdist
+of the *installed* transformers version with pip (once, into a cache folder), extracts the top-level test
+mixins into a package named ``transformers_tests`` and adds the small stand-ins for the sub-folders the sdist
+leaves out. Nothing from the sdist is committed to this repository.
+
+Usage inside a test module::
+
+    from hf_common_tests import import_common
+    test_modeling_common = import_common("test_modeling_common")
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import transformers
+
+__all__ = ["common_tests_root", "import_common"]
+
+PACKAGE = "transformers_tests"
+
+# Files the sdist's mixins import relatively but that the sdist does not contain. Each stand-in holds only
+# what the mixins read; the real ones hold exporter/generation tests that do not apply to a vision encoder.
+_STUBS = {
+    f"{PACKAGE}/__init__.py": "",
+    f"{PACKAGE}/exporters/__init__.py": "",
+    f"{PACKAGE}/exporters/test_export.py": "class ExportTesterMixin:\n    pass\n",
+    f"{PACKAGE}/generation/__init__.py": "",
+    f"{PACKAGE}/generation/test_utils.py": "class GenerationTesterMixin:\n    pass\n",
+    f"{PACKAGE}/utils/__init__.py": "",
+    f"{PACKAGE}/utils/test_configuration_utils.py": (
+        "config_common_kwargs = {\n"
+        '    "return_dict": False, "output_hidden_states": True, "output_attentions": True,\n'
+        '    "dtype": "float16", "chunk_size_feed_forward": 5, "architectures": ["BertModel"],\n'
+        '    "id2label": {0: "label"}, "label2id": {"label": "0"}, "problem_type": "regression",\n'
+        "}\n"
+    ),
+    # test_image_processing_common appends <root>/utils to sys.path for this hub helper; offline, URLs stay as is.
+    "utils/fetch_hub_objects_for_ci.py": "def url_to_local_path(url, *args, **kwargs):\n    return url\n",
+}
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("CAST_TEST_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(base) / "cast-transformers" / f"transformers-{transformers.__version__}-tests"
+
+
+def _download_sdist(destination: Path) -> Path:
+    version = transformers.__version__
+    command = [
+        sys.executable, "-m", "pip", "download", f"transformers=={version}",
+        "--no-binary", ":all:", "--no-deps", "--quiet", "-d", str(destination),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    archives = sorted(destination.glob("transformers-*.tar.gz"))
+    if result.returncode != 0 or not archives:
+        raise RuntimeError(
+            f"could not fetch the transformers {version} source distribution with pip "
+            f"(exit {result.returncode}): {result.stderr.strip()[-2000:]}"
+        )
+    return archives[0]
+
+
+def common_tests_root() -> Path:
+    """Return a folder holding the ``transformers_tests`` package, fetching it on first use."""
+    root = _cache_dir()
+    marker = root / ".complete"
+    if marker.exists():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = _download_sdist(Path(tmp))
+        package = root / PACKAGE
+        package.mkdir(exist_ok=True)
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                parts = Path(member.name).parts
+                # keep only <sdist>/tests/<file>.py: the mixins, not the per-model test folders
+                if len(parts) == 3 and parts[1] == "tests" and parts[2].endswith(".py") and member.isfile():
+                    source = tar.extractfile(member)
+                    (package / parts[2]).write_bytes(source.read())
+    for relative, text in _STUBS.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    marker.write_text(transformers.__version__)
+    return root
+
+
+def import_common(module: str):
+    """Import ``transformers_tests.<module>`` from the cached sdist."""
+    root = str(common_tests_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module(f"{PACKAGE}.{module}")
