@@ -36,8 +36,8 @@ ORIGINAL_TO_CONVERTED_KEY_MAPPING = {
         r"^mlp\.": "mlp.",
     },
     "pool": {
-        r"^centroid_fc\.norm\.": "layernorm.",
-        r"^centroid_fc\.attn\.": "attention.",
+        r"^centroid_fc\.norm\.": "grouping_norm.",
+        r"^centroid_fc\.attn\.": "grouping_attention.",
         r"^centroid_fc\.bias$": "centering_bias",
         r"^fc1\.0\.": "feature_norm.",
         r"^fc1\.1\.": "feature_projection.",

@@ -310,8 +310,8 @@ class CastGraphPooling(nn.Module):
         super().__init__()
         self.num_segments = num_segments
         self.assignment_scale = 1.0 / config.assignment_temperature
-        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.attention = CastAttention(config, config.pooling_num_attention_heads, qkv_bias=True)
+        self.grouping_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.grouping_attention = CastAttention(config, config.pooling_num_attention_heads, qkv_bias=True)
         self.centering_bias = nn.Parameter(torch.zeros(config.hidden_size))
         self.pool_features = pool_features
         if pool_features:
@@ -336,7 +336,7 @@ class CastGraphPooling(nn.Module):
         batch_size, num_tokens, hidden_size = tokens.shape
         seed_indices = farthest_point_sampling(tokens, seed_candidate_mask, self.num_segments)
 
-        attention_output, _ = self.attention(self.layernorm(tokens), attention_mask)
+        attention_output, _ = self.grouping_attention(self.grouping_norm(tokens), attention_mask)
         grouping = tokens + attention_output
         if token_mask is None:
             token_mean = grouping.mean(dim=1, keepdim=True)

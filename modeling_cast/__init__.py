@@ -1,0 +1,49 @@
+"""cast-transformers: CAST (Ke, Mo, Yu, ICLR 2024) for Hugging Face Transformers.
+
+`import modeling_cast` registers the "cast" model type with the Auto classes and re-exports the image processor,
+so that `AutoModel.from_pretrained(...)`, `AutoImageProcessor.from_pretrained(...)` and `pipeline(...)` find CAST.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+)
+
+from processing import CastImageProcessor
+
+from .configuration_cast import CAST_PRESETS, CastConfig
+from .convert_cast_original_to_hf import convert_state_dict, infer_config
+from .modeling_cast import (
+    CastForImageClassification,
+    CastImageClassifierOutput,
+    CastModel,
+    CastModelOutput,
+    CastPreTrainedModel,
+)
+
+__all__ = [
+    "CAST_PRESETS",
+    "CastConfig",
+    "CastForImageClassification",
+    "CastImageClassifierOutput",
+    "CastImageProcessor",
+    "CastModel",
+    "CastModelOutput",
+    "CastPreTrainedModel",
+    "convert_state_dict",
+    "infer_config",
+]
+
+AutoConfig.register(CastConfig.model_type, CastConfig, exist_ok=True)
+AutoModel.register(CastConfig, CastModel, exist_ok=True)
+AutoModelForImageClassification.register(CastConfig, CastForImageClassification, exist_ok=True)
+AutoImageProcessor.register(CastConfig, image_processor_classes={"pil": CastImageProcessor}, exist_ok=True)
+
+# Saved folders carry the flat code files and an `auto_map`, so they load with `trust_remote_code=True` where this
+# package is not installed.
+CastConfig.register_for_auto_class()
+CastModel.register_for_auto_class("AutoModel")
+CastForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+CastImageProcessor.register_for_auto_class("AutoImageProcessor")

@@ -1,0 +1,61 @@
+"""Shared test set-up: offline Hugging Face hub, deterministic seeds, tiny CAST configurations and inputs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+FIXTURES = TESTS_DIR / "fixtures"
+SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
+
+for path in (str(REPO_ROOT), str(TESTS_DIR)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def tiny_config_kwargs(**overrides) -> dict:
+    """A CAST small enough for unit tests: 32 wide, two stages of one block, 6 then 3 segments."""
+    kwargs = dict(
+        hidden_size=32,
+        num_attention_heads=4,
+        pooling_num_attention_heads=4,
+        depths=[1, 1],
+        num_segments=[6, 3],
+        mlp_ratio=37 / 32,
+        image_size=32,
+        num_labels=3,
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+def block_superpixels(batch_size: int, height: int, width: int, block: int = 8, seed: int = 0) -> torch.Tensor:
+    """Superpixel maps made of block x block squares with shuffled ids 0..K-1 (every id survives on the grid)."""
+    generator = torch.Generator().manual_seed(seed)
+    rows, cols = height // block, width // block
+    maps = []
+    for _ in range(batch_size):
+        ids = torch.randperm(rows * cols, generator=generator).view(rows, cols)
+        maps.append(ids.repeat_interleave(block, 0).repeat_interleave(block, 1))
+    return torch.stack(maps)
+
+
+@pytest.fixture
+def tiny_config():
+    from modeling_cast import CastConfig
+
+    return CastConfig(**tiny_config_kwargs())
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

@@ -1,0 +1,271 @@
+"""CastModel / CastForImageClassification: transformers' common model tests plus CAST-specific behaviour."""
+
+from __future__ import annotations
+
+import unittest
+
+import pytest
+import torch
+from conftest import block_superpixels, tiny_config_kwargs
+from hf_common_tests import import_common
+
+from modeling_cast import CastConfig, CastForImageClassification, CastModel
+
+common = import_common("test_modeling_common")
+config_common = import_common("test_configuration_common")
+
+# The mixin decides "base model" / "classification" from transformers' static mapping names, which cannot know a
+# model registered from outside; extend them inside this test module only.
+common.MODEL_MAPPING_NAMES = {**common.MODEL_MAPPING_NAMES, "cast": "CastModel"}
+common.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES = {
+    **common.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+    "cast": "CastForImageClassification",
+}
+
+
+class CastModelTester:
+    def __init__(self, parent, batch_size=13, image_size=32, is_training=True, use_labels=True):
+        self.parent = parent
+        self.batch_size = batch_size
+        self.image_size = image_size
+        self.is_training = is_training
+        self.use_labels = use_labels
+        self.kwargs = tiny_config_kwargs(image_size=image_size)
+        self.num_channels = 3
+        self.hidden_size = self.kwargs["hidden_size"]
+        self.num_attention_heads = self.kwargs["num_attention_heads"]
+        self.num_hidden_layers = sum(self.kwargs["depths"])
+        self.num_labels = self.kwargs["num_labels"]
+        # every 8x8 cell is its own superpixel: (32 / 8)^2 tokens plus the class token at the first stage
+        self.seq_length = (image_size // 8) ** 2 + 1
+
+    def get_config(self) -> CastConfig:
+        return CastConfig(**self.kwargs, attn_implementation="eager")
+
+    def prepare_config_and_inputs(self):
+        pixel_values = common.floats_tensor([self.batch_size, self.num_channels, self.image_size, self.image_size])
+        superpixels = block_superpixels(self.batch_size, self.image_size, self.image_size)
+        labels = common.ids_tensor([self.batch_size], self.num_labels) if self.use_labels else None
+        return self.get_config(), pixel_values, superpixels, labels
+
+    def prepare_config_and_inputs_for_common(self):
+        config, pixel_values, superpixels, _ = self.prepare_config_and_inputs()
+        return config, {"pixel_values": pixel_values, "superpixels": superpixels}
+
+
+class CastModelTest(common.ModelTesterMixin, unittest.TestCase):
+    all_model_classes = (CastModel, CastForImageClassification)
+    additional_model_inputs = ["superpixels"]
+    test_resize_embeddings = False
+    test_torch_exportable = False
+    test_mismatched_shapes = False
+    test_can_init_all_missing_weights_before_2023 = True
+    has_attentions = True
+    # The last stage's grouping only produces the coarsest level of the hierarchy through an argmax, so its
+    # centering block receives no gradient from an image-level loss (official CAST freezes it for that reason).
+    test_all_params_have_gradient = False
+
+    def setUp(self):
+        self.model_tester = CastModelTester(self)
+        self.config_tester = config_common.ConfigTester(
+            self, config_class=CastConfig, has_text_modality=False, hidden_size=48, num_attention_heads=4
+        )
+
+    def test_config(self):
+        self.config_tester.run_common_tests()
+
+    @unittest.skip(reason="CAST has no inputs_embeds: tokens are built from pixels and superpixels")
+    def test_inputs_embeds(self):
+        pass
+
+    @unittest.skip(reason="CAST has no token embedding table (the test asserts nn.Embedding)")
+    def test_model_get_set_embeddings(self):
+        pass
+
+    @unittest.skip(reason="CAST has no inputs_embeds")
+    def test_inputs_embeds_matches_input_ids(self):
+        pass
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CAST-specific behaviour
+
+
+def _tiny_model(cls=CastForImageClassification, **overrides):
+    torch.manual_seed(0)
+    return cls(CastConfig(**tiny_config_kwargs(**overrides))).eval()
+
+
+def test_model_outputs_shapes_and_hierarchy_nesting():
+    model = _tiny_model(image_size=64, num_segments=[8, 4])
+    pixel_values = torch.randn(2, 3, 64, 64)
+    superpixels = block_superpixels(2, 64, 64)
+    with torch.no_grad():
+        out = model(pixel_values, superpixels, output_assignments=True)
+    assert out.logits.shape == (2, 3)
+    assert out.hierarchy.shape == (2, 2, 64, 64) and out.hierarchy.dtype == torch.int64
+    assert [t.shape for t in out.assignment_logits] == [(2, 64, 8), (2, 8, 4)]
+    assert [t.shape for t in out.seed_indices] == [(2, 8), (2, 4)]
+    for level, count in enumerate([8, 4]):
+        assert int(out.hierarchy[:, level].min()) >= 0 and int(out.hierarchy[:, level].max()) < count
+    # nesting: every fine segment lies inside exactly one coarse segment
+    for image in range(2):
+        fine, coarse = out.hierarchy[image, 0].flatten(), out.hierarchy[image, 1].flatten()
+        for segment in fine.unique():
+            assert coarse[fine == segment].unique().numel() == 1
+
+
+def test_model_superpixel_pixels_share_segment():
+    """All pixels of a superpixel get the same segment at every level."""
+    model = _tiny_model(image_size=64, num_segments=[8, 4])
+    superpixels = block_superpixels(1, 64, 64)
+    with torch.no_grad():
+        hierarchy = model(torch.randn(1, 3, 64, 64), superpixels).hierarchy
+    for segment_id in superpixels.unique():
+        inside = superpixels[0] == segment_id
+        assert hierarchy[0, :, inside].unique(dim=1).shape[1] == 1
+
+
+def test_model_batch_independence_with_different_superpixel_counts():
+    model = _tiny_model(image_size=64, num_segments=[8, 4])
+    pixel_values = torch.randn(3, 3, 64, 64)
+    superpixels = block_superpixels(3, 64, 64)
+    superpixels[1] = superpixels[1] // 2  # 32 superpixels
+    superpixels[2] = superpixels[2] // 5  # 13 superpixels
+    with torch.no_grad():
+        batched = model(pixel_values, superpixels, output_assignments=True)
+        for image in range(3):
+            alone = model(pixel_values[image : image + 1], superpixels[image : image + 1], output_assignments=True)
+            torch.testing.assert_close(batched.logits[image : image + 1], alone.logits, atol=1e-5, rtol=1e-5)
+            assert torch.equal(batched.hierarchy[image : image + 1], alone.hierarchy)
+            count = alone.assignment_logits[0].shape[1]
+            torch.testing.assert_close(
+                batched.assignment_logits[0][image : image + 1, :count], alone.assignment_logits[0], atol=1e-5, rtol=1e-5
+            )
+            assert torch.equal(batched.seed_indices[0][image : image + 1], alone.seed_indices[0])
+
+
+def test_model_non_square_input():
+    model = _tiny_model(image_size=[160, 224], num_segments=[16, 4])
+    pixel_values = torch.randn(2, 3, 160, 224)
+    superpixels = block_superpixels(2, 160, 224, block=16)
+    with torch.no_grad():
+        out = model(pixel_values, superpixels)
+        other = model(torch.randn(1, 3, 224, 160), block_superpixels(1, 224, 160, block=16))
+    assert out.hierarchy.shape == (2, 2, 160, 224)
+    assert other.hierarchy.shape == (1, 2, 224, 160)
+    assert torch.isfinite(out.logits).all() and torch.isfinite(other.logits).all()
+
+
+def test_model_uniform_image_has_valid_hierarchy():
+    """One superpixel (a uniform image) is fewer than the segment count: seeds repeat, the output stays valid and
+    every pixel is in segment 0 at every level."""
+    model = _tiny_model()
+    superpixels = torch.zeros(2, 32, 32, dtype=torch.long)
+    superpixels[1] = block_superpixels(1, 32, 32)[0]
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32), superpixels, output_assignments=True)
+        alone = model(torch.randn(1, 3, 32, 32), superpixels[:1])
+    assert torch.isfinite(out.logits).all() and torch.isfinite(alone.logits).all()
+    assert int(out.hierarchy[0].max()) == 0 and int(alone.hierarchy.max()) == 0
+    assert (out.seed_indices[0][0] == 0).all()
+
+
+def test_model_fewer_superpixels_than_segments():
+    model = _tiny_model(num_segments=[12, 3])
+    superpixels = block_superpixels(1, 32, 32) // 2  # 8 superpixels, 12 segments wanted
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 32, 32), superpixels, output_assignments=True)
+    assert torch.isfinite(out.logits).all()
+    assert out.seed_indices[0][0, :8].unique().numel() == 8  # every distinct token is a seed before any repeats
+    assert out.hierarchy[0, 0].unique().numel() <= 8
+
+
+def test_model_empty_and_vanished_superpixels():
+    """Ids that never hit the stem grid: below the image's largest surviving id they become empty tokens; above
+    it, their pixels take the segment of the grid cell they lie in."""
+    model = _tiny_model()
+    superpixels = block_superpixels(1, 32, 32)
+    superpixels[0, 3, 3:6] = 16  # a sliver off the sampling lattice with an id above every surviving id
+    superpixels[0, 9, 9] = superpixels[0, 8, 8].clone()  # keep the grid intact
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 32, 32), superpixels, output_assignments=True)
+    assert out.assignment_logits[0].shape[1] == 16  # id 16 has no token
+    cell_segment = out.hierarchy[0, :, 0, 0]
+    assert torch.equal(out.hierarchy[0, :, 3, 3], cell_segment)
+
+
+def test_model_eager_and_sdpa_agree():
+    pixel_values = torch.randn(2, 3, 64, 64)
+    superpixels = block_superpixels(2, 64, 64)
+    superpixels[1] //= 3  # padding in the batch exercises the attention masks
+    outputs = {}
+    for implementation in ("eager", "sdpa"):
+        torch.manual_seed(0)
+        model = CastForImageClassification(
+            CastConfig(**tiny_config_kwargs(image_size=64, num_segments=[8, 4]), attn_implementation=implementation)
+        ).eval()
+        with torch.no_grad():
+            outputs[implementation] = model(pixel_values, superpixels)
+    torch.testing.assert_close(outputs["eager"].logits, outputs["sdpa"].logits, atol=1e-5, rtol=1e-5)
+    assert torch.equal(outputs["eager"].hierarchy, outputs["sdpa"].hierarchy)
+
+
+def test_model_return_dict_false_matches_to_tuple():
+    model = _tiny_model()
+    inputs = {"pixel_values": torch.randn(2, 3, 32, 32), "superpixels": block_superpixels(2, 32, 32)}
+    with torch.no_grad():
+        as_dict = model(**inputs, output_assignments=True)
+        as_tuple = model(**inputs, output_assignments=True, return_dict=False)
+    assert len(as_tuple) == len(as_dict.to_tuple())
+    for left, right in zip(as_tuple, as_dict.to_tuple()):
+        if isinstance(left, tuple):
+            assert all(torch.equal(a, b) for a, b in zip(left, right))
+        else:
+            assert torch.equal(left, right)
+
+
+def test_model_gradients_reach_trainable_parameters():
+    model = _tiny_model().train()
+    out = model(torch.randn(2, 3, 32, 32), block_superpixels(2, 32, 32), labels=torch.tensor([0, 2]))
+    out.loss.backward()
+    last = f"cast.encoder.stages.{len(model.config.depths) - 1}.pooling."
+    without_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    # only the last stage's grouping (argmax-only, see test class) may receive no gradient
+    assert without_grad and all(name.startswith(last) for name in without_grad), without_grad
+
+
+def test_model_deterministic_in_eval():
+    model = _tiny_model()
+    inputs = {"pixel_values": torch.randn(2, 3, 32, 32), "superpixels": block_superpixels(2, 32, 32)}
+    with torch.no_grad():
+        first, second = model(**inputs), model(**inputs)
+    assert torch.equal(first.logits, second.logits) and torch.equal(first.hierarchy, second.hierarchy)
+
+
+def test_model_float64_runs():
+    model = _tiny_model().double()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 32, 32, dtype=torch.float64), block_superpixels(1, 32, 32))
+    assert out.logits.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("pixel_values", "superpixels", "error", "match"),
+    [
+        ([[0.0]], torch.zeros(1, 32, 32, dtype=torch.long), TypeError, "pixel_values"),
+        (torch.zeros(1, 3, 32, 32, dtype=torch.long), torch.zeros(1, 32, 32, dtype=torch.long), TypeError, "floating"),
+        (torch.zeros(1, 1, 32, 32), torch.zeros(1, 32, 32, dtype=torch.long), ValueError, r"pixel_values.*shape"),
+        (torch.zeros(1, 3, 36, 32), torch.zeros(1, 36, 32, dtype=torch.long), ValueError, "multiples of patch_size"),
+        (torch.zeros(1, 3, 32, 32), None, ValueError, "superpixels` is required"),
+        (torch.zeros(1, 3, 32, 32), torch.zeros(1, 32, 32), TypeError, "superpixels.*integer"),
+        (torch.zeros(1, 3, 32, 32), torch.zeros(2, 32, 32, dtype=torch.long), ValueError, r"superpixels.*shape"),
+        (torch.zeros(1, 3, 32, 32), torch.full((1, 32, 32), -1), ValueError, r"superpixels.*ids"),
+        (torch.zeros(1, 3, 32, 32), torch.full((1, 32, 32), 32 * 32), ValueError, r"superpixels.*ids"),
+        (torch.full((1, 3, 32, 32), float("nan")), torch.zeros(1, 32, 32, dtype=torch.long), ValueError, "finite"),
+    ],
+)
+def test_model_rejects_bad_inputs(pixel_values, superpixels, error, match):
+    model = _tiny_model()
+    with pytest.raises(error, match=match):
+        model(pixel_values=pixel_values, superpixels=superpixels)
