@@ -135,6 +135,7 @@ def convert_state_dict(original_state_dict: dict, config: CastConfig | None = No
     stages = _stage_block_indices(state_dict)
     last_stage = config.num_stages
     converted: dict[str, torch.Tensor] = {}
+    origin: dict[str, str] = {}
     unknown: list[str] = []
     for key, value in state_dict.items():
         target = _convert_key(key, value, state_dict, stages, last_stage, config)
@@ -142,12 +143,13 @@ def convert_state_dict(original_state_dict: dict, config: CastConfig | None = No
             unknown.append(key)
         elif target is not None:
             converted[target] = value.reshape(-1, value.shape[-1]) if key == "pos_embed" else value
+            origin[target] = key
     if unknown:
         raise ValueError(f"`original_state_dict` has {len(unknown)} keys with no CAST counterpart: {sorted(unknown)[:20]}")
 
     expected = _expected_shapes(config, with_head=_has_linear_head(state_dict))
     missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
+    unexpected = sorted(f"{origin[key]} -> {key}" for key in set(converted) - set(expected))
     if missing or unexpected:
         raise ValueError(
             f"`original_state_dict` does not match the configuration {config.depths=} {config.num_segments=}: "

@@ -49,6 +49,14 @@ __all__ = [
     "CastImageClassifierOutput",
 ]
 
+# Auto classes written into every saved config, so that a saved folder loads each CAST class with
+# `trust_remote_code=True` where this package is not installed (the flat code files travel with it).
+CAST_AUTO_MAP = {
+    "AutoConfig": "configuration_cast.CastConfig",
+    "AutoModel": "modeling_cast.CastModel",
+    "AutoModelForImageClassification": "modeling_cast.CastForImageClassification",
+}
+
 # The official class token is initialised from N(0, 1e-6^2) (MoCo-v3 ViT recipe, kept by CAST).
 _CLASS_TOKEN_INIT_STD = 1e-6
 
@@ -431,6 +439,10 @@ class CastPreTrainedModel(PreTrainedModel):
         # only the transformer blocks' attention, not the one inside graph pooling
         "attentions": OutputRecorder(CastAttention, index=1, layer_name="attention"),
     }
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        self.config.auto_map = {**CAST_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -1,0 +1,106 @@
+"""The official-to-transformers weight converter: layouts it accepts and the errors it raises."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from conftest import FIXTURES
+from safetensors.torch import load_file
+
+from modeling_cast import CastConfig, convert_state_dict, infer_config
+
+TINY_KWARGS = {"num_attention_heads": 6, "num_segments": [16, 8, 4, 2]}
+
+
+@pytest.fixture(scope="module")
+def official():
+    data = load_file(str(FIXTURES / "tiny.safetensors"))
+    return {k[len("state_dict."):]: v for k, v in data.items() if k.startswith("state_dict.")}
+
+
+def test_convert_infers_architecture_from_weights(official):
+    config = infer_config(official, **TINY_KWARGS)
+    assert (config.hidden_size, config.depths, config.image_size, config.num_labels) == (96, [1, 1, 1, 1], 64, 10)
+
+
+def test_convert_without_config_uses_inferred_one(official):
+    converted = convert_state_dict(official)  # default head/segment counts fit the tiny weights' shapes
+    assert converted["classifier.weight"].shape == (10, 96)
+    assert "cast.encoder.stages.3.layers.0.attention.qkv.weight" in converted
+
+
+def test_convert_drops_duplicates_and_unused_tensors(official):
+    converted = convert_state_dict(official, infer_config(official, **TINY_KWARGS))
+    assert not any(re.search(r"stages\.3\.pooling\.(feature|output)_", key) for key in converted)
+    assert len(converted) == len(official) - 4 * 12 - 1 - 8  # blocks.* copies, pe_token, pool4 MLPs
+    torch.testing.assert_close(converted["cast.embeddings.position_embeddings"], official["pos_embed"][0])
+
+
+def test_convert_accepts_module_prefix_and_moco_prefix(official):
+    config = infer_config(official, **TINY_KWARGS)
+    reference = convert_state_dict(official, config)
+    ddp = convert_state_dict({"module." + k: v for k, v in official.items()}, config)
+    moco = {"module.base_encoder." + k: v for k, v in official.items() if not k.startswith("head")}
+    moco.update({"module.momentum_encoder.cls_token": official["cls_token"], "module.predictor.0.weight": torch.ones(2, 2)})
+    from_moco = convert_state_dict(moco, config)
+    assert ddp.keys() == reference.keys()
+    assert from_moco.keys() == {k for k in reference if not k.startswith("classifier.")}
+
+
+def test_convert_accepts_stage_local_block_indices(official):
+    """The official segmentation variant stores each stage's blocks once, numbered from 0 inside the stage."""
+    local = {}
+    for key, value in official.items():
+        if re.match(r"blocks\.\d+\.", key):
+            continue
+        local[re.sub(r"^blocks(\d+)\.\d+\.", r"blocks\1.0.", key)] = value
+    config = infer_config(official, **TINY_KWARGS)
+    assert convert_state_dict(local, config).keys() == convert_state_dict(official, config).keys()
+
+
+def _error(state_dict, match, config=None):
+    with pytest.raises(ValueError, match=match):
+        convert_state_dict(state_dict, config or infer_config(state_dict, **TINY_KWARGS))
+
+
+def test_convert_rejects_unknown_key(official):
+    _error({**official, "blocks1.0.attn.extra": torch.zeros(1)}, r"unexpected.*blocks1\.0\.attn\.extra")
+    _error({**official, "decoder.weight": torch.zeros(1)}, r"no CAST counterpart.*decoder\.weight")
+
+
+def test_convert_rejects_missing_key(official):
+    broken = dict(official)
+    del broken["pool2.pool_block.fc1.1.weight"]
+    _error(broken, r"missing.*stages\.1\.pooling\.feature_projection\.weight")
+
+
+def test_convert_rejects_wrong_shape(official):
+    broken = {**official, "norm.weight": torch.ones(95)}
+    _error(broken, r"shapes do not fit.*layernorm\.weight")
+
+
+def test_convert_rejects_configuration_with_other_depths(official):
+    config = CastConfig(hidden_size=96, num_attention_heads=6, depths=[2, 1, 1, 1], num_segments=[16, 8, 4, 2], image_size=64)
+    _error(official, r"does not match the configuration", config)
+
+
+def test_convert_rejects_diverging_duplicate_blocks(official):
+    broken = {**official, "blocks.2.norm1.weight": official["blocks.2.norm1.weight"] + 1}
+    _error(broken, r"blocks\.2\.norm1\.weight.*no identical stage copy")
+
+
+def test_convert_rejects_learned_position_embedding(official):
+    broken = {**official, "pos_embed": torch.randn(1, 65, 96)}
+    with pytest.raises(ValueError, match=r"pos_embed.*not the fixed sin-cos"):
+        convert_state_dict(broken, infer_config(official, **TINY_KWARGS))
+
+
+def test_convert_rejects_nonzero_pe_token(official):
+    _error({**official, "pe_token": torch.ones(1, 1, 96)}, r"pe_token")
+
+
+def test_convert_rejects_foreign_state_dict():
+    with pytest.raises(ValueError, match=r"not an official CAST state dict"):
+        infer_config({"encoder.layer.0.weight": torch.zeros(1)})

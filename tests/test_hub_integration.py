@@ -1,0 +1,150 @@
+"""Auto classes, safetensors round trips, Hub remote code (`trust_remote_code=True` without this package), and the
+Hub-flat layout rule for the files that travel as remote code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO_ROOT, block_superpixels, tiny_config_kwargs
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
+
+from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor, CastModel
+
+HUB_FLAT_FILES = [
+    "modeling_cast/configuration_cast.py",
+    "modeling_cast/modeling_cast.py",
+    "modeling_cast/graph_pooling_cast.py",
+    "processing/image_processing_cast.py",
+    "processing/superpixels_cast.py",
+]
+
+
+def _save_tiny(folder):
+    torch.manual_seed(0)
+    model = CastForImageClassification(CastConfig(**tiny_config_kwargs())).eval()
+    model.save_pretrained(folder)
+    CastImageProcessor(size={"height": 32, "width": 32}, n_segments=12).save_pretrained(folder)
+    return model
+
+
+def _inputs():
+    return {"pixel_values": torch.randn(2, 3, 32, 32), "superpixels": block_superpixels(2, 32, 32)}
+
+
+def test_auto_classes_resolve_cast(tmp_path):
+    model = _save_tiny(tmp_path)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), CastConfig)
+    assert isinstance(AutoImageProcessor.from_pretrained(tmp_path), CastImageProcessor)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    backbone = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(loaded) is CastForImageClassification and type(backbone) is CastModel
+    inputs = _inputs()
+    with torch.no_grad():
+        expected = model(**inputs)
+        torch.testing.assert_close(loaded(**inputs).logits, expected.logits, rtol=0, atol=0)
+        assert torch.equal(backbone(**inputs).hierarchy, expected.hierarchy)
+    assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
+
+
+def test_auto_model_from_config():
+    config = AutoConfig.for_model("cast", **tiny_config_kwargs())
+    assert isinstance(AutoModel.from_config(config), CastModel)
+
+
+def test_saved_folder_carries_code_and_full_auto_map(tmp_path):
+    _save_tiny(tmp_path)
+    for name in ("configuration_cast.py", "modeling_cast.py", "graph_pooling_cast.py", "image_processing_cast.py", "superpixels_cast.py"):
+        assert (tmp_path / name).exists(), name
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert auto_map == {
+        "AutoConfig": "configuration_cast.CastConfig",
+        "AutoModel": "modeling_cast.CastModel",
+        "AutoModelForImageClassification": "modeling_cast.CastForImageClassification",
+    }
+    processor_map = json.loads((tmp_path / "preprocessor_config.json").read_text())["auto_map"]
+    assert processor_map == {"AutoImageProcessor": "image_processing_cast.CastImageProcessor"}
+
+
+REMOTE_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np, torch
+    from PIL import Image
+
+    class BlockProjectPackages:  # prove the load needs nothing of this repository
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("modeling_cast", "processing"):
+                raise ImportError(f"{name} must not be imported by remote code")
+
+    sys.meta_path.insert(0, BlockProjectPackages())
+    from transformers import AutoImageProcessor, AutoModel, AutoModelForImageClassification, pipeline
+    folder, inputs_path, out_path = sys.argv[1:4]
+    inputs = dict(np.load(inputs_path))
+    model = AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    backbone = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
+    with torch.no_grad():
+        out = model(pixel_values=torch.from_numpy(inputs["pixel_values"]), superpixels=torch.from_numpy(inputs["superpixels"]))
+        pooled = backbone(pixel_values=torch.from_numpy(inputs["pixel_values"]), superpixels=torch.from_numpy(inputs["superpixels"])).pooler_output
+    processed = processor(images=inputs["image"], return_tensors="pt")
+    classify = pipeline("image-classification", model=folder, trust_remote_code=True)
+    labels = [p["label"] for p in classify(Image.fromarray(inputs["image"]))]
+    leaked = sorted(name for name in sys.modules if name.split(".")[0] in ("modeling_cast", "processing"))
+    np.savez(out_path, logits=out.logits.numpy(), hierarchy=out.hierarchy.numpy(), pooled=pooled.numpy(),
+             superpixels=processed["superpixels"].numpy(), leaked=np.array(leaked, dtype=object), labels=np.array(labels))
+    print(type(model).__module__)
+    """
+)
+
+
+def test_remote_code_round_trip_without_package(tmp_path):
+    folder = tmp_path / "checkpoint"
+    model = _save_tiny(folder)
+    inputs = _inputs()
+    image = (np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "inputs.npz", image=image, **{k: v.numpy() for k, v in inputs.items()})
+    script = tmp_path / "load_remote.py"
+    script.write_text(REMOTE_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    # run from an empty folder so that neither the repository nor an installed copy is importable as code source
+    result = subprocess.run(
+        [sys.executable, "-I", str(script), str(folder), str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "transformers_modules" in result.stdout
+    out = np.load(tmp_path / "out.npz", allow_pickle=True)
+    assert list(out["leaked"]) == []
+    with torch.no_grad():
+        expected = model(**inputs)
+    np.testing.assert_array_equal(out["logits"], expected.logits.numpy())
+    np.testing.assert_array_equal(out["hierarchy"], expected.hierarchy.numpy())
+    local_superpixels = CastImageProcessor.from_pretrained(folder)(images=image, return_tensors="pt")["superpixels"]
+    np.testing.assert_array_equal(out["superpixels"], local_superpixels.numpy())
+    assert set(out["labels"]) <= set(model.config.id2label.values())
+
+
+@pytest.mark.parametrize("relative_path", HUB_FLAT_FILES)
+def test_hub_flat_files_import_only_siblings_relatively(relative_path):
+    """Remote code is copied flat: project imports must be `from .x import`, and only of files in the same folder."""
+    path = REPO_ROOT / relative_path
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            assert node.level == 1 and node.module, f"{relative_path}: only `from .sibling import` is allowed"
+            assert (path.parent / f"{node.module}.py").exists(), f"{relative_path}: {node.module} is not a sibling"
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module]
+        for name in names:
+            assert name.split(".")[0] not in ("modeling_cast", "processing", "timm", "torchvision", "dgl"), (
+                f"{relative_path} imports {name}"
+            )
