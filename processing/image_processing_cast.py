@@ -1,0 +1,588 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""Image processor for CAST: resizing, normalisation and the superpixels CAST uses as its tokens.
+
+CAST (Ke, Mo, Yu, ICLR 2024) pools its stem features per superpixel, so every image needs a superpixel map next to its
+pixels. Pipelines cannot pass extra model inputs, hence the maps are computed here, on the resized image, and returned
+as `superpixels` beside `pixel_values`.
+
+Hub-flat: imports only numpy, PIL, torch, the public `transformers` API and its sibling `superpixels_cast`.
+"""
+
+import numbers
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import BatchFeature
+from transformers.image_processing_backends import PilBackend
+from transformers.image_utils import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    ChannelDimension,
+    ImageInput,
+    PILImageResampling,
+    SizeDict,
+    is_valid_image,
+)
+from transformers.processing_utils import ImagesKwargs, Unpack
+from transformers.utils import TensorType, logging
+
+from .superpixels_cast import SUPERPIXEL_METHODS, compute_superpixels, relabel_sequential_ids
+
+
+__all__ = ["CastImageProcessor", "CastImageProcessorKwargs"]
+
+logger = logging.get_logger(__name__)
+
+_MAX_UINT8 = 255
+_MAX_UINT16 = 65535
+_UINT16_TO_UINT8 = 257  # 65535 / 255: a 16-bit value v is the 8-bit value round(v / 257)
+_RGB_CHANNELS = 3
+# PIL modes holding 16-bit samples ("I" is how Pillow opens 16-bit PNGs in several versions; read as 16-bit too).
+_SIXTEEN_BIT_PIL_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_FLOAT_PIL_MODES = ("F",)
+# Channel counts recognised when guessing the channel axis of an array.
+_CONVERTIBLE_CHANNELS = (1, 2, 3, 4)
+_KNOWN_CHANNELS = (1, 3, 4)
+
+
+class CastImageProcessorKwargs(ImagesKwargs, total=False):
+    r"""
+    n_segments (`int`, *optional*, defaults to `self.n_segments`):
+        Approximate number of superpixels per image. The actual count varies per image.
+    compactness (`float`, *optional*, defaults to `self.compactness`):
+        SLIC compactness: higher values give more regular superpixels. Unused by SEEDS.
+    superpixel_method (`str`, *optional*, defaults to `self.superpixel_method`):
+        `"slic"` (scikit-image) or `"seeds"` (OpenCV-contrib, `pip install "cast-transformers[seeds]"`).
+    patch_size (`int`, *optional*, defaults to `self.patch_size`):
+        Stride of the model's convolutional stem. Output heights and widths must be multiples of it.
+    superpixels (`np.ndarray`, `torch.Tensor` or a list of them, *optional*):
+        Precomputed superpixel maps to use instead of computing them: one 2-D integer map per image, at that image's
+        original size. They are resized with nearest-neighbour sampling and renumbered to `0..K-1`.
+    """
+
+    n_segments: int
+    compactness: float
+    superpixel_method: str
+    patch_size: int
+    superpixels: np.ndarray | torch.Tensor | list | tuple | None
+
+
+class CastImageProcessor(PilBackend):
+    r"""
+    Constructs a CAST image processor. Each image is converted to RGB, resized, segmented into superpixels (on the
+    resized, un-normalised image) and then rescaled and normalised.
+
+    The output holds `pixel_values` (float32, `(batch_size, 3, height, width)`) and `superpixels` (int64,
+    `(batch_size, height, width)`, ids `0..K-1` per image, contiguous). Both are deterministic.
+
+    Input images may be PIL images, numpy arrays or torch tensors, channels-first or channels-last, single or in
+    (nested) lists, of different sizes when they are resized. Grayscale images are repeated to 3 channels, the alpha
+    channel of RGBA or gray+alpha images is dropped, and 16-bit images (`uint16` arrays or tensors, PIL modes `"I;16"`
+    and `"I"`) are scaled to 8 bits (`round(value / 257)`). Integer arrays of another dtype are read as 8-bit when all
+    values are at most 255 and as 16-bit otherwise. Float images must be finite; like everywhere in `transformers`,
+    float images in [0, 1] need `do_rescale=False`.
+
+    An image of a single colour is one superpixel. With `do_convert_rgb=False`, images keep their channels and the
+    superpixels are computed on all of them (converted to Lab only when there are 3).
+
+    Args:
+        do_convert_rgb (`bool`, *optional*, defaults to `True`):
+            Whether to convert images to 3-channel RGB (see above).
+        do_resize (`bool`, *optional*, defaults to `True`):
+            Whether to resize images to `size`. Without resizing all images must have the same size.
+        size (`dict[str, int]`, *optional*, defaults to `{"height": 224, "width": 224}`):
+            Output size. Height and width must be multiples of `patch_size`.
+        resample (`PILImageResampling`, *optional*, defaults to `PILImageResampling.BILINEAR`):
+            Resampling filter for the images. Precomputed `superpixels` are always resized with `NEAREST`.
+        do_center_crop (`bool`, *optional*, defaults to `False`):
+            Whether to center-crop to `crop_size` after resizing (e.g. `size={"shortest_edge": 256}` with a 224 crop).
+        crop_size (`dict[str, int]`, *optional*):
+            Size of the center crop; height and width must be multiples of `patch_size`.
+        do_rescale (`bool`, *optional*, defaults to `True`):
+            Whether to multiply pixel values by `rescale_factor`.
+        rescale_factor (`float`, *optional*, defaults to `1/255`):
+            Scale factor of the rescaling.
+        do_normalize (`bool`, *optional*, defaults to `True`):
+            Whether to normalise with `image_mean` and `image_std`.
+        image_mean (`float` or `list[float]`, *optional*, defaults to `IMAGENET_DEFAULT_MEAN`):
+            Per-channel mean used for normalisation.
+        image_std (`float` or `list[float]`, *optional*, defaults to `IMAGENET_DEFAULT_STD`):
+            Per-channel standard deviation used for normalisation.
+        n_segments (`int`, *optional*, defaults to 196):
+            Approximate number of superpixels per image (the official setting: 196 at 224x224).
+        compactness (`float`, *optional*, defaults to 10.0):
+            SLIC compactness. While SLIC returns fewer than `n_segments // 2` superpixels it is multiplied by 3 and
+            SLIC re-run (the official rule), at most 5 times.
+        superpixel_method (`str`, *optional*, defaults to `"slic"`):
+            `"slic"` (scikit-image) or `"seeds"` (OpenCV-contrib SEEDS with the official parameters; the released
+            checkpoints were trained with SEEDS).
+        patch_size (`int`, *optional*, defaults to 8):
+            Stride of the CAST convolutional stem; output heights and widths must be multiples of it.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from processing import CastImageProcessor
+
+    >>> processor = CastImageProcessor(size={"height": 64, "width": 64}, n_segments=16)
+    >>> image = np.random.default_rng(0).integers(0, 256, size=(48, 80, 3), dtype=np.uint8)
+    >>> inputs = processor(image, return_tensors="pt")
+    >>> inputs["pixel_values"].shape, inputs["superpixels"].shape
+    (torch.Size([1, 3, 64, 64]), torch.Size([1, 64, 64]))
+    ```
+    """
+
+    valid_kwargs = CastImageProcessorKwargs
+    model_input_names = ["pixel_values", "superpixels"]
+
+    do_convert_rgb = True
+    do_resize = True
+    size = {"height": 224, "width": 224}
+    resample = PILImageResampling.BILINEAR
+    do_center_crop = False
+    do_rescale = True
+    rescale_factor = 1 / 255
+    do_normalize = True
+    image_mean = IMAGENET_DEFAULT_MEAN
+    image_std = IMAGENET_DEFAULT_STD
+    n_segments = 196
+    compactness = 10.0
+    superpixel_method = "slic"
+    patch_size = 8
+
+    def __init__(self, **kwargs: Unpack[CastImageProcessorKwargs]) -> None:
+        if kwargs.get("superpixels") is not None:
+            raise ValueError(
+                "`superpixels` are per-image inputs: pass them when calling the processor, not to its constructor"
+            )
+        kwargs = _coerce_superpixel_kwargs(kwargs)
+        super().__init__(**kwargs)
+        _validate_superpixel_settings(self.n_segments, self.compactness, self.superpixel_method, self.patch_size)
+        _validate_output_size_settings(self.do_resize, self.size, self.do_center_crop, self.crop_size, self.patch_size)
+
+    def preprocess(
+        self,
+        images: ImageInput,
+        superpixels: np.ndarray | torch.Tensor | list | tuple | None = None,
+        **kwargs: Unpack[CastImageProcessorKwargs],
+    ) -> BatchFeature:
+        r"""
+        Preprocess an image or a batch of images into `pixel_values` and `superpixels`.
+
+        Args:
+            images (`ImageInput`):
+                A PIL image, numpy array or torch tensor, or a (nested) list of them. Arrays may be `(height, width)`,
+                channels-first or channels-last; 4-D arrays are batches.
+            superpixels (`np.ndarray`, `torch.Tensor` or a list of them, *optional*):
+                Precomputed superpixel maps used instead of computing them: one 2-D map of non-negative integer ids per
+                image, at the image's original `(height, width)` (a 3-D array is a batch of maps). Resized with
+                nearest-neighbour sampling and renumbered to `0..K-1`.
+            kwargs ([`CastImageProcessorKwargs`], *optional*):
+                Overrides of the processor's attributes for this call, and `return_tensors` (`"pt"` or `"np"`; by
+                default lists of numpy arrays are returned).
+
+        Returns:
+            [`BatchFeature`] with `pixel_values` (float32, `(batch_size, channels, height, width)`) and `superpixels`
+            (int64, `(batch_size, height, width)`).
+        """
+        if superpixels is not None and not isinstance(superpixels, (np.ndarray, torch.Tensor, list, tuple)):
+            raise TypeError(
+                "`superpixels` must be a numpy array, a torch tensor or a list of them, "
+                f"got {type(superpixels).__name__}"
+            )
+        kwargs = _coerce_superpixel_kwargs(kwargs)
+        return super().preprocess(images, superpixels=superpixels, **kwargs)
+
+    def _validate_preprocess_kwargs(self, **kwargs) -> None:
+        if kwargs.get("do_pad"):
+            raise ValueError(
+                "`do_pad=True` is not supported by CastImageProcessor: padding would add fake superpixels"
+            )
+        super()._validate_preprocess_kwargs(**kwargs)
+        _validate_superpixel_settings(
+            kwargs["n_segments"], kwargs["compactness"], kwargs["superpixel_method"], kwargs["patch_size"]
+        )
+        _validate_output_size_settings(
+            kwargs["do_resize"], kwargs["size"], kwargs["do_center_crop"], kwargs["crop_size"], kwargs["patch_size"]
+        )
+
+    def _prepare_images_structure(self, images: ImageInput, expected_ndims: int = 3) -> list:
+        # Unlike the default, also accept 2-D (grayscale) arrays and report bad inputs without printing them.
+        return _flatten_images(self.fetch_images(images))
+
+    def process_image(
+        self,
+        image: ImageInput,
+        do_convert_rgb: bool | None = None,
+        input_data_format: str | ChannelDimension | None = None,
+        **kwargs,
+    ) -> np.ndarray:
+        """
+        Convert one input image to a channels-first numpy array: uint8 for 8- and 16-bit images, float32 for float
+        images, 3 RGB channels when `do_convert_rgb`.
+        """
+        array, is_sixteen_bit, is_pil = _image_to_array(image, do_convert_rgb)
+        array = _to_eight_bit_range(array, is_sixteen_bit)
+        if is_pil:
+            input_data_format = ChannelDimension.LAST
+        array = _to_channels_first(array, input_data_format, do_convert_rgb)
+        if do_convert_rgb:
+            array = _channels_to_rgb(array)
+        return array
+
+    def _preprocess_image_like_inputs(
+        self,
+        images: ImageInput,
+        superpixels: np.ndarray | torch.Tensor | list | tuple | None = None,
+        do_convert_rgb: bool | None = None,
+        input_data_format: str | ChannelDimension | None = None,
+        return_tensors: str | TensorType | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        images = self._prepare_image_like_inputs(
+            images, do_convert_rgb=do_convert_rgb, input_data_format=input_data_format
+        )
+        if superpixels is not None:
+            superpixels = _prepare_superpixel_maps(superpixels, [image.shape[-2:] for image in images])
+        return self._preprocess(images, superpixels=superpixels, return_tensors=return_tensors, **kwargs)
+
+    def _preprocess(
+        self,
+        images: list[np.ndarray],
+        superpixels: list[np.ndarray] | None,
+        do_resize: bool,
+        size: SizeDict,
+        resample: PILImageResampling | None,
+        do_center_crop: bool,
+        crop_size: SizeDict | None,
+        do_rescale: bool,
+        rescale_factor: float,
+        do_normalize: bool,
+        image_mean: float | tuple[float, ...],
+        image_std: float | tuple[float, ...],
+        n_segments: int,
+        compactness: float,
+        superpixel_method: str,
+        patch_size: int,
+        return_tensors: str | TensorType | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Resize, crop, segment, rescale and normalise channels-first images (superpixels: validated user maps)."""
+        if not do_resize and not do_center_crop:
+            sizes = _distinct_sizes(images)
+            if len(sizes) > 1:
+                raise ValueError(
+                    "with `do_resize=False`, `images` must all have the same (height, width) to be stacked, "
+                    f"got {sizes}"
+                )
+        resizing_argument = "crop_size" if do_center_crop else ("size" if do_resize else "images")
+        pixel_values, superpixel_outputs = [], []
+        for index, image in enumerate(images):
+            if do_resize:
+                image = self.resize(image, size=size, resample=resample)
+            resized_size = tuple(image.shape[-2:])
+            if do_center_crop:
+                image = self.center_crop(image, crop_size)
+            _check_multiple_of_patch_size(tuple(image.shape[-2:]), patch_size, resizing_argument)
+
+            if superpixels is None:
+                unit_image = _unit_range_channels_last(image, do_rescale, rescale_factor)
+                labels = compute_superpixels(unit_image, superpixel_method, n_segments, compactness)
+            else:
+                labels = self._fit_superpixel_map(superpixels[index], resized_size, do_center_crop, crop_size)
+
+            if do_rescale:
+                if np.issubdtype(image.dtype, np.floating) and image.size and image.max() <= 1:
+                    logger.warning_once(
+                        "It looks like you are trying to rescale already rescaled images (float pixels in [0, 1]). "
+                        "If that is the case, pass `do_rescale=False`."
+                    )
+                image = self.rescale(image, rescale_factor)
+            if do_normalize:
+                image = self.normalize(image, image_mean, image_std)
+            pixel_values.append(image.astype(np.float32, copy=False))
+            superpixel_outputs.append(labels)
+        # `size={"shortest_edge": ...}` keeps aspect ratios, so outputs may still differ in size.
+        sizes = _distinct_sizes(pixel_values)
+        if len(sizes) > 1:
+            raise ValueError(
+                f"`{resizing_argument}` must give every image the same output (height, width) so that they can be "
+                f"stacked, got {sizes}; give a fixed height and width or a center crop"
+            )
+        return BatchFeature(
+            data={"pixel_values": pixel_values, "superpixels": superpixel_outputs}, tensor_type=return_tensors
+        )
+
+    def _fit_superpixel_map(
+        self,
+        label_map: np.ndarray,
+        resized_size: tuple[int, int],
+        do_center_crop: bool,
+        crop_size: SizeDict | None,
+    ) -> np.ndarray:
+        """Bring a user-supplied map to the output size (nearest neighbour, like the image) and renumber its ids."""
+        labels = relabel_sequential_ids(label_map)
+        if labels.shape != resized_size:
+            labels = _resize_nearest(labels, resized_size)
+        if do_center_crop:
+            labels = self.center_crop(labels[None], crop_size)[0]
+        return relabel_sequential_ids(labels)
+
+
+def _coerce_superpixel_kwargs(kwargs: dict) -> dict:
+    """Type-check the CAST-specific arguments and turn numpy scalars and ints into the declared Python types."""
+    kwargs = dict(kwargs)
+    for name in ("n_segments", "patch_size"):
+        value = kwargs.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"`{name}` must be an integer, got {type(value).__name__} {value!r}")
+        kwargs[name] = int(value)
+    compactness = kwargs.get("compactness")
+    if compactness is not None:
+        if isinstance(compactness, bool) or not isinstance(compactness, numbers.Real):
+            raise TypeError(f"`compactness` must be a number, got {type(compactness).__name__} {compactness!r}")
+        kwargs["compactness"] = float(compactness)
+    method = kwargs.get("superpixel_method")
+    if method is not None and not isinstance(method, str):
+        raise TypeError(
+            f"`superpixel_method` must be one of {SUPERPIXEL_METHODS}, got {type(method).__name__} {method!r}"
+        )
+    return kwargs
+
+
+def _validate_superpixel_settings(n_segments: int, compactness: float, superpixel_method: str, patch_size: int):
+    if n_segments < 1:
+        raise ValueError(f"`n_segments` must be a positive integer, got {n_segments}")
+    if not np.isfinite(compactness) or compactness <= 0:
+        raise ValueError(f"`compactness` must be a positive finite number, got {compactness}")
+    if superpixel_method not in SUPERPIXEL_METHODS:
+        raise ValueError(f"`superpixel_method` must be one of {SUPERPIXEL_METHODS}, got {superpixel_method!r}")
+    if patch_size < 1:
+        raise ValueError(f"`patch_size` must be a positive integer, got {patch_size}")
+
+
+def _validate_output_size_settings(
+    do_resize: bool, size: SizeDict | None, do_center_crop: bool, crop_size: SizeDict | None, patch_size: int
+) -> None:
+    """Check the output sizes that are known before seeing any image (fixed height and width)."""
+    if do_center_crop and crop_size is not None:
+        name, output_size = "crop_size", crop_size
+    elif do_resize and size is not None:
+        name, output_size = "size", size
+    else:
+        return
+    # Aspect-preserving sizes (`shortest_edge`, ...) are checked per image once resized.
+    if output_size.height is not None and output_size.width is not None:
+        _check_multiple_of_patch_size((output_size.height, output_size.width), patch_size, name)
+
+
+def _check_multiple_of_patch_size(output_size: tuple[int, int], patch_size: int, argument: str) -> None:
+    """`argument` is the input that decided the output size: `size`, `crop_size`, or `images` when not resizing."""
+    height, width = output_size
+    if height % patch_size == 0 and width % patch_size == 0:
+        return
+    if argument == "images":
+        expectation = "with `do_resize=False`, `images` must have heights and widths"
+    else:
+        expectation = f"`{argument}` must give an output height and width"
+    raise ValueError(
+        f"{expectation} that are multiples of `patch_size`={patch_size} (the stride of the CAST stem), "
+        f"got height {height} and width {width}"
+    )
+
+
+def _distinct_sizes(images: list[np.ndarray]) -> list[tuple[int, int]]:
+    return sorted({tuple(image.shape[-2:]) for image in images})
+
+
+def _flatten_images(images) -> list:
+    """Flat list of single images from an image, a batch array or a (nested) list of them."""
+    if is_valid_image(images):
+        return _split_batch(images)
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError("`images` must contain at least one image, got an empty list")
+        flat = []
+        for item in images:
+            if isinstance(item, (list, tuple)):
+                for nested_item in item:
+                    flat.extend(_split_batch(nested_item))
+            else:
+                flat.extend(_split_batch(item))
+        return flat
+    raise TypeError(
+        f"`images` must be PIL images, numpy arrays or torch tensors, or lists of them, got {type(images).__name__}"
+    )
+
+
+def _split_batch(image) -> list:
+    if isinstance(image, Image.Image):
+        return [image]
+    if not is_valid_image(image):
+        raise TypeError(
+            "`images` must be PIL images, numpy arrays or torch tensors, or lists of them, "
+            f"got a list item of type {type(image).__name__}"
+        )
+    if image.ndim in (2, 3):
+        return [image]
+    if image.ndim == 4:
+        return list(image)
+    raise ValueError(
+        "each entry of `images` must have 2 (height, width) or 3 (with channels) dimensions, or 4 for a batch, "
+        f"got shape {tuple(image.shape)}"
+    )
+
+
+def _image_to_array(image, do_convert_rgb: bool | None) -> tuple[np.ndarray, bool, bool]:
+    """Numpy pixels of one image, whether they are 16-bit, and whether they came from PIL (channels last)."""
+    if isinstance(image, Image.Image):
+        if image.mode in _SIXTEEN_BIT_PIL_MODES:
+            return np.asarray(image), True, True
+        if image.mode not in _FLOAT_PIL_MODES and do_convert_rgb and image.mode != "RGB":
+            # For RGBA/LA/P images this drops transparency rather than compositing onto a background.
+            image = image.convert("RGB")
+        return np.asarray(image), False, True
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+        if image.dtype in (torch.float16, torch.bfloat16):
+            image = image.float()
+        return image.numpy(), False, False
+    return np.asarray(image), False, False
+
+
+def _to_eight_bit_range(array: np.ndarray, is_sixteen_bit: bool) -> np.ndarray:
+    """uint8 pixels for integer images (16-bit ones scaled down), finite float32 pixels for float images."""
+    if array.size == 0:
+        raise ValueError(f"`images` must have a non-zero height and width, got an image of shape {array.shape}")
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * _MAX_UINT8
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ValueError("`images` must hold finite pixel values, got NaN or infinite values")
+        return array.astype(np.float32, copy=False)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"`images` must hold integer, boolean or floating-point pixels, got dtype {array.dtype}")
+    if array.dtype == np.uint8:
+        return array
+    minimum, maximum = int(array.min()), int(array.max())
+    if minimum < 0:
+        raise ValueError(f"`images` must hold non-negative pixel values, got minimum {minimum}")
+    if maximum > _MAX_UINT16:
+        raise ValueError(
+            f"integer `images` must be 8- or 16-bit (values at most {_MAX_UINT16}), got maximum {maximum}"
+        )
+    if is_sixteen_bit or array.dtype == np.uint16 or maximum > _MAX_UINT8:
+        # round(v / 257) in integer arithmetic: a 16-bit image made from an 8-bit one (v = 257 * u) gives u back.
+        return ((array.astype(np.uint32) + _UINT16_TO_UINT8 // 2) // _UINT16_TO_UINT8).astype(np.uint8)
+    return array.astype(np.uint8)
+
+
+def _to_channels_first(
+    array: np.ndarray, input_data_format: str | ChannelDimension | None, do_convert_rgb: bool | None
+) -> np.ndarray:
+    if array.ndim == 2:
+        return array[None]
+    if array.ndim != 3:
+        raise ValueError(f"each image in `images` must have 2 or 3 dimensions, got shape {array.shape}")
+    if input_data_format is not None:
+        channel_format = ChannelDimension(input_data_format)
+    else:
+        known_channels = _CONVERTIBLE_CHANNELS if do_convert_rgb else _KNOWN_CHANNELS
+        if array.shape[0] in known_channels:
+            # (3, H, 3)-like shapes are ambiguous; like transformers, assume channels first.
+            channel_format = ChannelDimension.FIRST
+        elif array.shape[-1] in known_channels:
+            channel_format = ChannelDimension.LAST
+        else:
+            raise ValueError(
+                f"each image in `images` must have {known_channels} channels first or last, got shape {array.shape}; "
+                "pass `input_data_format` to say where the channels are"
+            )
+    if channel_format == ChannelDimension.LAST:
+        array = np.moveaxis(array, -1, 0)
+    return np.ascontiguousarray(array)
+
+
+def _channels_to_rgb(array: np.ndarray) -> np.ndarray:
+    """(C, H, W) -> (3, H, W): gray is repeated, alpha is dropped."""
+    num_channels = array.shape[0]
+    if num_channels in (1, 2):
+        return np.repeat(array[:1], _RGB_CHANNELS, axis=0)
+    if num_channels in (3, 4):
+        return array[:_RGB_CHANNELS]
+    raise ValueError(
+        f"`images` must have 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels to be converted to RGB, "
+        f"got {num_channels}; pass `do_convert_rgb=False` to keep them"
+    )
+
+
+def _unit_range_channels_last(image: np.ndarray, do_rescale: bool, rescale_factor: float) -> np.ndarray:
+    """The resized, un-normalised image as float64 (height, width, channels) in [0, 1], as superpixels expect it."""
+    if np.issubdtype(image.dtype, np.integer):
+        unit = image / _MAX_UINT8
+    else:
+        unit = image.astype(np.float64) * (rescale_factor if do_rescale else 1.0)
+    return np.moveaxis(np.clip(unit, 0.0, 1.0), 0, -1)
+
+
+def _maps_to_list(superpixels) -> list[np.ndarray]:
+    """Flat list of 2-D maps from a map, a 3-D batch of maps or a list of maps (numpy or torch)."""
+    if isinstance(superpixels, (np.ndarray, torch.Tensor)):
+        array = _map_to_numpy(superpixels)
+        if array.ndim == 2:
+            return [array]
+        if array.ndim == 3:
+            return list(array)
+        raise ValueError(
+            "`superpixels` must be a 2-D (height, width) map or a 3-D (batch_size, height, width) batch of maps, "
+            f"got shape {tuple(array.shape)}"
+        )
+    return [_map_to_numpy(label_map) for label_map in superpixels]
+
+
+def _map_to_numpy(label_map) -> np.ndarray:
+    if isinstance(label_map, torch.Tensor):
+        if label_map.is_floating_point() or label_map.is_complex() or label_map.dtype == torch.bool:
+            raise TypeError(f"`superpixels` must hold integer segment ids, got dtype {label_map.dtype}")
+        return label_map.detach().cpu().numpy()
+    if isinstance(label_map, np.ndarray):
+        return label_map
+    raise TypeError(
+        f"each map in `superpixels` must be a numpy array or a torch tensor, got {type(label_map).__name__}"
+    )
+
+
+def _prepare_superpixel_maps(superpixels, image_sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Validate user-supplied maps against the images (at their original sizes)."""
+    label_maps = _maps_to_list(superpixels)
+    if len(label_maps) != len(image_sizes):
+        raise ValueError(
+            f"`superpixels` must hold one map per image, got {len(label_maps)} maps for {len(image_sizes)} images"
+        )
+    for index, (label_map, image_size) in enumerate(zip(label_maps, image_sizes, strict=True)):
+        if label_map.ndim != 2:
+            raise ValueError(
+                f"`superpixels[{index}]` must be a 2-D (height, width) map, got shape {tuple(label_map.shape)}"
+            )
+        if not np.issubdtype(label_map.dtype, np.integer):
+            raise TypeError(f"`superpixels` must hold integer segment ids, got dtype {label_map.dtype}")
+        if tuple(label_map.shape) != tuple(image_size):
+            raise ValueError(
+                f"`superpixels[{index}]` has shape {tuple(label_map.shape)} but `images[{index}]` has (height, width) "
+                f"{tuple(image_size)}; give each map at its image's original size"
+            )
+        minimum = int(label_map.min())
+        if minimum < 0:
+            raise ValueError(f"`superpixels` must be non-negative, got minimum {minimum}")
+    return label_maps
+
+
+def _resize_nearest(labels: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a map with ids `0..K-1` (K <= number of pixels, so int32 holds them)."""
+    height, width = output_size
+    resized = Image.fromarray(labels.astype(np.int32)).resize((width, height), resample=PILImageResampling.NEAREST)
+    return np.asarray(resized).astype(np.int64)
