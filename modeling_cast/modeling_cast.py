@@ -256,7 +256,9 @@ class CastConvStem(nn.Module):
         self.projection = nn.Conv2d(config.hidden_size, config.hidden_size, kernel_size=1)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        hidden_states = pixel_values
+        # channels-last runs the convolutions markedly faster on CPU (oneDNN) and GPU (cuDNN), and makes the
+        # later (B, C, h, w) -> (B, h*w, C) flattening a free view
+        hidden_states = pixel_values.contiguous(memory_format=torch.channels_last)
         for layer in self.layers:
             hidden_states = layer(hidden_states)
         return self.projection(hidden_states)
