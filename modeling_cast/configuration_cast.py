@@ -86,7 +86,9 @@ class CastConfig(PretrainedConfig):
     """
 
     model_type = "cast"
-    keys_to_ignore_at_inference = ["hidden_states", "attentions", "hierarchy", "assignment_logits", "seed_indices"]
+    keys_to_ignore_at_inference = [
+        "hidden_states", "attentions", "hierarchy", "hierarchy_scores", "assignment_logits", "seed_indices"
+    ]
 
     hidden_size: int = 768
     num_attention_heads: int = 12

@@ -39,19 +39,21 @@ def segment_mean(features: torch.Tensor, segment_ids: torch.Tensor, num_segments
     return means, counts
 
 
-def farthest_point_sampling(points: torch.Tensor, candidate_mask: torch.Tensor | None, num_samples: int) -> torch.Tensor:
+def farthest_point_sampling(
+    points: torch.Tensor, candidate_mask: torch.Tensor | None, num_samples: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick `num_samples` seed indices per image among `points` (B, N, C) by farthest point sampling.
 
     As in the official code, sampling starts from the mean of the candidate points (which is not returned) and
     repeatedly takes the point with the largest squared euclidean distance, in float64, to the nearest point taken
     so far; ties go to the lowest index. Points where `candidate_mask` (B, N) is False are never taken.
 
-    Official behaviour is reproduced whenever an image has at least `num_samples` distinct candidate points (the
-    official code fails an assertion otherwise). With fewer, the already-taken candidates are taken again (lowest
-    index first), so the seeds repeat, every image still gets `num_samples` seeds and the resulting duplicate
-    segments stay empty in the hierarchy.
+    Returns the seeds (B, num_samples) and which of them are real (B, num_samples), True for a seed at positive
+    distance from every earlier one (and for the first seed). The official code needs `num_samples` distinct
+    candidates per image (it fails an assertion otherwise) and then every seed is real, so the official seeds are
+    reproduced exactly. With fewer distinct candidates, the remaining seeds repeat earlier ones and are marked
+    False: the segments they would start stay empty.
     """
-    batch_size, num_points, _ = points.shape
     if candidate_mask is None:
         start = points.mean(dim=1, keepdim=True)
     else:
@@ -68,26 +70,39 @@ def farthest_point_sampling(points: torch.Tensor, candidate_mask: torch.Tensor |
     squared_norms = gram.diagonal(dim1=1, dim2=2)
     distances = (squared_norms.unsqueeze(2) + squared_norms.unsqueeze(1) - 2 * gram).clamp_(min=0)
     distances.diagonal(dim1=1, dim2=2).zero_()
-    batch_index = torch.arange(batch_size, device=points.device)
-    chosen_per_step = []
+    batch_index = torch.arange(points.shape[0], device=points.device)
+    chosen_per_step, gap_per_step = [], []
     for _ in range(num_samples):
         chosen = min_distance.argmax(dim=-1)
         chosen_per_step.append(chosen)
+        gap_per_step.append(min_distance[batch_index, chosen])
         min_distance = torch.minimum(min_distance, distances[batch_index, chosen])
-    seeds = torch.stack(chosen_per_step, dim=1)
-    return seeds
+    seed_is_real = torch.stack(gap_per_step, dim=1) > 0
+    seed_is_real[:, 0] = True  # the farthest point from the mean starts a segment even if it is the mean
+    return torch.stack(chosen_per_step, dim=1), seed_is_real
 
 
-def compose_token_labels(assignment_logits: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+def compose_token_labels(
+    assignment_logits: list[torch.Tensor] | tuple[torch.Tensor, ...],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Hard segment id of every finest-level token at every level, (B, L, N1), from the per-level logits
     (B, N_l, K_l): level 1 is the argmax of its logits (first maximum on ties); each coarser level looks up the
-    argmax of its logits at the token's label of the level below."""
-    labels = assignment_logits[0].argmax(dim=-1)
-    per_level = [labels]
-    for logits in assignment_logits[1:]:
-        labels = torch.gather(logits.argmax(dim=-1), 1, labels)
-        per_level.append(labels)
-    return torch.stack(per_level, dim=1)
+    argmax of its logits at the token's label of the level below.
+
+    Also returns the matching assignment probabilities (B, L, N1): the softmax probability with which the token
+    (level 1) or its parent segment (coarser levels) was assigned to its segment.
+    """
+    labels = scores = None
+    per_level_labels, per_level_scores = [], []
+    for logits in assignment_logits:
+        probabilities, best = logits.softmax(dim=-1).max(dim=-1)
+        if labels is None:
+            labels, scores = best, probabilities
+        else:
+            labels, scores = torch.gather(best, 1, labels), torch.gather(probabilities, 1, labels)
+        per_level_labels.append(labels)
+        per_level_scores.append(scores)
+    return torch.stack(per_level_labels, dim=1), torch.stack(per_level_scores, dim=1)
 
 
 def pixels_to_tokens(superpixels: torch.Tensor, grid_ids: torch.Tensor, token_counts: torch.Tensor) -> torch.Tensor:

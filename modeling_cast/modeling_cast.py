@@ -76,11 +76,16 @@ class CastModelOutput(ModelOutput):
             Hierarchical segmentation: the segment id of every input pixel at each level, finest level first
             (level `l` has ids in `[0, num_segments[l])`). Every segment of a level lies inside exactly one segment
             of the next coarser level.
+        hierarchy_scores (`torch.FloatTensor` of shape `(batch_size, num_levels, height, width)`):
+            Confidence of `hierarchy`: for every pixel and level, the soft-assignment probability with which the
+            pixel's superpixel token (finest level) or its segment of the level below (coarser levels) was
+            assigned to its segment. Averaged over a segment's pixels it scores the segment.
         assignment_logits (`tuple(torch.FloatTensor)`, *optional*, returned when `output_assignments=True`):
             One tensor per level of shape `(batch_size, num_tokens_l, num_segments[l])`: the grouping logits
             (cosine similarity / `assignment_temperature`) of each token of level `l` to the segments of level
             `l + 1`. At the first level, `num_tokens_l` is the largest superpixel count in the batch; rows beyond an
-            image's own count are padding and set to 0.
+            image's own count are padding and set to 0. An image with fewer distinct tokens than segments has empty
+            segments, whose columns hold the dtype's lowest value (and whose rows, one level up, are 0).
         seed_indices (`tuple(torch.LongTensor)`, *optional*, returned when `output_assignments=True`):
             One tensor per level of shape `(batch_size, num_segments[l])`: the token indices chosen by farthest
             point sampling as segment seeds.
@@ -94,6 +99,7 @@ class CastModelOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
     hierarchy: torch.LongTensor | None = None
+    hierarchy_scores: torch.FloatTensor | None = None
     assignment_logits: tuple[torch.FloatTensor, ...] | None = None
     seed_indices: tuple[torch.LongTensor, ...] | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
@@ -112,6 +118,8 @@ class CastImageClassifierOutput(ModelOutput):
             Classification scores (before softmax).
         hierarchy (`torch.LongTensor` of shape `(batch_size, num_levels, height, width)`):
             See [`CastModelOutput`].
+        hierarchy_scores (`torch.FloatTensor` of shape `(batch_size, num_levels, height, width)`):
+            See [`CastModelOutput`].
         assignment_logits (`tuple(torch.FloatTensor)`, *optional*, returned when `output_assignments=True`):
             See [`CastModelOutput`].
         seed_indices (`tuple(torch.LongTensor)`, *optional*, returned when `output_assignments=True`):
@@ -125,6 +133,7 @@ class CastImageClassifierOutput(ModelOutput):
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     hierarchy: torch.LongTensor | None = None
+    hierarchy_scores: torch.FloatTensor | None = None
     assignment_logits: tuple[torch.FloatTensor, ...] | None = None
     seed_indices: tuple[torch.LongTensor, ...] | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
@@ -139,6 +148,7 @@ class CastGroupingOutput(ModelOutput):
     seed_indices: torch.LongTensor | None = None
     segment_tokens: torch.FloatTensor | None = None
     class_token: torch.FloatTensor | None = None
+    segment_mask: torch.BoolTensor | None = None
 
 
 def eager_attention_forward(
@@ -344,7 +354,11 @@ class CastGraphPooling(nn.Module):
         """`token_mask` (B, N): True for an image's own tokens (None: all); `seed_candidate_mask` (B, N): tokens
         that may become seeds (None: all); `attention_mask`: the attention-implementation form of `token_mask`."""
         batch_size, num_tokens, hidden_size = tokens.shape
-        seed_indices = farthest_point_sampling(tokens, seed_candidate_mask, self.num_segments)
+        seed_indices, segment_mask = farthest_point_sampling(tokens, seed_candidate_mask, self.num_segments)
+        # An image with fewer distinct tokens than segments gets empty segments: nothing is assigned to them and
+        # the next stage treats them as padding. (Never the case where the official code runs at all.)
+        if bool(segment_mask.all()):
+            segment_mask = None
 
         attention_output, _ = self.grouping_attention(self.grouping_norm(tokens), attention_mask)
         grouping = tokens + attention_output
@@ -360,17 +374,23 @@ class CastGraphPooling(nn.Module):
         assignment_logits = self.assignment_scale * torch.matmul(
             F.normalize(grouping, dim=-1), F.normalize(seed_grouping, dim=-1).transpose(1, 2)
         )  # (B, N, K)
+        if segment_mask is not None:
+            empty_segment = ~segment_mask.unsqueeze(1)
+            assignment_logits = assignment_logits.masked_fill(empty_segment, torch.finfo(assignment_logits.dtype).min)
         if token_mask is not None:
             assignment_logits = assignment_logits.masked_fill(~token_mask.unsqueeze(-1), 0.0)
         if not self.pool_features:
-            return CastGroupingOutput(assignment_logits=assignment_logits, seed_indices=seed_indices)
+            return CastGroupingOutput(
+                assignment_logits=assignment_logits, seed_indices=seed_indices, segment_mask=segment_mask
+            )
 
         assignment = assignment_logits.softmax(dim=-1)
         if token_mask is not None:
             assignment = assignment * token_mask.unsqueeze(-1).to(assignment.dtype)
         pooled = self.dropout(self.activation(self.feature_projection(self.feature_norm(torch.cat([class_token, tokens], 1)))))
         pooled_class, pooled_tokens = pooled[:, :1], pooled[:, 1:]
-        segments = torch.matmul(assignment.transpose(1, 2), pooled_tokens) / assignment.sum(dim=1).unsqueeze(-1)
+        assigned = assignment.sum(dim=1).unsqueeze(-1).clamp(min=torch.finfo(assignment.dtype).tiny)  # 0: empty
+        segments = torch.matmul(assignment.transpose(1, 2), pooled_tokens) / assigned
         projected = self.output_projection(self.output_norm(torch.cat([pooled_class, segments], 1)))
         segment_tokens = projected[:, 1:] + torch.gather(tokens, 1, seed_index)
         return CastGroupingOutput(
@@ -378,6 +398,7 @@ class CastGraphPooling(nn.Module):
             seed_indices=seed_indices,
             segment_tokens=segment_tokens,
             class_token=projected[:, :1] + class_token,
+            segment_mask=segment_mask,
         )
 
 
@@ -407,7 +428,7 @@ class CastEncoder(nn.Module):
         groupings = []
         for stage in self.stages:
             hidden_states = torch.cat([class_token, tokens], dim=1)
-            # Only the first stage can hold padding: pooling returns exactly K segments for every image.
+            # Padding: tokens beyond an image's own superpixel count (first stage) or empty segments (later).
             block_mask = pooling_mask = None
             if token_mask is not None:
                 with_class = F.pad(token_mask, (1, 0), value=True)
@@ -420,7 +441,7 @@ class CastEncoder(nn.Module):
             groupings.append(grouping)
             if grouping.segment_tokens is not None:
                 class_token, tokens = grouping.class_token, grouping.segment_tokens
-                token_mask = seed_candidate_mask = None
+                token_mask = seed_candidate_mask = grouping.segment_mask
         return hidden_states, groupings
 
 
@@ -561,15 +582,18 @@ class CastModel(CastPreTrainedModel):
         last_hidden_state = self.layernorm(hidden_states)
 
         assignment_logits = tuple(grouping.assignment_logits for grouping in groupings)
-        token_labels = compose_token_labels(assignment_logits)  # (B, L, N)
+        token_labels, token_scores = compose_token_labels(assignment_logits)  # (B, L, N) each
         pixel_tokens = pixels_to_tokens(superpixels, grid_ids, token_counts).flatten(1)  # (B, H*W)
-        hierarchy = torch.gather(token_labels, 2, pixel_tokens.unsqueeze(1).expand(-1, token_labels.shape[1], -1))
-        hierarchy = hierarchy.view(*hierarchy.shape[:2], *superpixels.shape[-2:])
+        pixel_index = pixel_tokens.unsqueeze(1).expand(-1, token_labels.shape[1], -1)
+        pixel_shape = (*token_labels.shape[:2], *superpixels.shape[-2:])
+        hierarchy = torch.gather(token_labels, 2, pixel_index).view(pixel_shape)
+        hierarchy_scores = torch.gather(token_scores, 2, pixel_index).view(pixel_shape)
         return_assignments = bool(output_assignments)
         return CastModelOutput(
             last_hidden_state=last_hidden_state,
             pooler_output=last_hidden_state[:, 0],
             hierarchy=hierarchy,
+            hierarchy_scores=hierarchy_scores,
             assignment_logits=assignment_logits if return_assignments else None,
             seed_indices=tuple(grouping.seed_indices for grouping in groupings) if return_assignments else None,
         )
@@ -619,6 +643,7 @@ class CastForImageClassification(CastPreTrainedModel):
             loss=loss,
             logits=logits,
             hierarchy=outputs.hierarchy,
+            hierarchy_scores=outputs.hierarchy_scores,
             assignment_logits=outputs.assignment_logits,
             seed_indices=outputs.seed_indices,
             hidden_states=outputs.hidden_states,

@@ -158,17 +158,21 @@ def test_model_non_square_input():
 
 
 def test_model_uniform_image_has_valid_hierarchy():
-    """One superpixel (a uniform image) is fewer than the segment count: seeds repeat, the output stays valid and
-    every pixel is in segment 0 at every level."""
+    """One superpixel (a uniform image) is fewer than the segment count: the image gets one segment per level,
+    every pixel is in segment 0 at every level, alone or in a batch."""
     model = _tiny_model()
     superpixels = torch.zeros(2, 32, 32, dtype=torch.long)
     superpixels[1] = block_superpixels(1, 32, 32)[0]
+    pixel_values = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        out = model(torch.randn(2, 3, 32, 32), superpixels, output_assignments=True)
-        alone = model(torch.randn(1, 3, 32, 32), superpixels[:1])
+        out = model(pixel_values, superpixels, output_assignments=True)
+        alone = model(pixel_values[:1], superpixels[:1], output_assignments=True)
     assert torch.isfinite(out.logits).all() and torch.isfinite(alone.logits).all()
     assert int(out.hierarchy[0].max()) == 0 and int(alone.hierarchy.max()) == 0
-    assert (out.seed_indices[0][0] == 0).all()
+    torch.testing.assert_close(out.logits[:1], alone.logits, atol=1e-5, rtol=1e-5)
+    assert int(out.hierarchy[1, 0].unique().numel()) > 1  # the other image is unaffected
+    lowest = torch.finfo(out.assignment_logits[0].dtype).min
+    assert (alone.assignment_logits[0][0, 0, 1:] == lowest).all()  # empty segments: nothing assigned
 
 
 def test_model_fewer_superpixels_than_segments():
@@ -179,6 +183,9 @@ def test_model_fewer_superpixels_than_segments():
     assert torch.isfinite(out.logits).all()
     assert out.seed_indices[0][0, :8].unique().numel() == 8  # every distinct token is a seed before any repeats
     assert out.hierarchy[0, 0].unique().numel() <= 8
+    lowest = torch.finfo(out.assignment_logits[0].dtype).min
+    assert (out.assignment_logits[0][0, :, 8:] == lowest).all() and (out.assignment_logits[0][0, :, :8] > lowest).all()
+    assert (out.assignment_logits[1][0, 8:] == 0).all()  # empty segments are padding one level up
 
 
 def test_model_empty_and_vanished_superpixels():
