@@ -9,6 +9,7 @@ from transformers import (
     AutoImageProcessor,
     AutoModel,
     AutoModelForImageClassification,
+    AutoModelForImageSegmentation,
 )
 
 from processing import CastImageProcessor
@@ -39,6 +40,9 @@ __all__ = [
 AutoConfig.register(CastConfig.model_type, CastConfig, exist_ok=True)
 AutoModel.register(CastConfig, CastModel, exist_ok=True)
 AutoModelForImageClassification.register(CastConfig, CastForImageClassification, exist_ok=True)
+# pipeline("image-segmentation") loads models through AutoModelForImageSegmentation: every CAST checkpoint
+# segments through its hierarchy, so the backbone serves (a classifier head is simply not loaded)
+AutoModelForImageSegmentation.register(CastConfig, CastModel, exist_ok=True)
 AutoImageProcessor.register(CastConfig, image_processor_classes={"pil": CastImageProcessor}, exist_ok=True)
 
 # Saved folders carry the flat code files and an `auto_map`, so they load with `trust_remote_code=True` where this

@@ -55,6 +55,8 @@ CAST_AUTO_MAP = {
     "AutoConfig": "configuration_cast.CastConfig",
     "AutoModel": "modeling_cast.CastModel",
     "AutoModelForImageClassification": "modeling_cast.CastForImageClassification",
+    # the image-segmentation pipeline loads through this class: any CAST checkpoint segments via its hierarchy
+    "AutoModelForImageSegmentation": "modeling_cast.CastModel",
 }
 
 # The official class token is initialised from N(0, 1e-6^2) (MoCo-v3 ViT recipe, kept by CAST).

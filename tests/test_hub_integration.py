@@ -68,6 +68,7 @@ def test_saved_folder_carries_code_and_full_auto_map(tmp_path):
         "AutoConfig": "configuration_cast.CastConfig",
         "AutoModel": "modeling_cast.CastModel",
         "AutoModelForImageClassification": "modeling_cast.CastForImageClassification",
+        "AutoModelForImageSegmentation": "modeling_cast.CastModel",
     }
     processor_map = json.loads((tmp_path / "preprocessor_config.json").read_text())["auto_map"]
     assert processor_map == {"AutoImageProcessor": "image_processing_cast.CastImageProcessor"}
