@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from torch.nn import functional as F
 
@@ -464,6 +465,16 @@ class CastPreTrainedModel(PreTrainedModel):
         # only the transformer blocks' attention, not the one inside graph pooling
         "attentions": OutputRecorder(CastAttention, index=1, layer_name="attention"),
     }
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except SafetensorError as error:
+            raise ValueError(
+                f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r} holds a corrupt or truncated "
+                f"safetensors checkpoint: {error}"
+            ) from error
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         self.config.auto_map = {**CAST_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}

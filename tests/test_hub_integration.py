@@ -54,6 +54,16 @@ def test_auto_classes_resolve_cast(tmp_path):
     assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
 
 
+def test_truncated_checkpoint_fails_clearly(tmp_path):
+    _save_tiny(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"pretrained_model_name_or_path.*corrupt or truncated"):
+        CastForImageClassification.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"corrupt or truncated"):
+        AutoModel.from_pretrained(tmp_path)
+
+
 def test_auto_model_from_config():
     config = AutoConfig.for_model("cast", **tiny_config_kwargs())
     assert isinstance(AutoModel.from_config(config), CastModel)
