@@ -73,9 +73,9 @@ def farthest_point_sampling(
     batch_index = torch.arange(points.shape[0], device=points.device)
     chosen_per_step, gap_per_step = [], []
     for _ in range(num_samples):
-        chosen = min_distance.argmax(dim=-1)
+        gap, chosen = min_distance.max(dim=-1)  # first index among equal maxima, like argmax
         chosen_per_step.append(chosen)
-        gap_per_step.append(min_distance[batch_index, chosen])
+        gap_per_step.append(gap)
         min_distance = torch.minimum(min_distance, distances[batch_index, chosen])
     seed_is_real = torch.stack(gap_per_step, dim=1) > 0
     seed_is_real[:, 0] = True  # the farthest point from the mean starts a segment even if it is the mean
