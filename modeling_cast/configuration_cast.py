@@ -10,7 +10,7 @@ from __future__ import annotations
 from huggingface_hub.dataclasses import strict
 from transformers import PretrainedConfig
 
-__all__ = ["CastConfig", "CAST_PRESETS"]
+__all__ = ["CastConfig", "CastLabelNames", "CAST_PRESETS"]
 
 # Architecture of the checkpoints released with the paper (official repository README and model builders).
 CAST_PRESETS: dict[str, dict] = {
@@ -22,6 +22,22 @@ CAST_PRESETS: dict[str, dict] = {
 
 _STEM_CONVOLUTIONS = 4  # the ConvStem has four 3x3 convolutions (C/8, C/4, C/2, C channels)
 _SUPPORTED_ACTIVATIONS = ("gelu",)  # exact (erf) GELU, as in the official blocks
+
+
+class CastLabelNames(dict):
+    """The `id2label` map of a [`CastConfig`]: class names by class id, plus names for the unsupervised segments.
+
+    Every CAST checkpoint segments images through its hierarchy, also when it has no classes (or classes of whole
+    images). [`CastImageProcessor`] gives the segment `k` of level `l` the label id `(l, k)`, which is never a class
+    id, so that `pipeline("image-segmentation")` (which reads `config.id2label[label_id]`) labels it
+    `"level l segment k"`. Class ids keep their names and any other missing key still raises `KeyError`.
+    """
+
+    def __missing__(self, key):
+        if isinstance(key, tuple) and len(key) == 2 and all(isinstance(index, int) for index in key):
+            level, segment = key
+            return f"level {level} segment {segment}"
+        raise KeyError(key)
 
 
 @strict
@@ -119,6 +135,12 @@ class CastConfig(PretrainedConfig):
             self.image_size = list(self.image_size)
         self._check_architecture()
         super().__post_init__(**kwargs)
+
+    def __setattr__(self, name, value):
+        # Whoever sets `id2label` (from_pretrained, the `num_labels` setter, a user), segment label ids keep names.
+        if name == "id2label" and isinstance(value, dict) and not isinstance(value, CastLabelNames):
+            value = CastLabelNames(value)
+        super().__setattr__(name, value)
 
     @property
     def num_hidden_layers(self) -> int:

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from transformers import BatchFeature
 from transformers.image_processing_backends import PilBackend
+from transformers.image_processing_outputs import SemanticSegmentationPostProcessorOutput
 from transformers.image_utils import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
@@ -27,6 +28,17 @@ from transformers.image_utils import (
 from transformers.processing_utils import ImagesKwargs, Unpack
 from transformers.utils import TensorType, logging
 
+from .post_processing_cast import (
+    class_segments,
+    hierarchy_segments_info,
+    nearest_resize,
+    resize_logits,
+    resolve_levels,
+    resolve_target_sizes,
+    segmentation_logits,
+    validated_hierarchy,
+    validated_scores,
+)
 from .superpixels_cast import SUPERPIXEL_METHODS, compute_superpixels, relabel_sequential_ids
 
 
@@ -59,6 +71,10 @@ class CastImageProcessorKwargs(ImagesKwargs, total=False):
     superpixels (`np.ndarray`, `torch.Tensor` or a list of them, *optional*):
         Precomputed superpixel maps to use instead of computing them: one 2-D integer map per image, at that image's
         original size. They are resized with nearest-neighbour sampling and renumbered to `0..K-1`.
+    segmentation_level (`int`, *optional*, defaults to `self.segmentation_level`):
+        Level of the hierarchy whose segments panoptic/instance post-processing (and so
+        `pipeline("image-segmentation")`) returns: 0 is the finest, negative values count from the coarsest (-1).
+        Not used by preprocessing.
     """
 
     n_segments: int
@@ -66,6 +82,7 @@ class CastImageProcessorKwargs(ImagesKwargs, total=False):
     superpixel_method: str
     patch_size: int
     superpixels: np.ndarray | torch.Tensor | list | tuple | None
+    segmentation_level: int
 
 
 class CastImageProcessor(PilBackend):
@@ -119,6 +136,10 @@ class CastImageProcessor(PilBackend):
             checkpoints were trained with SEEDS).
         patch_size (`int`, *optional*, defaults to 8):
             Stride of the CAST convolutional stem; output heights and widths must be multiples of it.
+        segmentation_level (`int`, *optional*, defaults to -1):
+            Level of the model's hierarchy returned by [`~CastImageProcessor.post_process_panoptic_segmentation`] and
+            [`~CastImageProcessor.post_process_instance_segmentation`], hence by `pipeline("image-segmentation")`: 0 is
+            the finest level, -1 the coarsest. Those methods also take it per call as `level`.
 
     Example:
 
@@ -151,6 +172,7 @@ class CastImageProcessor(PilBackend):
     compactness = 10.0
     superpixel_method = "slic"
     patch_size = 8
+    segmentation_level = -1
 
     def __init__(self, **kwargs: Unpack[CastImageProcessorKwargs]) -> None:
         if kwargs.get("superpixels") is not None:
@@ -159,6 +181,7 @@ class CastImageProcessor(PilBackend):
             )
         kwargs = _coerce_superpixel_kwargs(kwargs)
         super().__init__(**kwargs)
+        _check_level_type(self.segmentation_level, "segmentation_level")
         _validate_superpixel_settings(self.n_segments, self.compactness, self.superpixel_method, self.patch_size)
         _validate_output_size_settings(self.do_resize, self.size, self.do_center_crop, self.crop_size, self.patch_size)
 
@@ -329,6 +352,213 @@ class CastImageProcessor(PilBackend):
         if do_center_crop:
             labels = self.center_crop(labels[None], crop_size)[0]
         return relabel_sequential_ids(labels)
+
+    def post_process_hierarchical_segmentation(
+        self,
+        outputs,
+        target_sizes: list[tuple[int, int]] | torch.Tensor | None = None,
+        levels: int | list[int] | None = None,
+        return_scores: bool = False,
+    ) -> list[torch.Tensor] | list[dict]:
+        r"""
+        Turn the hierarchy of CAST outputs into label maps: for every image, the segment id of each pixel at the
+        requested levels, at the requested size.
+
+        Resizing is nearest-neighbour with one index map for all levels, so the levels stay nested at any size: every
+        segment of a finer level lies inside exactly one segment of each coarser level.
+
+        Args:
+            outputs (`ModelOutput` or `Mapping`):
+                Output of any CAST model (read by key): `hierarchy` (`torch.LongTensor` of shape `(batch_size,
+                num_levels, height, width)`) and, with `return_scores=True`, `hierarchy_scores` (same shape).
+            target_sizes (`list[tuple[int, int]]` or `torch.Tensor` of shape `(batch_size, 2)`, *optional*):
+                `(height, width)` of each image's result, usually the original image size. By default the model's
+                input size.
+            levels (`int` or `list[int]`, *optional*):
+                Levels to return, finest first by default (all of them); 0 is the finest level and negative values
+                count from the coarsest (-1).
+            return_scores (`bool`, *optional*, defaults to `False`):
+                Whether to also describe every segment (see below).
+
+        Returns:
+            `list[torch.LongTensor]`: one tensor of shape `(num_requested_levels, height, width)` per image. With
+            `return_scores=True`, one dict per image instead: `"segmentation"` (that tensor) and `"segments_info"`,
+            one list per requested level of `{"id": int, "level": int, "score": float, "area": int}`, where `level`
+            is the non-negative level index, `score` the mean `hierarchy_scores` (assignment probability) of the
+            segment's pixels and `area` its pixel count, both at the target size.
+        """
+        hierarchy = validated_hierarchy(outputs)
+        scores = validated_scores(outputs, hierarchy) if return_scores else None
+        batch_size, num_levels = hierarchy.shape[:2]
+        sizes = resolve_target_sizes(target_sizes, batch_size, tuple(hierarchy.shape[-2:]))
+        level_indices = resolve_levels(levels, num_levels)
+        results = []
+        for index, size in enumerate(sizes):
+            segmentation = nearest_resize(hierarchy[index, level_indices], size).long()
+            if scores is None:
+                results.append(segmentation)
+                continue
+            level_scores = nearest_resize(scores[index, level_indices], size)
+            segments_info = [
+                hierarchy_segments_info(level_map, level_score, level)
+                for level_map, level_score, level in zip(segmentation, level_scores, level_indices)
+            ]
+            results.append({"segmentation": segmentation, "segments_info": segments_info})
+        return results
+
+    def post_process_semantic_segmentation(
+        self,
+        outputs,
+        target_sizes: list[tuple[int, int]] | torch.Tensor | None = None,
+        return_segmentation_scores: bool = False,
+    ) -> list[torch.Tensor] | list[SemanticSegmentationPostProcessorOutput]:
+        r"""
+        Turn the per-pixel class logits of a CAST segmentation head into class maps.
+
+        Args:
+            outputs (`ModelOutput` or `Mapping`):
+                Output with `logits` of shape `(batch_size, num_labels, height, width)`. Backbone and image
+                classification outputs have no such logits: use
+                [`~CastImageProcessor.post_process_hierarchical_segmentation`] or
+                [`~CastImageProcessor.post_process_panoptic_segmentation`] for their segments.
+            target_sizes (`list[tuple[int, int]]` or `torch.Tensor` of shape `(batch_size, 2)`, *optional*):
+                `(height, width)` of each result; logits are resized bilinearly before the argmax. By default the
+                logits' size.
+            return_segmentation_scores (`bool`, *optional*, defaults to `False`):
+                Whether to also return the (resized) logits.
+
+        Returns:
+            `list[torch.LongTensor]`: one class map of shape `(height, width)` per image, or with
+            `return_segmentation_scores=True` one `SemanticSegmentationPostProcessorOutput` per image with
+            `segmentation` (that map) and `segmentation_scores` (`(num_labels, height, width)` logits).
+        """
+        logits = segmentation_logits(outputs)
+        if logits is None:
+            raise ValueError(
+                "`outputs` must carry per-pixel class `logits` of shape (batch_size, num_labels, height, width) "
+                "from a segmentation head for semantic segmentation; the segments of CAST backbones and image "
+                "classifiers come from `post_process_hierarchical_segmentation` or "
+                "`post_process_panoptic_segmentation`"
+            )
+        sizes = resolve_target_sizes(target_sizes, logits.shape[0], tuple(logits.shape[-2:]))
+        results = []
+        for image_logits, size in zip(logits, sizes):
+            resized = resize_logits(image_logits, size)
+            segmentation = resized.argmax(dim=0)
+            if return_segmentation_scores:
+                results.append(
+                    SemanticSegmentationPostProcessorOutput(
+                        data={"segmentation": segmentation, "segmentation_scores": resized}
+                    )
+                )
+            else:
+                results.append(segmentation)
+        return results
+
+    def post_process_panoptic_segmentation(
+        self,
+        outputs,
+        threshold: float = 0.5,
+        mask_threshold: float = 0.5,
+        overlap_mask_area_threshold: float = 0.8,
+        label_ids_to_fuse: set[int] | None = None,
+        target_sizes: list[tuple[int, int]] | torch.Tensor | None = None,
+        level: int | None = None,
+    ) -> list[dict]:
+        r"""
+        Segments of one level of the hierarchy (or, for a segmentation head, one segment per predicted class) in the
+        format of transformers' panoptic post-processing, which `pipeline("image-segmentation")` consumes.
+
+        Hierarchy segments have no class: segment `k` of level `l` gets the label id `(l, k)`, which a CAST config's
+        `id2label` names `"level l segment k"`. The segments partition the image, so no segment is ever dropped:
+        `threshold`, `mask_threshold`, `overlap_mask_area_threshold` and `label_ids_to_fuse` (which filter and merge
+        the overlapping mask proposals of query-based models) have nothing to act on and are accepted only for
+        compatibility with the pipeline. Filter `segments_info` by `score` to keep confident segments.
+
+        Args:
+            outputs (`ModelOutput` or `Mapping`):
+                Output of a CAST model: `hierarchy` and `hierarchy_scores`, and for segmentation heads per-pixel
+                class `logits` of shape `(batch_size, num_labels, height, width)`, whose classes are returned unless
+                `level` is given.
+            threshold (`float`, *optional*, defaults to 0.5):
+                Unused (see above).
+            mask_threshold (`float`, *optional*, defaults to 0.5):
+                Unused (see above).
+            overlap_mask_area_threshold (`float`, *optional*, defaults to 0.8):
+                Unused (see above).
+            label_ids_to_fuse (`set[int]`, *optional*):
+                Unused: every class is already a single segment.
+            target_sizes (`list[tuple[int, int]]` or `torch.Tensor` of shape `(batch_size, 2)`, *optional*):
+                `(height, width)` of each result. By default the model's output size.
+            level (`int`, *optional*, defaults to `self.segmentation_level`):
+                Level of the hierarchy to return: 0 is the finest, -1 the coarsest. Given explicitly, it also selects
+                the hierarchy over the classes of a segmentation head.
+
+        Returns:
+            `list[dict]`: per image, `"segmentation"` (`torch.LongTensor` of shape `(height, width)`: the segment id of
+            every pixel; every pixel belongs to exactly one segment) and `"segments_info"`, one
+            `{"id": int, "label_id": tuple[int, int] | int, "was_fused": False, "score": float}` per segment. The
+            score is the mean assignment probability of the segment's pixels (for classes, the mean softmax
+            probability of the predicted class).
+        """
+        return self._segments_of_level(outputs, target_sizes, level)
+
+    def post_process_instance_segmentation(
+        self,
+        outputs,
+        threshold: float = 0.5,
+        mask_threshold: float = 0.5,
+        overlap_mask_area_threshold: float = 0.8,
+        target_sizes: list[tuple[int, int]] | torch.Tensor | None = None,
+        level: int | None = None,
+    ) -> list[dict]:
+        r"""
+        Same as [`~CastImageProcessor.post_process_panoptic_segmentation`]: CAST segments do not overlap, so every
+        segment of the chosen level is one instance. `threshold`, `mask_threshold` and `overlap_mask_area_threshold`
+        are unused, for the same reason.
+        """
+        return self._segments_of_level(outputs, target_sizes, level)
+
+    def _segments_of_level(self, outputs, target_sizes, level: int | None) -> list[dict]:
+        logits = segmentation_logits(outputs)
+        if logits is not None and level is None:
+            sizes = resolve_target_sizes(target_sizes, logits.shape[0], tuple(logits.shape[-2:]))
+            results = []
+            for image_logits, size in zip(logits, sizes):
+                segmentation, segments_info = class_segments(resize_logits(image_logits, size))
+                results.append({"segmentation": segmentation, "segments_info": segments_info})
+            return results
+
+        argument = "level" if level is not None else "segmentation_level"
+        level = self.segmentation_level if level is None else level
+        _check_level_type(level, argument)
+        num_levels = validated_hierarchy(outputs).shape[1]
+        (level,) = resolve_levels(level, num_levels, argument=argument)
+        results = []
+        for result in self.post_process_hierarchical_segmentation(
+            outputs, target_sizes=target_sizes, levels=[level], return_scores=True
+        ):
+            segments_info = [_panoptic_segment(segment) for segment in result["segments_info"][0]]
+            results.append({"segmentation": result["segmentation"][0], "segments_info": segments_info})
+        return results
+
+
+def _panoptic_segment(segment: dict) -> dict:
+    """A hierarchy segment as transformers' panoptic post-processing describes one. Its label id `(level, id)` is
+    never a class id; a CAST config's `id2label` names it "level l segment k"."""
+    return {
+        "id": segment["id"],
+        "label_id": (segment["level"], segment["id"]),
+        "was_fused": False,
+        "score": segment["score"],
+    }
+
+
+def _check_level_type(level, argument: str) -> None:
+    if isinstance(level, bool) or not isinstance(level, numbers.Integral):
+        raise TypeError(
+            f"`{argument}` must be an int (0 = finest level, -1 = coarsest), got {type(level).__name__} {level!r}"
+        )
 
 
 def _coerce_superpixel_kwargs(kwargs: dict) -> dict:

@@ -23,6 +23,7 @@ HUB_FLAT_FILES = [
     "modeling_cast/modeling_cast.py",
     "modeling_cast/graph_pooling_cast.py",
     "processing/image_processing_cast.py",
+    "processing/post_processing_cast.py",
     "processing/superpixels_cast.py",
 ]
 
@@ -71,7 +72,8 @@ def test_auto_model_from_config():
 
 def test_saved_folder_carries_code_and_full_auto_map(tmp_path):
     _save_tiny(tmp_path)
-    for name in ("configuration_cast.py", "modeling_cast.py", "graph_pooling_cast.py", "image_processing_cast.py", "superpixels_cast.py"):
+    for name in ("configuration_cast.py", "modeling_cast.py", "graph_pooling_cast.py", "image_processing_cast.py",
+                 "post_processing_cast.py", "superpixels_cast.py"):
         assert (tmp_path / name).exists(), name
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
     assert auto_map == {

@@ -105,13 +105,18 @@ class CastImageProcessingTester(common.ImageProcessingTester):
         kwargs.setdefault("do_normalize", True)
         kwargs.setdefault("image_mean", IMAGENET_DEFAULT_MEAN)
         kwargs.setdefault("image_std", IMAGENET_DEFAULT_STD)
+        kwargs.setdefault("segmentation_level", -1)
+        # classes of the segmentation-head logits fed to the semantic post-processing tests
+        kwargs.setdefault("num_labels", 5)
         super().__init__(parent, **kwargs)
 
     def _get_image_processing_classes(self):
         return {"pil": CastImageProcessor}
 
 
-class CastImageProcessingTest(common.ImageProcessingTestMixin, unittest.TestCase):
+class CastImageProcessingTest(
+    common.PostProcessSemanticSegmentationTestMixin, common.ImageProcessingTestMixin, unittest.TestCase
+):
     image_processor_tester_class = CastImageProcessingTester
     test_cast_dtype = True  # runs test_cast_dtype_device: `.to(float16)` must cast pixels, not superpixel ids
 

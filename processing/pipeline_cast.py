@@ -1,0 +1,118 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""The "hierarchical-segmentation" pipeline: every level of a CAST model's segmentation hierarchy for each image.
+
+`import modeling_cast` registers it, after which (with a saved CAST checkpoint folder and an image file)
+
+```python
+import modeling_cast  # registers the task
+from transformers import pipeline
+
+segmenter = pipeline("hierarchical-segmentation", model="path/to/cast-checkpoint")
+result = segmenter("photo.jpg", render=True)  # result["levels"], result["segments_info"], result["picture"]
+```
+
+This module uses only `transformers`' public pipeline API and the image processor's post-processing; it never imports
+the model package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers.image_utils import load_image
+from transformers.pipelines import Pipeline
+
+
+__all__ = ["HierarchicalSegmentationPipeline"]
+
+
+class HierarchicalSegmentationPipeline(Pipeline):
+    """
+    Hierarchical image segmentation with any CAST checkpoint (backbone, classifier or segmentation model).
+
+    For every image it returns a dict with
+    - `"levels"`: one `torch.LongTensor` of shape `(height, width)` per requested level, finest first by default, at
+      the original image size: the segment id of every pixel. Every segment of a finer level lies inside exactly one
+      segment of each coarser level.
+    - `"segments_info"`: one list per level of `{"id": int, "level": int, "score": float, "area": int}`: the segment
+      id, its (non-negative) level, its mean assignment probability and its pixel count.
+    - `"picture"` (only with `render=True`): a `PIL.Image.Image` showing the levels side by side, drawn by
+      `processing.visualization.draw_hierarchy`.
+
+    Call arguments (besides the images, given as PIL images, paths or URLs, one or a list):
+        levels (`int` or `list[int]`, *optional*): levels to return (0 = finest, -1 = coarsest); all by default.
+        render (`bool`, *optional*, defaults to `False`): also draw the levels.
+        timeout (`float`, *optional*): seconds to wait for images fetched from the web.
+    """
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = False
+    _load_video_processor = False
+
+    def _sanitize_parameters(self, levels=None, render=None, timeout=None, **kwargs):
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}; it accepts `levels`, `render` and "
+                "`timeout`"
+            )
+        preprocess_kwargs, postprocess_kwargs = {}, {}
+        if timeout is not None:
+            preprocess_kwargs["timeout"] = timeout
+        if render is not None:
+            if not isinstance(render, bool):
+                raise TypeError(f"`render` must be a bool, got {type(render).__name__} {render!r}")
+            preprocess_kwargs["render"] = render
+            postprocess_kwargs["render"] = render
+        if levels is not None:
+            postprocess_kwargs["levels"] = levels
+        return preprocess_kwargs, {}, postprocess_kwargs
+
+    def __call__(self, inputs, **kwargs: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        """Segment one image (a PIL image, path or URL), or a list of them; see the class docstring for the
+        arguments and outputs."""
+        return super().__call__(inputs, **kwargs)
+
+    def preprocess(self, image, render: bool = False, timeout: float | None = None) -> dict[str, Any]:
+        image = load_image(image, timeout=timeout)
+        inputs = self.image_processor(images=[image], return_tensors="pt").to(self.dtype)
+        inputs["target_size"] = [(image.height, image.width)]
+        if render:
+            # carried through the forward pass so that the picture can show the original image
+            inputs["image"] = image
+        return inputs
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        target_size = model_inputs.pop("target_size")
+        image = model_inputs.pop("image", None)
+        outputs = self.model(**model_inputs)
+        # only what post-processing reads: tensors that the pipeline can un-batch, plus the carried values
+        return {
+            "hierarchy": outputs.get("hierarchy"),
+            "hierarchy_scores": outputs.get("hierarchy_scores"),
+            "target_size": target_size,
+            "image": image,
+        }
+
+    def postprocess(self, model_outputs: dict[str, Any], levels=None, render: bool = False) -> dict[str, Any]:
+        result = self.image_processor.post_process_hierarchical_segmentation(
+            model_outputs, target_sizes=model_outputs["target_size"], levels=levels, return_scores=True
+        )[0]
+        output = {"levels": list(result["segmentation"]), "segments_info": result["segments_info"]}
+        if render:
+            level_indices = [level_info[0]["level"] for level_info in result["segments_info"]]
+            output["picture"] = _render(model_outputs["image"], result["segmentation"], level_indices)
+        return output
+
+
+def _render(image: Image.Image, segmentation: torch.Tensor, level_indices: list[int]) -> Image.Image:
+    # imported on use: drawing is optional and lives beside this module
+    from .visualization import draw_hierarchy
+
+    # the drawing expects the levels finest first, as the model orders them
+    order = torch.from_numpy(np.argsort(level_indices, kind="stable"))
+    return draw_hierarchy(image.convert("RGB"), segmentation[order].numpy())

@@ -1,0 +1,215 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""Turning CAST model outputs into segmentations: the tensor work behind `CastImageProcessor.post_process_*`.
+
+CAST outputs hold `hierarchy` (int64 `(batch_size, num_levels, height, width)`: the segment id of every input pixel at
+each level, finest level first) and `hierarchy_scores` (float, same shape: each pixel's assignment probability). A
+segmentation head would instead (or also) hold per-pixel class `logits` `(batch_size, num_labels, height, width)`.
+Outputs are read by key, so any mapping or `ModelOutput` works and the model package is never imported.
+
+Hub-flat: imports only torch and the standard library.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch.nn import functional as F
+
+
+__all__ = [
+    "class_segments",
+    "get_output",
+    "hierarchy_segments_info",
+    "nearest_resize",
+    "resize_logits",
+    "resolve_levels",
+    "resolve_target_sizes",
+    "segmentation_logits",
+    "validated_hierarchy",
+    "validated_scores",
+]
+
+_SEGMENTATION_LOGITS_NDIM = 4  # (batch_size, num_labels, height, width); image classifiers have 2-D logits
+
+
+def get_output(outputs, name: str):
+    """`outputs[name]` for mappings and `ModelOutput`s (None when absent), else the attribute `name`."""
+    if isinstance(outputs, Mapping):
+        return outputs.get(name)
+    return getattr(outputs, name, None)
+
+
+def validated_hierarchy(outputs) -> torch.Tensor:
+    """The `hierarchy` of `outputs`, checked: a 4-D integer tensor `(batch_size, num_levels, height, width)`."""
+    hierarchy = get_output(outputs, "hierarchy")
+    if hierarchy is None:
+        raise ValueError(
+            "`outputs` must carry a `hierarchy` (the output of a CAST model: `(batch_size, num_levels, height, "
+            f"width)` segment ids), got an output with keys {_keys(outputs)}"
+        )
+    if not isinstance(hierarchy, torch.Tensor):
+        raise TypeError(f"`outputs['hierarchy']` must be a torch.Tensor, got {type(hierarchy).__name__}")
+    if hierarchy.is_floating_point() or hierarchy.is_complex() or hierarchy.dtype == torch.bool:
+        raise TypeError(f"`outputs['hierarchy']` must hold integer segment ids, got dtype {hierarchy.dtype}")
+    if hierarchy.ndim != 4 or 0 in hierarchy.shape:
+        raise ValueError(
+            "`outputs['hierarchy']` must have shape (batch_size, num_levels, height, width) with no empty "
+            f"dimension, got {tuple(hierarchy.shape)}"
+        )
+    minimum = int(hierarchy.min())
+    if minimum < 0:
+        raise ValueError(f"`outputs['hierarchy']` must hold non-negative segment ids, got minimum {minimum}")
+    return hierarchy
+
+
+def validated_scores(outputs, hierarchy: torch.Tensor) -> torch.Tensor:
+    """The `hierarchy_scores` of `outputs`, checked against `hierarchy`."""
+    scores = get_output(outputs, "hierarchy_scores")
+    if scores is None:
+        raise ValueError(
+            "`outputs` must carry `hierarchy_scores` to score segments (CAST models return them), got an output "
+            f"with keys {_keys(outputs)}"
+        )
+    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
+        raise TypeError(
+            "`outputs['hierarchy_scores']` must be a floating-point torch.Tensor, got "
+            f"{getattr(scores, 'dtype', type(scores).__name__)}"
+        )
+    if scores.shape != hierarchy.shape:
+        raise ValueError(
+            f"`outputs['hierarchy_scores']` must have the shape of `outputs['hierarchy']` {tuple(hierarchy.shape)}, "
+            f"got {tuple(scores.shape)}"
+        )
+    return scores
+
+
+def segmentation_logits(outputs) -> torch.Tensor | None:
+    """Per-pixel class logits `(batch_size, num_labels, height, width)` of a segmentation head, or None."""
+    logits = get_output(outputs, "logits")
+    if isinstance(logits, torch.Tensor) and logits.ndim == _SEGMENTATION_LOGITS_NDIM:
+        return logits
+    return None
+
+
+def resolve_target_sizes(target_sizes, batch_size: int, default_size: tuple[int, int]) -> list[tuple[int, int]]:
+    """One `(height, width)` per image: `default_size` for all when `target_sizes` is None."""
+    if target_sizes is None:
+        return [tuple(default_size)] * batch_size
+    if isinstance(target_sizes, torch.Tensor):
+        target_sizes = target_sizes.tolist()
+    elif hasattr(target_sizes, "tolist") and not isinstance(target_sizes, (list, tuple)):
+        target_sizes = target_sizes.tolist()  # numpy arrays
+    if not isinstance(target_sizes, Sequence) or isinstance(target_sizes, str):
+        raise TypeError(
+            f"`target_sizes` must be a list of (height, width) pairs, got {type(target_sizes).__name__}"
+        )
+    if len(target_sizes) != batch_size:
+        raise ValueError(
+            f"`target_sizes` must hold one (height, width) per image, got {len(target_sizes)} sizes for a batch of "
+            f"{batch_size}"
+        )
+    sizes = []
+    for size in target_sizes:
+        if (
+            not isinstance(size, Sequence)
+            or len(size) != 2
+            or not all(_is_int(side) and side > 0 for side in size)
+        ):
+            raise ValueError(f"each entry of `target_sizes` must be a (height, width) of positive ints, got {size!r}")
+        sizes.append((int(size[0]), int(size[1])))
+    return sizes
+
+
+def resolve_levels(levels, num_levels: int, argument: str = "levels") -> list[int]:
+    """Non-negative level indices from None (all), an int or a list of ints (negative ints count from the end)."""
+    if levels is None:
+        return list(range(num_levels))
+    single = _is_int(levels)
+    if not single and not (isinstance(levels, Sequence) and not isinstance(levels, str)):
+        raise TypeError(f"`{argument}` must be an int or a list of ints, got {type(levels).__name__}")
+    requested = [levels] if single else list(levels)
+    if not requested:
+        raise ValueError(f"`{argument}` must name at least one level, got an empty list")
+    resolved = []
+    for level in requested:
+        if not _is_int(level):
+            raise TypeError(f"`{argument}` must hold ints, got {type(level).__name__} {level!r}")
+        if not -num_levels <= level < num_levels:
+            raise ValueError(
+                f"`{argument}` must be in [{-num_levels}, {num_levels - 1}] for a hierarchy of {num_levels} levels, "
+                f"got {level}"
+            )
+        resolved.append(int(level) % num_levels)
+    return resolved
+
+
+def nearest_resize(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour resize of `(..., height, width)` maps to `size`, sampling at pixel centres: output row `i`
+    reads input row `floor((i + 0.5) * in_height / out_height)`, likewise for columns (so upscaling by an integer
+    factor repeats every pixel exactly).
+
+    One index map serves every leading slice, so levels resized together stay nested: two pixels that share a fine
+    segment read the same source pixel's ids at every level.
+    """
+    in_height, in_width = maps.shape[-2:]
+    out_height, out_width = size
+    if (in_height, in_width) == (out_height, out_width):
+        return maps
+    rows = _centre_indices(in_height, out_height, maps.device)
+    cols = _centre_indices(in_width, out_width, maps.device)
+    return maps.index_select(-2, rows).index_select(-1, cols)
+
+
+def hierarchy_segments_info(segmentation: torch.Tensor, scores: torch.Tensor, level: int) -> list[dict]:
+    """Segments of one level map `(height, width)`: id, level, mean score of their pixels and pixel count."""
+    return [
+        {"id": segment_id, "level": level, "score": score, "area": area}
+        for segment_id, score, area in _segment_statistics(segmentation, scores)
+    ]
+
+
+def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of one image's class logits `(num_labels, height, width)` (the transformers convention)."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
+
+
+def class_segments(logits: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
+    """One segment per predicted class of `(num_labels, height, width)` logits: the class map and, per class
+    present, its id (= the class), label id and mean winning probability."""
+    winning, classes = logits.float().softmax(dim=0).max(dim=0)
+    segments = [
+        {"id": class_id, "label_id": class_id, "was_fused": False, "score": score}
+        for class_id, score, _ in _segment_statistics(classes, winning)
+    ]
+    return classes, segments
+
+
+def _segment_statistics(segmentation: torch.Tensor, scores: torch.Tensor) -> list[tuple[int, float, int]]:
+    """`(id, mean score, pixel count)` of every id present in a map of non-negative ids, by increasing id."""
+    ids = segmentation.flatten()
+    num_ids = int(ids.max()) + 1
+    areas = torch.bincount(ids, minlength=num_ids)
+    score_sums = torch.bincount(ids, weights=scores.flatten().double(), minlength=num_ids)
+    present = torch.nonzero(areas).flatten()
+    mean_scores = (score_sums[present] / areas[present]).tolist()
+    return list(zip(present.tolist(), mean_scores, areas[present].tolist()))
+
+
+def _centre_indices(in_length: int, out_length: int, device: torch.device) -> torch.Tensor:
+    # output pixel i covers [i, i + 1) * in/out in input pixels; take the input pixel under its centre
+    positions = (torch.arange(out_length, device=device, dtype=torch.float64) + 0.5) * (in_length / out_length)
+    return positions.floor().long().clamp_(0, in_length - 1)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _keys(outputs) -> list[str]:
+    if isinstance(outputs, Mapping):
+        return list(outputs.keys())
+    return sorted(name for name in vars(outputs) if not name.startswith("_")) if hasattr(outputs, "__dict__") else []

@@ -1,0 +1,267 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""`transformers.pipeline` on saved tiny CAST checkpoints: "image-segmentation" (segments of one hierarchy level),
+the registered "hierarchical-segmentation" task, "image-classification" and "image-feature-extraction"."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config_kwargs
+from PIL import Image
+from transformers import pipeline
+
+from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor, CastModel
+from processing.pipeline_cast import HierarchicalSegmentationPipeline
+
+IMAGE_SIZES = [(40, 48), (30, 70), (52, 36)]  # (height, width), none of them the 32x32 model input
+NUM_LEVELS = len(tiny_config_kwargs()["num_segments"])
+
+
+def _smooth_image(height: int, width: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(3, 3, 3)).astype(np.float64)
+    rows = np.rint(np.linspace(0, 2, height)).astype(int)
+    cols = np.rint(np.linspace(0, 2, width)).astype(int)
+    noisy = coarse[rows][:, cols] + rng.normal(0, 6, size=(height, width, 3))
+    return Image.fromarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def images():
+    return [_smooth_image(height, width, seed) for seed, (height, width) in enumerate(IMAGE_SIZES)]
+
+
+def _save(folder, model_class, **processor_kwargs):
+    torch.manual_seed(0)
+    model = model_class(CastConfig(**tiny_config_kwargs())).eval()
+    model.save_pretrained(folder)
+    CastImageProcessor(size={"height": 32, "width": 32}, n_segments=12, **processor_kwargs).save_pretrained(folder)
+    return model
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Folders of a tiny backbone and a tiny image classifier, each with its processor."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    _save(root / "backbone", CastModel)
+    _save(root / "classifier", CastForImageClassification)
+    return {"backbone": str(root / "backbone"), "classifier": str(root / "classifier")}
+
+
+@pytest.fixture(autouse=True)
+def _quiet_transformers_logs(caplog):
+    # the image-segmentation pipeline logs an error for every model outside transformers' static lists
+    caplog.set_level(logging.CRITICAL, logger="transformers")
+
+
+def _mask_array(mask: Image.Image) -> np.ndarray:
+    assert mask.mode == "L"
+    return np.asarray(mask)
+
+
+def _expected_coarsest(folder: str, image: Image.Image) -> torch.Tensor:
+    """The coarsest hierarchy level at the image's size, computed without the pipeline."""
+    model = CastModel.from_pretrained(folder).eval()
+    processor = CastImageProcessor.from_pretrained(folder)
+    with torch.no_grad():
+        outputs = model(**processor(image, return_tensors="pt"))
+    return processor.post_process_hierarchical_segmentation(
+        outputs, target_sizes=[(image.height, image.width)], levels=-1
+    )[0][0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# image-segmentation
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["backbone", "classifier"])
+def test_image_segmentation_masks_cover_image_exactly_once(checkpoints, images, kind):
+    segmenter = pipeline("image-segmentation", model=checkpoints[kind])
+    image = images[0]
+
+    segments = segmenter(image)
+
+    expected = _expected_coarsest(checkpoints[kind], image)
+    expected_ids = torch.unique(expected).tolist()
+    assert len(segments) == len(expected_ids)
+    masks = np.stack([_mask_array(segment["mask"]) for segment in segments])
+    assert masks.shape == (len(expected_ids), image.height, image.width)
+    assert set(np.unique(masks)) <= {0, 255}
+    np.testing.assert_array_equal((masks // 255).sum(0), np.ones((image.height, image.width)))
+    for segment, segment_id in zip(segments, expected_ids):
+        assert segment["label"] == f"level {NUM_LEVELS - 1} segment {segment_id}"
+        np.testing.assert_array_equal(_mask_array(segment["mask"]) == 255, (expected == segment_id).numpy())
+        assert isinstance(segment["score"], float) and 0.0 < segment["score"] <= 1.0
+
+
+def test_image_segmentation_threshold_never_drops_segments(checkpoints, images):
+    segmenter = pipeline("image-segmentation", model=checkpoints["backbone"])
+
+    default = segmenter(images[1])
+    strict = segmenter(images[1], threshold=0.999, mask_threshold=0.999, overlap_mask_area_threshold=0.999)
+
+    assert [segment["label"] for segment in strict] == [segment["label"] for segment in default]
+
+
+def test_image_segmentation_batched_equals_unbatched(checkpoints, images):
+    segmenter = pipeline("image-segmentation", model=checkpoints["classifier"])
+
+    batched = segmenter(images, batch_size=2)
+    unbatched = [segmenter(image) for image in images]
+
+    assert len(batched) == len(images)
+    for batch_segments, single_segments in zip(batched, unbatched):
+        # hard outputs are identical; scores may differ in the last float bits (batched matrix products)
+        assert [s["label"] for s in batch_segments] == [s["label"] for s in single_segments]
+        assert [s["score"] for s in batch_segments] == pytest.approx([s["score"] for s in single_segments], rel=1e-6)
+        for batch_segment, single_segment in zip(batch_segments, single_segments):
+            np.testing.assert_array_equal(_mask_array(batch_segment["mask"]), _mask_array(single_segment["mask"]))
+
+
+def test_image_segmentation_level_comes_from_the_processor(tmp_path, images):
+    _save(tmp_path, CastModel, segmentation_level=0)
+    segmenter = pipeline("image-segmentation", model=str(tmp_path))
+
+    segments = segmenter(images[2])
+
+    assert all(segment["label"].startswith("level 0 segment ") for segment in segments)
+    masks = np.stack([_mask_array(segment["mask"]) // 255 for segment in segments])
+    np.testing.assert_array_equal(masks.sum(0), np.ones((images[2].height, images[2].width)))
+
+
+def test_image_segmentation_accepts_image_paths(checkpoints, images, tmp_path):
+    path = tmp_path / "image.png"
+    images[0].save(path)
+    segmenter = pipeline("image-segmentation", model=checkpoints["backbone"])
+
+    from_path = segmenter(str(path))
+    from_image = segmenter(images[0])
+
+    assert [s["label"] for s in from_path] == [s["label"] for s in from_image]
+    for path_segment, image_segment in zip(from_path, from_image):
+        np.testing.assert_array_equal(_mask_array(path_segment["mask"]), _mask_array(image_segment["mask"]))
+
+
+def test_image_segmentation_semantic_subtask_explains_what_to_use(checkpoints, images):
+    segmenter = pipeline("image-segmentation", model=checkpoints["backbone"])
+
+    with pytest.raises(ValueError, match=r"per-pixel class `logits`.*post_process_hierarchical_segmentation"):
+        segmenter(images[0], subtask="semantic")
+
+
+def test_config_id2label_names_segment_label_ids(checkpoints):
+    config = CastConfig.from_pretrained(checkpoints["classifier"])
+
+    assert config.id2label[(3, 5)] == "level 3 segment 5"
+    assert config.id2label[1] == "LABEL_1"
+    with pytest.raises(KeyError):
+        config.id2label[config.num_labels]  # a missing class id is still an error
+    config.num_labels = 5  # the setter rebuilds id2label: segment names must survive
+    assert config.id2label[(0, 2)] == "level 0 segment 2"
+    config.id2label = {0: "cat"}
+    assert config.id2label[(1, 0)] == "level 1 segment 0"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# hierarchical-segmentation (registered by `import modeling_cast`)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_hierarchical_segmentation_returns_every_level_nested(checkpoints, images):
+    segmenter = pipeline("hierarchical-segmentation", model=checkpoints["classifier"])
+    assert isinstance(segmenter, HierarchicalSegmentationPipeline)
+    image = images[1]
+
+    result = segmenter(image)
+
+    assert set(result) == {"levels", "segments_info"}
+    assert len(result["levels"]) == NUM_LEVELS == len(result["segments_info"])
+    for level, (label_map, level_info) in enumerate(zip(result["levels"], result["segments_info"])):
+        assert label_map.dtype == torch.int64 and label_map.shape == (image.height, image.width)
+        assert [segment["id"] for segment in level_info] == torch.unique(label_map).tolist()
+        assert sum(segment["area"] for segment in level_info) == image.height * image.width
+        for segment in level_info:
+            assert set(segment) == {"id", "level", "score", "area"} and segment["level"] == level
+    fine, coarse = result["levels"]
+    pairs = torch.unique(torch.stack([fine.flatten(), coarse.flatten()]), dim=1)
+    assert pairs.shape[1] == torch.unique(fine).numel()  # each fine segment lies in exactly one coarse segment
+    assert torch.equal(result["levels"][-1], _expected_coarsest(checkpoints["classifier"], image))
+
+
+def test_hierarchical_segmentation_batched_equals_unbatched(checkpoints, images):
+    segmenter = pipeline("hierarchical-segmentation", model=checkpoints["backbone"])
+
+    batched = segmenter(images, batch_size=2, levels=[-1, 0])
+    unbatched = [segmenter(image, levels=[-1, 0]) for image in images]
+
+    for batch_result, single_result in zip(batched, unbatched):
+        assert len(batch_result["levels"]) == 2
+        for batch_info, single_info in zip(batch_result["segments_info"], single_result["segments_info"]):
+            assert [{**s, "score": None} for s in batch_info] == [{**s, "score": None} for s in single_info]
+            assert [s["score"] for s in batch_info] == pytest.approx([s["score"] for s in single_info], rel=1e-6)
+        for batch_map, single_map in zip(batch_result["levels"], single_result["levels"]):
+            assert torch.equal(batch_map, single_map)
+
+
+def test_hierarchical_segmentation_renders_levels_side_by_side(checkpoints, images):
+    segmenter = pipeline("hierarchical-segmentation", model=checkpoints["backbone"])
+    image = images[0]
+
+    result = segmenter(image, render=True)
+    batched = segmenter(images[:2], render=True, batch_size=2)
+
+    picture = result["picture"]
+    assert isinstance(picture, Image.Image) and picture.mode == "RGB"
+    assert picture.height == image.height and picture.width >= (NUM_LEVELS + 1) * image.width
+    assert batched[0]["picture"].tobytes() == picture.tobytes()
+    assert batched[1]["picture"].height == images[1].height
+
+
+def test_hierarchical_segmentation_rejects_bad_arguments(checkpoints, images):
+    segmenter = pipeline("hierarchical-segmentation", model=checkpoints["backbone"])
+
+    with pytest.raises(TypeError, match=r"unexpected arguments \['threshold'\]; it accepts `levels`, `render`"):
+        segmenter(images[0], threshold=0.5)
+    with pytest.raises(ValueError, match=r"`levels` must be in \[-2, 1\]"):
+        segmenter(images[0], levels=4)
+    with pytest.raises(TypeError, match=r"`render` must be a bool, got str"):
+        segmenter(images[0], render="yes")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# image-classification and image-feature-extraction
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_image_classification_pipeline_batched_equals_unbatched(checkpoints, images):
+    classifier = pipeline("image-classification", model=checkpoints["classifier"])
+    class_names = set(CastConfig.from_pretrained(checkpoints["classifier"]).id2label.values())
+
+    batched = classifier(images, batch_size=2)
+    unbatched = [classifier(image) for image in images]
+
+    for batch_predictions, single_predictions in zip(batched, unbatched):
+        assert [p["label"] for p in batch_predictions] == [p["label"] for p in single_predictions]
+        assert [p["score"] for p in batch_predictions] == pytest.approx([p["score"] for p in single_predictions])
+    for predictions in batched:
+        assert {prediction["label"] for prediction in predictions} <= class_names
+        assert sum(prediction["score"] for prediction in predictions) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["backbone", "classifier"])
+def test_image_feature_extraction_pipeline_batched_equals_unbatched(checkpoints, images, kind):
+    extractor = pipeline("image-feature-extraction", model=checkpoints[kind])
+    hidden_size = tiny_config_kwargs()["hidden_size"]
+
+    pooled_batched = extractor(images, batch_size=2, pool=True, return_tensors=True)
+    pooled_unbatched = [extractor(image, pool=True, return_tensors=True) for image in images]
+    tokens = extractor(images[0])
+
+    for batch_features, single_features in zip(pooled_batched, pooled_unbatched):
+        assert single_features.shape == (1, hidden_size)
+        torch.testing.assert_close(batch_features, single_features)
+    assert np.asarray(tokens).shape[0] == 1 and np.asarray(tokens).shape[-1] == hidden_size
