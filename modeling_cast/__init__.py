@@ -11,8 +11,12 @@ from transformers import (
     AutoModelForImageClassification,
     AutoModelForImageSegmentation,
 )
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from processing import CastImageProcessor
+from processing.cli_segment import main as segment_main
+from processing.pipeline_cast import HierarchicalSegmentationPipeline
+from processing.visualization import draw_hierarchy, hierarchy_colors, save_hierarchy_picture
 
 from .configuration_cast import CAST_PRESETS, CastConfig
 from .convert_cast_original_to_hf import convert_state_dict, infer_config
@@ -29,12 +33,17 @@ __all__ = [
     "CastConfig",
     "CastForImageClassification",
     "CastImageClassifierOutput",
+    "HierarchicalSegmentationPipeline",
     "CastImageProcessor",
     "CastModel",
     "CastModelOutput",
     "CastPreTrainedModel",
     "convert_state_dict",
+    "draw_hierarchy",
+    "hierarchy_colors",
     "infer_config",
+    "save_hierarchy_picture",
+    "segment_main",
 ]
 
 AutoConfig.register(CastConfig.model_type, CastConfig, exist_ok=True)
@@ -44,6 +53,13 @@ AutoModelForImageClassification.register(CastConfig, CastForImageClassification,
 # segments through its hierarchy, so the backbone serves (a classifier head is simply not loaded)
 AutoModelForImageSegmentation.register(CastConfig, CastModel, exist_ok=True)
 AutoImageProcessor.register(CastConfig, image_processor_classes={"pil": CastImageProcessor}, exist_ok=True)
+# pipeline("hierarchical-segmentation"): every level of the hierarchy, with segment scores and an optional picture
+PIPELINE_REGISTRY.register_pipeline(
+    "hierarchical-segmentation",
+    pipeline_class=HierarchicalSegmentationPipeline,
+    pt_model=AutoModelForImageSegmentation,
+    type="image",
+)
 
 # Saved folders carry the flat code files and an `auto_map`, so they load with `trust_remote_code=True` where this
 # package is not installed.

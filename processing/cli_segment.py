@@ -1,0 +1,285 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""`cast-segment`: segment image files with a CAST checkpoint and write pictures, label maps and segment scores.
+
+For every input image `<stem>.<ext>` the output directory receives:
+
+- `<stem>_hierarchy.png`: the image and every level of its hierarchy side by side (see `processing.visualization`);
+- `<stem>_level<l>.png`: the label map of level `l` at the image's original size (level 0 is the finest), 8-bit when
+  the level has at most 256 segments, else 16-bit;
+- `<stem>_segments.json`: image size, model, and per level the id, score (mean assignment probability) and area of
+  every segment.
+
+Images that cannot be read or segmented are reported on stderr, one line each, and skipped; the others are still
+written. Exit status: 0 when every image was segmented, 1 when some failed, 2 for bad arguments (including a model
+that cannot be loaded).
+
+The console script is installed as `modeling_cast:segment_main`, because the "cast" model type must be registered
+with the Auto classes (by `import modeling_cast`) before a checkpoint is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm.auto import tqdm
+from transformers import AutoImageProcessor, AutoModel
+from transformers.utils import logging as transformers_logging
+
+from .visualization import save_hierarchy_picture
+
+
+__all__ = ["build_parser", "main"]
+
+PROGRAM = "cast-segment"
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_BAD_ARGUMENTS = 2
+_UINT8_LABELS = 256  # label maps with at most this many ids fit in 8 bits
+_UINT16_LABELS = 65536
+_DEVICES = ("cpu", "cuda")
+CAST_MODEL_TYPE = "cast"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `cast-segment` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description=(
+            "Segment images with a CAST model. For each IMAGE, writes to --output-dir the picture "
+            "<stem>_hierarchy.png (the image and every level side by side), one label map <stem>_level<l>.png per "
+            "level (level 0 is the finest; ids are segment ids, at the image's original size) and "
+            "<stem>_segments.json (score and area of every segment). Unreadable images are reported and skipped; "
+            "the exit status is then 1."
+        ),
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to segment")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="PATH_OR_NAME",
+        help="a CAST model folder, or the name of a checkpoint in the local Hugging Face cache",
+    )
+    parser.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="where to write the outputs")
+    parser.add_argument(
+        "--level",
+        type=int,
+        metavar="N",
+        help=(
+            "write the label map and segment list of level N only (0 = finest, negative values count from the "
+            "coarsest, -1 = coarsest); the picture always shows every level. Default: all levels"
+        ),
+    )
+    parser.add_argument(
+        "--n-segments",
+        type=_positive_int,
+        metavar="K",
+        help="approximate number of superpixels per image (default: the image processor's n_segments)",
+    )
+    parser.add_argument("--device", choices=_DEVICES, default="cpu", help="where to run the model (default: cpu)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `cast-segment` on the command-line arguments `argv` (default: `sys.argv[1:]`) and return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    model, processor = _load_checked_model(parser, args)
+    segmenter = _Segmenter(model, processor, args)
+    failures = []
+    stems = _unique_stems([Path(image) for image in args.images])
+    for image_path, stem in tqdm(
+        stems, desc=PROGRAM, unit="image", file=sys.stderr, disable=None if len(stems) > 1 else True
+    ):
+        reason = segmenter.segment_file(image_path, stem)
+        if reason is not None:
+            failures.append((image_path, reason))
+            tqdm.write(f"{PROGRAM}: error: {image_path}: {reason}", file=sys.stderr)
+
+    if failures:
+        print(
+            f"{PROGRAM}: {len(stems) - len(failures)} of {len(stems)} image(s) segmented; {len(failures)} failed:",
+            file=sys.stderr,
+        )
+        for image_path, reason in failures:
+            print(f"  {image_path}: {reason}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    print(f"{PROGRAM}: {len(stems)} image(s) segmented into {args.output_dir}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _load_checked_model(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple:
+    """Check the arguments that need the model, load it onto `args.device` and create the output directory; bad
+    arguments end the program with status 2 (`parser.error`)."""
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available on this machine")
+    try:
+        model, processor, missing_keys = _load_model_and_processor(args.model)
+    except (OSError, ValueError, RuntimeError) as error:
+        parser.error(f"--model {args.model}: cannot load a CAST model and image processor ({error})")
+    if getattr(model.config, "model_type", None) != CAST_MODEL_TYPE:
+        parser.error(f"--model {args.model}: expected a CAST model, got model type {model.config.model_type!r}")
+    if missing_keys:
+        parser.error(
+            f"--model {args.model}: the checkpoint lacks {len(missing_keys)} weight(s) of the CAST backbone (e.g. "
+            f"{min(missing_keys)!r}), so its segmentation would be random"
+        )
+    num_levels = len(model.config.num_segments)
+    if args.level is not None and not -num_levels <= args.level < num_levels:
+        parser.error(
+            f"--level must be in [{-num_levels}, {num_levels - 1}] for this {num_levels}-level model, got {args.level}"
+        )
+    try:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--output-dir {args.output_dir}: cannot create the directory ({error})")
+    model.to(args.device).eval()
+    return model, processor
+
+
+class _Segmenter:
+    """Segments one image file at a time and writes its outputs; returns a failure reason instead of raising."""
+
+    def __init__(self, model, processor, args: argparse.Namespace):
+        self.model = model
+        self.processor = processor
+        self.output_dir = args.output_dir
+        self.model_name = args.model
+        self.device = args.device
+        self.processor_overrides = {} if args.n_segments is None else {"n_segments": args.n_segments}
+        num_levels = len(model.config.num_segments)
+        self.levels = list(range(num_levels)) if args.level is None else [args.level % num_levels]
+
+    def segment_file(self, image_path: Path, stem: str) -> str | None:
+        try:
+            image = _read_image(image_path)
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+            return f"cannot read the image ({error})"
+        try:
+            segmentation, segments_info, num_superpixels = self._segment(image)
+        except ValueError as error:
+            return f"cannot segment the image ({error})"
+        try:
+            self._write_outputs(image_path, stem, image, segmentation, segments_info, num_superpixels)
+        except (OSError, ValueError) as error:
+            return f"cannot write the outputs ({error})"
+        return None
+
+    def _segment(self, image: Image.Image) -> tuple[torch.Tensor, list[list[dict]], int]:
+        inputs = self.processor(images=image, return_tensors="pt", **self.processor_overrides)
+        num_superpixels = int(inputs["superpixels"].max()) + 1
+        with torch.inference_mode():
+            outputs = self.model(**inputs.to(self.device))
+        result = self.processor.post_process_hierarchical_segmentation(
+            outputs, target_sizes=[(image.height, image.width)], return_scores=True
+        )[0]
+        return result["segmentation"].cpu(), result["segments_info"], num_superpixels
+
+    def _write_outputs(
+        self,
+        image_path: Path,
+        stem: str,
+        image: Image.Image,
+        segmentation: torch.Tensor,
+        segments_info: list[list[dict]],
+        num_superpixels: int,
+    ) -> None:
+        picture_name = f"{stem}_hierarchy.png"
+        save_hierarchy_picture(image, segmentation, self.output_dir / picture_name)
+        levels = []
+        for level in self.levels:
+            label_map_name = f"{stem}_level{level}.png"
+            num_ids = max(self.model.config.num_segments[level], int(segmentation[level].max()) + 1)
+            _label_map_image(segmentation[level].numpy(), num_ids).save(self.output_dir / label_map_name)
+            levels.append(
+                {
+                    "level": level,
+                    "num_segments": len(segments_info[level]),
+                    "label_map": label_map_name,
+                    "segments": [_json_segment(segment) for segment in segments_info[level]],
+                }
+            )
+        summary = {
+            "image": str(image_path),
+            "model": self.model_name,
+            "image_size": {"height": image.height, "width": image.width},
+            "num_superpixels": num_superpixels,
+            "picture": picture_name,
+            "levels": levels,
+        }
+        with open(self.output_dir / f"{stem}_segments.json", "w", encoding="utf-8") as file:
+            json.dump(summary, file, indent=2)
+            file.write("\n")
+
+
+def _load_model_and_processor(name: str) -> tuple:
+    """Load the backbone (any CAST checkpoint: heads are not needed) and its processor; also return the names of
+    backbone weights the checkpoint lacks. transformers' load report and progress bars are silenced because a
+    classifier checkpoint would report its unused head on every run; missing weights are returned instead."""
+    verbosity = transformers_logging.get_verbosity()
+    progress_bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        model, loading_info = AutoModel.from_pretrained(name, output_loading_info=True)
+        processor = AutoImageProcessor.from_pretrained(name)
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if progress_bars:
+            transformers_logging.enable_progress_bar()
+    return model, processor, set(loading_info["missing_keys"])
+
+
+def _read_image(image_path: Path) -> Image.Image:
+    """Open and fully decode an image (truncated files fail here, not later), upright as viewers show it."""
+    with Image.open(image_path) as opened:
+        opened.load()
+        image = ImageOps.exif_transpose(opened)
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def _label_map_image(labels: np.ndarray, num_ids: int) -> Image.Image:
+    """An 8-bit PNG-able image of a label map when its ids fit, else a 16-bit one."""
+    if num_ids <= _UINT8_LABELS:
+        return Image.fromarray(labels.astype(np.uint8), mode="L")
+    if num_ids <= _UINT16_LABELS:
+        return Image.fromarray(labels.astype(np.uint16), mode="I;16")
+    raise ValueError(f"a label map with {num_ids} segment ids does not fit in a 16-bit PNG")
+
+
+def _json_segment(segment: dict) -> dict:
+    """JSON-ready copy of one `segments_info` entry (tensors and numpy scalars become Python numbers)."""
+    return {key: value.item() if hasattr(value, "item") else value for key, value in segment.items()}
+
+
+def _unique_stems(image_paths: list[Path]) -> list[tuple[Path, str]]:
+    """Output name stem of every image; repeated stems (`a/x.png`, `b/x.jpg`) get `-2`, `-3`, ... so none is lost."""
+    taken = {image_path.stem or image_path.name for image_path in image_paths}
+    used: set[str] = set()
+    stems = []
+    for image_path in image_paths:
+        stem = image_path.stem or image_path.name
+        if stem in used:
+            copy = 2
+            while f"{stem}-{copy}" in used or f"{stem}-{copy}" in taken:
+                copy += 1
+            stem = f"{stem}-{copy}"
+        used.add(stem)
+        stems.append((image_path, stem))
+    return stems
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
