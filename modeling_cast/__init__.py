@@ -11,6 +11,8 @@ from transformers import (
     AutoModelForImageClassification,
     AutoModelForImageSegmentation,
 )
+# the real class (the top-level `transformers.AutoVideoProcessor` is a stub when torchvision is absent)
+from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from processing import CastImageProcessor
@@ -53,6 +55,9 @@ AutoModelForImageClassification.register(CastConfig, CastForImageClassification,
 # segments through its hierarchy, so the backbone serves (a classifier head is simply not loaded)
 AutoModelForImageSegmentation.register(CastConfig, CastModel, exist_ok=True)
 AutoImageProcessor.register(CastConfig, image_processor_classes={"pil": CastImageProcessor}, exist_ok=True)
+# CAST has no video processor. Saying so stops every pipeline from guessing one from the image processor's
+# `auto_map` and asking whether to run custom code (transformers derives "CastVideoProcessor" from it).
+AutoVideoProcessor.register(CastConfig, video_processor_classes={}, exist_ok=True)
 # pipeline("hierarchical-segmentation"): every level of the hierarchy, with segment scores and an optional picture
 PIPELINE_REGISTRY.register_pipeline(
     "hierarchical-segmentation",

@@ -265,3 +265,15 @@ def test_image_feature_extraction_pipeline_batched_equals_unbatched(checkpoints,
         assert single_features.shape == (1, hidden_size)
         torch.testing.assert_close(batch_features, single_features)
     assert np.asarray(tokens).shape[0] == 1 and np.asarray(tokens).shape[-1] == hidden_size
+
+
+@pytest.mark.parametrize("task", ["image-segmentation", "image-classification", "image-feature-extraction"])
+def test_pipeline_loads_without_asking_to_run_custom_code(checkpoints, monkeypatch, task):
+    """Saved folders carry remote code for users without this package; with it imported, building a standard
+    pipeline must not stop at transformers' "run the custom code? [y/N]" prompt (it guesses a video processor from
+    the image processor's auto_map unless CAST declares that it has none)."""
+    prompts = []
+    monkeypatch.setattr("builtins.input", lambda *args: prompts.append(args) or "n")
+    folder = checkpoints["classifier" if task == "image-classification" else "backbone"]
+    pipeline(task, model=folder)
+    assert prompts == []
