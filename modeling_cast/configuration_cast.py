@@ -22,6 +22,7 @@ CAST_PRESETS: dict[str, dict] = {
 
 _STEM_CONVOLUTIONS = 4  # the ConvStem has four 3x3 convolutions (C/8, C/4, C/2, C channels)
 _SUPPORTED_ACTIVATIONS = ("gelu",)  # exact (erf) GELU, as in the official blocks
+_POSITION_EMBEDDING_TYPES = ("sincos", "learned")
 
 
 class CastLabelNames(dict):
@@ -91,6 +92,10 @@ class CastConfig(PretrainedConfig):
             Dropout inside the pooling feature MLP (training only).
         assignment_temperature (`float`, *optional*, defaults to 0.2):
             Temperature of the soft assignment: logits are cosine similarities divided by it.
+        position_embedding_type (`str`, *optional*, defaults to `"sincos"`):
+            `"sincos"`: the fixed 2-D sin-cos embedding of the MoCo-v3 checkpoints. `"learned"`: a learned table of
+            the training grid with a class-token slot (the official DeiT-supervised variant), resized bicubically
+            for other grids.
 
     Example:
 
@@ -126,6 +131,7 @@ class CastConfig(PretrainedConfig):
     pooling_layer_norm_eps: float = 1e-5
     pooling_dropout_prob: float | int = 0.1
     assignment_temperature: float = 0.2
+    position_embedding_type: str = "sincos"
 
     def __post_init__(self, **kwargs):
         # lists, not tuples: a JSON round trip must compare equal
@@ -189,6 +195,10 @@ class CastConfig(PretrainedConfig):
             raise ValueError(
                 f"`image_size` must be an int or (height, width), each a positive multiple of patch_size="
                 f"{self.patch_size}, got {self.image_size}"
+            )
+        if self.position_embedding_type not in _POSITION_EMBEDDING_TYPES:
+            raise ValueError(
+                f"`position_embedding_type` must be one of {_POSITION_EMBEDDING_TYPES}, got {self.position_embedding_type!r}"
             )
         if self.hidden_act not in _SUPPORTED_ACTIVATIONS:
             raise ValueError(f"`hidden_act` must be one of {_SUPPORTED_ACTIVATIONS}, got {self.hidden_act!r}")

@@ -100,9 +100,13 @@ def infer_config(original_state_dict: dict, **kwargs) -> CastConfig:
         "hidden_size": int(state_dict["cls_token"].shape[-1]),
         "depths": [len(found) for found in stages.values()],
     }
-    side = math.isqrt(state_dict["pos_embed"].shape[1]) if "pos_embed" in state_dict else 0
-    if side and side * side == state_dict["pos_embed"].shape[1]:
-        inferred["image_size"] = side * kwargs.get("patch_size", CastConfig.patch_size)
+    rows = state_dict["pos_embed"].shape[1] if "pos_embed" in state_dict else 0
+    patch_size = kwargs.get("patch_size", CastConfig.patch_size)
+    for class_slots, embedding_type in ((0, "sincos"), (1, "learned")):  # DeiT variant: a class-token row first
+        side = math.isqrt(max(rows - class_slots, 0))
+        if side and side * side == rows - class_slots:
+            inferred.update(image_size=side * patch_size, position_embedding_type=embedding_type)
+            break
     if _has_linear_head(state_dict):
         inferred["num_labels"] = int(state_dict["head.weight"].shape[0])
     if "num_segments" not in kwargs and len(inferred["depths"]) != 4:
@@ -193,7 +197,8 @@ def _convert_key(key, value, state_dict, stages, last_stage, config):
             raise ValueError("`original_state_dict['pe_token']` is not zero: this CAST variant is not supported")
         return None
     if key == "pos_embed":
-        _check_position_embedding(value, config)
+        if config.position_embedding_type == "sincos":
+            _check_position_embedding(value, config)
         return "cast.embeddings.position_embeddings"
     if key.startswith("head."):
         return "classifier." + key[len("head."):] if _has_linear_head(state_dict) else None
@@ -202,14 +207,13 @@ def _convert_key(key, value, state_dict, stages, last_stage, config):
 
 
 def _check_position_embedding(value: torch.Tensor, config: CastConfig) -> None:
-    """The official table must be the fixed sin-cos embedding of the training grid (it is kept as is, so the
-    converted model adds exactly the values the official one adds). A learned table (DeiT variant, with a class
-    slot) is not supported."""
+    """With `position_embedding_type="sincos"` the official table must be the fixed sin-cos embedding of the
+    training grid (it is kept as is, so the converted model adds exactly the values the official one adds)."""
     height, width = ([config.image_size] * 2 if isinstance(config.image_size, int) else config.image_size)
     grid = (height // config.patch_size, width // config.patch_size)
     expected = sincos_position_embedding(*grid, config.hidden_size)
     if value.shape[-2:] != expected.shape or not torch.allclose(value.float(), expected, atol=1e-3):
         raise ValueError(
             f"`original_state_dict['pos_embed']` of shape {tuple(value.shape)} is not the fixed sin-cos embedding of "
-            f"the {grid[0]}x{grid[1]} grid (image_size={config.image_size}): learned position embeddings are not supported"
+            f"the {grid[0]}x{grid[1]} grid (image_size={config.image_size}); a learned table needs position_embedding_type='learned'"
         )

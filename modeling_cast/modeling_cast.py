@@ -62,6 +62,8 @@ CAST_AUTO_MAP = {
 
 # The official class token is initialised from N(0, 1e-6^2) (MoCo-v3 ViT recipe, kept by CAST).
 _CLASS_TOKEN_INIT_STD = 1e-6
+# The learned position table of the official DeiT variant starts from a truncated N(0, 0.02^2) (timm's default).
+_LEARNED_POSITION_INIT_STD = 0.02
 
 
 @dataclass
@@ -288,20 +290,28 @@ class CastEmbeddings(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         image_size = config.image_size if isinstance(config.image_size, list) else [config.image_size] * 2
         self.training_grid = tuple(size // config.patch_size for size in image_size)
-        # Fixed sin-cos table of the training grid, kept as a (frozen) buffer so that converted checkpoints use
-        # exactly the table the official model was run with; other grids get the table computed for them.
-        self.register_buffer(
-            "position_embeddings", sincos_position_embedding(*self.training_grid, config.hidden_size), persistent=True
-        )
+        self.learned_positions = config.position_embedding_type == "learned"
+        if self.learned_positions:
+            # official DeiT variant: a learned table of the training grid, its first row the class token's
+            num_rows = 1 + self.training_grid[0] * self.training_grid[1]
+            self.position_embeddings = nn.Parameter(torch.zeros(num_rows, config.hidden_size))
+        else:
+            # Fixed sin-cos table of the training grid, kept as a (frozen) buffer so that converted checkpoints use
+            # exactly the table the official model was run with; other grids get the table computed for them.
+            table = sincos_position_embedding(*self.training_grid, config.hidden_size)
+            self.register_buffer("position_embeddings", table, persistent=True)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def position_embedding(self, grid_height: int, grid_width: int) -> torch.Tensor:
-        """Sin-cos position embedding of an (grid_height, grid_width) stem grid, (h * w, C)."""
+        """Position embedding of an (grid_height, grid_width) stem grid in raster order, (h * w, C)."""
+        table = self.position_embeddings[1:] if self.learned_positions else self.position_embeddings
         if (grid_height, grid_width) == self.training_grid:
-            return self.position_embeddings
-        return sincos_position_embedding(
-            grid_height, grid_width, self.position_embeddings.shape[-1], device=self.position_embeddings.device
-        )
+            return table
+        if self.learned_positions:
+            grid = table.reshape(1, *self.training_grid, -1).permute(0, 3, 1, 2)
+            resized = F.interpolate(grid, size=(grid_height, grid_width), mode="bicubic", align_corners=False)
+            return resized.permute(0, 2, 3, 1).reshape(grid_height * grid_width, -1)
+        return sincos_position_embedding(grid_height, grid_width, table.shape[-1], device=table.device)
 
     def forward(self, pixel_values: torch.Tensor, superpixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
         features = self.patch_embeddings(pixel_values)
@@ -315,8 +325,10 @@ class CastEmbeddings(nn.Module):
         features = features.flatten(2).transpose(1, 2) + position.to(features.dtype)
         tokens, cell_counts = segment_mean(features, grid_ids.flatten(1), num_tokens)
         tokens = self.dropout(tokens)
-        cls_token = self.cls_token.expand(batch_size, -1, -1)
-        return cls_token, tokens, grid_ids, token_counts, cell_counts
+        cls_token = self.cls_token
+        if self.learned_positions:
+            cls_token = cls_token + self.position_embeddings[:1]
+        return cls_token.expand(batch_size, -1, -1), tokens, grid_ids, token_counts, cell_counts
 
 
 class CastGraphPooling(nn.Module):
@@ -505,8 +517,11 @@ class CastPreTrainedModel(PreTrainedModel):
             init.uniform_(module.qkv.weight, -bound, bound)
         elif isinstance(module, CastEmbeddings):
             init.normal_(module.cls_token, std=_CLASS_TOKEN_INIT_STD)
-            table = sincos_position_embedding(*module.training_grid, self.config.hidden_size)
-            init.copy_(module.position_embeddings, table.to(module.position_embeddings.device))
+            if module.learned_positions:
+                init.trunc_normal_(module.position_embeddings, std=_LEARNED_POSITION_INIT_STD)
+            else:
+                table = sincos_position_embedding(*module.training_grid, self.config.hidden_size)
+                init.copy_(module.position_embeddings, table.to(module.position_embeddings.device))
         elif isinstance(module, CastGraphPooling):
             init.normal_(module.centering_bias, std=self.config.initializer_range)
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from conftest import FIXTURES
+from conftest import FIXTURES, block_superpixels
 from safetensors.torch import load_file
 
 from modeling_cast import CastConfig, convert_state_dict, infer_config
@@ -93,7 +93,7 @@ def test_convert_rejects_diverging_duplicate_blocks(official):
 
 def test_convert_rejects_learned_position_embedding(official):
     broken = {**official, "pos_embed": torch.randn(1, 65, 96)}
-    with pytest.raises(ValueError, match=r"pos_embed.*not the fixed sin-cos"):
+    with pytest.raises(ValueError, match=r"pos_embed.*not the fixed sin-cos.*position_embedding_type"):
         convert_state_dict(broken, infer_config(official, **TINY_KWARGS))
 
 
@@ -104,3 +104,22 @@ def test_convert_rejects_nonzero_pe_token(official):
 def test_convert_rejects_foreign_state_dict():
     with pytest.raises(ValueError, match=r"not an official CAST state dict"):
         infer_config({"encoder.layer.0.weight": torch.zeros(1)})
+
+
+def test_convert_deit_variant_with_learned_position_table(official):
+    """The official DeiT-supervised variant learns its position table, with a first row for the class token."""
+    deit = {k: v for k, v in official.items() if k != "pe_token"}
+    deit["pos_embed"] = torch.randn(1, 1 + 64, 96) * 0.02
+    config = infer_config(deit, **TINY_KWARGS)
+    assert config.position_embedding_type == "learned" and config.image_size == 64
+    converted = convert_state_dict(deit, config)
+    torch.testing.assert_close(converted["cast.embeddings.position_embeddings"], deit["pos_embed"][0])
+    from modeling_cast import CastForImageClassification
+
+    model = CastForImageClassification(config).eval()
+    model.load_state_dict(converted, strict=True)
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, 64, 64), block_superpixels(1, 64, 64)).logits
+        # another grid size resizes the learned table
+        other = model(torch.randn(1, 3, 48, 80), block_superpixels(1, 48, 80)).logits
+    assert torch.isfinite(logits).all() and torch.isfinite(other).all()
