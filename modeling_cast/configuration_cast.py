@@ -23,6 +23,7 @@ CAST_PRESETS: dict[str, dict] = {
 _STEM_CONVOLUTIONS = 4  # the ConvStem has four 3x3 convolutions (C/8, C/4, C/2, C channels)
 _SUPPORTED_ACTIVATIONS = ("gelu",)  # exact (erf) GELU, as in the official blocks
 _POSITION_EMBEDDING_TYPES = ("sincos", "learned")
+_TOKEN_POOLING_RESOLUTIONS = ("grid", "pixel")
 
 
 class CastLabelNames(dict):
@@ -96,6 +97,23 @@ class CastConfig(PretrainedConfig):
             `"sincos"`: the fixed 2-D sin-cos embedding of the MoCo-v3 checkpoints. `"learned"`: a learned table of
             the training grid with a class-token slot (the official DeiT-supervised variant), resized bicubically
             for other grids.
+        token_pooling_resolution (`str`, *optional*, defaults to `"grid"`):
+            Where superpixel tokens are averaged. `"grid"`: on the stem grid, each cell taking the superpixel id of its
+            top-left pixel (official classification and pretraining models). `"pixel"`: at the superpixel map's own
+            resolution, with the stem features resized bilinearly and the position table bicubically (official
+            segmentation variant; every superpixel keeps a token, at a higher memory cost).
+        fusion_dropout_prob (`float`, *optional*, defaults to 0.2):
+            Dropout of [`CastForSemanticSegmentation`]'s level-fusion projection.
+        semantic_loss_ignore_index (`int`, *optional*, defaults to 255):
+            Label value ignored by the semantic segmentation loss.
+        pretraining_projection_dim (`int`, *optional*, defaults to 256):
+            Output width of the MoCo-v3 projector and predictor ([`CastForPreTraining`]).
+        pretraining_hidden_dim (`int`, *optional*, defaults to 4096):
+            Hidden width of the MoCo-v3 projector and predictor MLPs.
+        pretraining_temperature (`float`, *optional*, defaults to 0.2):
+            Temperature of the MoCo-v3 contrastive loss.
+        pretraining_momentum (`float`, *optional*, defaults to 0.99):
+            Base momentum of the momentum encoder (raised to 1 on a cosine schedule during training).
 
     Example:
 
@@ -132,6 +150,13 @@ class CastConfig(PretrainedConfig):
     pooling_dropout_prob: float | int = 0.1
     assignment_temperature: float = 0.2
     position_embedding_type: str = "sincos"
+    token_pooling_resolution: str = "grid"
+    fusion_dropout_prob: float | int = 0.2
+    semantic_loss_ignore_index: int = 255
+    pretraining_projection_dim: int = 256
+    pretraining_hidden_dim: int = 4096
+    pretraining_temperature: float = 0.2
+    pretraining_momentum: float = 0.99
 
     def __post_init__(self, **kwargs):
         # lists, not tuples: a JSON round trip must compare equal
@@ -200,13 +225,23 @@ class CastConfig(PretrainedConfig):
             raise ValueError(
                 f"`position_embedding_type` must be one of {_POSITION_EMBEDDING_TYPES}, got {self.position_embedding_type!r}"
             )
+        if self.token_pooling_resolution not in _TOKEN_POOLING_RESOLUTIONS:
+            raise ValueError(
+                f"`token_pooling_resolution` must be one of {_TOKEN_POOLING_RESOLUTIONS}, got "
+                f"{self.token_pooling_resolution!r}"
+            )
+        for name in ("pretraining_projection_dim", "pretraining_hidden_dim"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be an int >= 1, got {getattr(self, name)!r}")
+        if not 0 <= self.pretraining_momentum <= 1:
+            raise ValueError(f"`pretraining_momentum` must be in [0, 1], got {self.pretraining_momentum}")
         if self.hidden_act not in _SUPPORTED_ACTIVATIONS:
             raise ValueError(f"`hidden_act` must be one of {_SUPPORTED_ACTIVATIONS}, got {self.hidden_act!r}")
         for name in ("mlp_ratio", "pooling_mlp_ratio", "layer_norm_eps", "pooling_layer_norm_eps",
-                     "batch_norm_eps", "assignment_temperature", "initializer_range"):
+                     "batch_norm_eps", "assignment_temperature", "initializer_range", "pretraining_temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "pooling_dropout_prob"):
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "pooling_dropout_prob", "fusion_dropout_prob"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}")
 
