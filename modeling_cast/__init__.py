@@ -10,6 +10,7 @@ from transformers import (
     AutoModel,
     AutoModelForImageClassification,
     AutoModelForImageSegmentation,
+    AutoModelForSemanticSegmentation,
 )
 # the real class (the top-level `transformers.AutoVideoProcessor` is a stub when torchvision is absent)
 from transformers.models.auto.video_processing_auto import AutoVideoProcessor
@@ -24,6 +25,9 @@ from .configuration_cast import CAST_PRESETS, CastConfig
 from .convert_cast_original_to_hf import convert_state_dict, infer_config
 from .modeling_cast import (
     CastForImageClassification,
+    CastForImageSegmentation,
+    CastForSemanticSegmentation,
+    CastSemanticSegmenterOutput,
     CastImageClassifierOutput,
     CastModel,
     CastModelOutput,
@@ -34,7 +38,10 @@ __all__ = [
     "CAST_PRESETS",
     "CastConfig",
     "CastForImageClassification",
+    "CastForImageSegmentation",
+    "CastForSemanticSegmentation",
     "CastImageClassifierOutput",
+    "CastSemanticSegmenterOutput",
     "HierarchicalSegmentationPipeline",
     "CastImageProcessor",
     "CastModel",
@@ -51,9 +58,10 @@ __all__ = [
 AutoConfig.register(CastConfig.model_type, CastConfig, exist_ok=True)
 AutoModel.register(CastConfig, CastModel, exist_ok=True)
 AutoModelForImageClassification.register(CastConfig, CastForImageClassification, exist_ok=True)
-# pipeline("image-segmentation") loads models through AutoModelForImageSegmentation: every CAST checkpoint
-# segments through its hierarchy, so the backbone serves (a classifier head is simply not loaded)
-AutoModelForImageSegmentation.register(CastConfig, CastModel, exist_ok=True)
+AutoModelForSemanticSegmentation.register(CastConfig, CastForSemanticSegmentation, exist_ok=True)
+# pipeline("image-segmentation") loads through AutoModelForImageSegmentation first: CastForImageSegmentation builds
+# CastForSemanticSegmentation for segmentation checkpoints and the backbone (hierarchy segments) for the others
+AutoModelForImageSegmentation.register(CastConfig, CastForImageSegmentation, exist_ok=True)
 AutoImageProcessor.register(CastConfig, image_processor_classes={"pil": CastImageProcessor}, exist_ok=True)
 # CAST has no video processor. Saying so stops every pipeline from guessing one from the image processor's
 # `auto_map` and asking whether to run custom code (transformers derives "CastVideoProcessor" from it).
@@ -71,4 +79,5 @@ PIPELINE_REGISTRY.register_pipeline(
 CastConfig.register_for_auto_class()
 CastModel.register_for_auto_class("AutoModel")
 CastForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+CastForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
 CastImageProcessor.register_for_auto_class("AutoImageProcessor")

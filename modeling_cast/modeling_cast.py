@@ -46,8 +46,11 @@ __all__ = [
     "CastPreTrainedModel",
     "CastModel",
     "CastForImageClassification",
+    "CastForSemanticSegmentation",
+    "CastForImageSegmentation",
     "CastModelOutput",
     "CastImageClassifierOutput",
+    "CastSemanticSegmenterOutput",
 ]
 
 # Auto classes written into every saved config, so that a saved folder loads each CAST class with
@@ -56,8 +59,9 @@ CAST_AUTO_MAP = {
     "AutoConfig": "configuration_cast.CastConfig",
     "AutoModel": "modeling_cast.CastModel",
     "AutoModelForImageClassification": "modeling_cast.CastForImageClassification",
-    # the image-segmentation pipeline loads through this class: any CAST checkpoint segments via its hierarchy
-    "AutoModelForImageSegmentation": "modeling_cast.CastModel",
+    "AutoModelForSemanticSegmentation": "modeling_cast.CastForSemanticSegmentation",
+    # the image-segmentation pipeline loads through this class first: it picks the checkpoint's own architecture
+    "AutoModelForImageSegmentation": "modeling_cast.CastForImageSegmentation",
 }
 
 # The official class token is initialised from N(0, 1e-6^2) (MoCo-v3 ViT recipe, kept by CAST).
@@ -143,6 +147,48 @@ class CastImageClassifierOutput(ModelOutput):
     seed_indices: tuple[torch.LongTensor, ...] | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class CastSemanticSegmenterOutput(ModelOutput):
+    r"""
+    Output of [`CastForSemanticSegmentation`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is provided):
+            Cross-entropy over the labelled pixels (label `config.semantic_loss_ignore_index` is ignored).
+        logits (`torch.FloatTensor` of shape `(batch_size, config.num_labels, height, width)`):
+            Class scores at the input resolution: each superpixel's scores painted onto its pixels, so predictions
+            follow superpixel boundaries exactly.
+        hierarchy (`torch.LongTensor` of shape `(batch_size, num_levels, height, width)`):
+            See [`CastModelOutput`].
+        hierarchy_scores (`torch.FloatTensor` of shape `(batch_size, num_levels, height, width)`):
+            See [`CastModelOutput`].
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            See [`CastModelOutput`].
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            See [`CastModelOutput`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    hierarchy: torch.LongTensor | None = None
+    hierarchy_scores: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class CastEncoding(ModelOutput):
+    """Everything a head may read from the backbone (internal)."""
+
+    stage_hidden_states: list[torch.FloatTensor] | None = None
+    groupings: list["CastGroupingOutput"] | None = None
+    token_mask: torch.BoolTensor | None = None
+    token_labels: torch.LongTensor | None = None
+    pixel_tokens: torch.LongTensor | None = None
+    hierarchy: torch.LongTensor | None = None
+    hierarchy_scores: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -280,12 +326,13 @@ class CastConvStem(nn.Module):
 
 
 class CastEmbeddings(nn.Module):
-    """Superpixel tokens: stem features plus a sin-cos position embedding, averaged over each superpixel's cells
-    of the stem grid, and the class token."""
+    """Superpixel tokens: stem features plus a position embedding, averaged over each superpixel's cells of the
+    stem grid (or its pixels, with `token_pooling_resolution="pixel"`), and the class token."""
 
     def __init__(self, config: CastConfig):
         super().__init__()
         self.patch_size = config.patch_size
+        self.pixel_pooling = config.token_pooling_resolution == "pixel"
         self.patch_embeddings = CastConvStem(config)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         image_size = config.image_size if isinstance(config.image_size, list) else [config.image_size] * 2
@@ -302,33 +349,46 @@ class CastEmbeddings(nn.Module):
             self.register_buffer("position_embeddings", table, persistent=True)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def position_embedding(self, grid_height: int, grid_width: int) -> torch.Tensor:
-        """Position embedding of an (grid_height, grid_width) stem grid in raster order, (h * w, C)."""
+    def position_embedding(self, height: int, width: int, resize_training_table: bool = False) -> torch.Tensor:
+        """Position embedding of a (height, width) grid in raster order, (height * width, C).
+
+        The training grid uses the stored table. Other stem grids get the sin-cos table computed for them (or, for a
+        learned table, the table resized bicubically). `resize_training_table` always resizes the training table
+        bicubically, as the official segmentation variant does for pixel-resolution pooling.
+        """
         table = self.position_embeddings[1:] if self.learned_positions else self.position_embeddings
-        if (grid_height, grid_width) == self.training_grid:
+        if (height, width) == self.training_grid:
             return table
-        if self.learned_positions:
+        if self.learned_positions or resize_training_table:
             grid = table.reshape(1, *self.training_grid, -1).permute(0, 3, 1, 2)
-            resized = F.interpolate(grid, size=(grid_height, grid_width), mode="bicubic", align_corners=False)
-            return resized.permute(0, 2, 3, 1).reshape(grid_height * grid_width, -1)
-        return sincos_position_embedding(grid_height, grid_width, table.shape[-1], device=table.device)
+            resized = F.interpolate(grid, size=(height, width), mode="bicubic", align_corners=False)
+            return resized.permute(0, 2, 3, 1).reshape(height * width, -1)
+        return sincos_position_embedding(height, width, table.shape[-1], device=table.device)
 
     def forward(self, pixel_values: torch.Tensor, superpixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
         features = self.patch_embeddings(pixel_values)
-        batch_size, hidden_size, grid_height, grid_width = features.shape
-        # Each stem cell takes the superpixel id of its top-left pixel (PyTorch legacy "nearest" downsampling, as
-        # in the official code); ids that never fall on that lattice vanish from the grid.
-        grid_ids = superpixels[:, :: self.patch_size, :: self.patch_size]
-        token_counts = grid_ids.flatten(1).amax(dim=1) + 1  # an image's tokens: ids up to its largest surviving id
+        batch_size = features.shape[0]
+        if self.pixel_pooling:
+            # official segmentation variant: average at the superpixel map's resolution, so no superpixel vanishes
+            height, width = superpixels.shape[-2:]
+            features = F.interpolate(features, size=(height, width), mode="bilinear", align_corners=False)
+            position = self.position_embedding(height, width, resize_training_table=True)
+            pooling_ids = superpixels
+        else:
+            height, width = features.shape[-2:]
+            position = self.position_embedding(height, width)
+            # Each stem cell takes the superpixel id of its top-left pixel (PyTorch legacy "nearest" downsampling,
+            # as in the official code); ids that never fall on that lattice vanish from the grid.
+            pooling_ids = superpixels[:, :: self.patch_size, :: self.patch_size]
+        token_counts = pooling_ids.flatten(1).amax(dim=1) + 1  # an image's tokens: ids up to its largest kept id
         num_tokens = int(token_counts.max())
-        position = self.position_embedding(grid_height, grid_width)
         features = features.flatten(2).transpose(1, 2) + position.to(features.dtype)
-        tokens, cell_counts = segment_mean(features, grid_ids.flatten(1), num_tokens)
+        tokens, cell_counts = segment_mean(features, pooling_ids.flatten(1), num_tokens)
         tokens = self.dropout(tokens)
         cls_token = self.cls_token
         if self.learned_positions:
             cls_token = cls_token + self.position_embeddings[:1]
-        return cls_token.expand(batch_size, -1, -1), tokens, grid_ids, token_counts, cell_counts
+        return cls_token.expand(batch_size, -1, -1), tokens, pooling_ids, token_counts, cell_counts
 
 
 class CastGraphPooling(nn.Module):
@@ -418,19 +478,26 @@ class CastGraphPooling(nn.Module):
 
 
 class CastStage(nn.Module):
-    def __init__(self, config: CastConfig, stage_index: int):
+    def __init__(self, config: CastConfig, stage_index: int, pool_features: bool):
         super().__init__()
         self.layers = nn.ModuleList([CastLayer(config) for _ in range(config.depths[stage_index])])
-        is_last = stage_index == config.num_stages - 1
-        # The last stage's pooling only yields the coarsest level: its pooled tokens would reach no output.
-        self.pooling = CastGraphPooling(config, config.num_segments[stage_index], pool_features=not is_last)
+        self.pooling = CastGraphPooling(config, config.num_segments[stage_index], pool_features=pool_features)
 
 
 class CastEncoder(nn.Module):
-    def __init__(self, config: CastConfig):
+    """Stages of transformer blocks, each followed by graph pooling.
+
+    The last stage's pooling only yields the coarsest level of the hierarchy unless `pool_last_stage` (the
+    segmentation head reads the class token it pools); otherwise its pooled tokens would reach no output.
+    """
+
+    def __init__(self, config: CastConfig, pool_last_stage: bool = False):
         super().__init__()
         self.config = config
-        self.stages = nn.ModuleList([CastStage(config, index) for index in range(config.num_stages)])
+        last = config.num_stages - 1
+        self.stages = nn.ModuleList(
+            [CastStage(config, index, pool_features=index < last or pool_last_stage) for index in range(last + 1)]
+        )
 
     def forward(
         self,
@@ -439,8 +506,9 @@ class CastEncoder(nn.Module):
         token_mask: torch.Tensor | None,
         seed_candidate_mask: torch.Tensor | None,
         **kwargs: Unpack[TransformersKwargs],
-    ) -> tuple[torch.Tensor, list[CastGroupingOutput]]:
-        groupings = []
+    ) -> tuple[list[torch.Tensor], list[CastGroupingOutput]]:
+        """Returns each stage's `[class token, tokens]` after its blocks, and each stage's grouping."""
+        stage_hidden_states, groupings = [], []
         for stage in self.stages:
             hidden_states = torch.cat([class_token, tokens], dim=1)
             # Padding: tokens beyond an image's own superpixel count (first stage) or empty segments (later).
@@ -453,11 +521,12 @@ class CastEncoder(nn.Module):
                 hidden_states = layer(hidden_states, block_mask, **kwargs)
             class_token, tokens = hidden_states[:, :1], hidden_states[:, 1:]
             grouping = stage.pooling(class_token, tokens, token_mask, seed_candidate_mask, pooling_mask)
+            stage_hidden_states.append(hidden_states)
             groupings.append(grouping)
             if grouping.segment_tokens is not None:
                 class_token, tokens = grouping.class_token, grouping.segment_tokens
                 token_mask = seed_candidate_mask = grouping.segment_mask
-        return hidden_states, groupings
+        return stage_hidden_states, groupings
 
 
 class CastPreTrainedModel(PreTrainedModel):
@@ -504,10 +573,10 @@ class CastPreTrainedModel(PreTrainedModel):
             if module.bias is not None:
                 fan_in = module.weight[0].numel()
                 init.uniform_(module.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
-        elif isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):
+        elif isinstance(module, (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d)):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-            if isinstance(module, nn.BatchNorm2d):
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 init.zeros_(module.running_mean)
                 init.ones_(module.running_var)
                 init.zeros_(module.num_batches_tracked)
@@ -566,17 +635,49 @@ def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor |
 
 class CastModel(CastPreTrainedModel):
     """The bare CAST encoder: superpixel tokens, transformer stages with graph pooling, final LayerNorm. Returns
-    the image feature (`pooler_output`) and the hierarchical segmentation of each image (`hierarchy`)."""
+    the image feature (`pooler_output`) and the hierarchical segmentation of each image (`hierarchy`).
 
-    def __init__(self, config: CastConfig):
+    `add_final_layernorm` and `pool_last_stage` let heads that read other features (the segmentation head fuses
+    every stage) build exactly the modules they use.
+    """
+
+    def __init__(self, config: CastConfig, add_final_layernorm: bool = True, pool_last_stage: bool = False):
         super().__init__(config)
         self.embeddings = CastEmbeddings(config)
-        self.encoder = CastEncoder(config)
-        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.encoder = CastEncoder(config, pool_last_stage=pool_last_stage)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if add_final_layernorm else None
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
         return self.embeddings.patch_embeddings
+
+    def encode(
+        self, pixel_values: torch.Tensor, superpixels: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
+    ) -> CastEncoding:
+        """Validate the inputs and run embeddings, stages and hierarchy composition (shared by every head)."""
+        _check_inputs(pixel_values, superpixels, self.config)
+        superpixels = superpixels.long()
+        class_token, tokens, pooling_ids, token_counts, cell_counts = self.embeddings(pixel_values, superpixels)
+        num_tokens = tokens.shape[1]
+        token_mask = torch.arange(num_tokens, device=tokens.device) < token_counts.unsqueeze(1)  # (B, N)
+        seed_candidate_mask = cell_counts > 0  # empty tokens and padding are never seeds
+        has_padding = not bool(token_mask.all())
+        stage_hidden_states, groupings = self.encoder(
+            class_token, tokens, token_mask if has_padding else None, seed_candidate_mask, **kwargs
+        )
+        token_labels, token_scores = compose_token_labels([grouping.assignment_logits for grouping in groupings])
+        pixel_tokens = pixels_to_tokens(superpixels, pooling_ids, token_counts)  # (B, H, W)
+        pixel_index = pixel_tokens.flatten(1).unsqueeze(1).expand(-1, token_labels.shape[1], -1)
+        pixel_shape = (*token_labels.shape[:2], *superpixels.shape[-2:])
+        return CastEncoding(
+            stage_hidden_states=stage_hidden_states,
+            groupings=groupings,
+            token_mask=token_mask,
+            token_labels=token_labels,
+            pixel_tokens=pixel_tokens,
+            hierarchy=torch.gather(token_labels, 2, pixel_index).view(pixel_shape),
+            hierarchy_scores=torch.gather(token_scores, 2, pixel_index).view(pixel_shape),
+        )
 
     @merge_with_config_defaults
     @capture_outputs(tie_last_hidden_states=False)
@@ -597,33 +698,19 @@ class CastModel(CastPreTrainedModel):
         output_assignments (`bool`, *optional*, defaults to `False`):
             Also return the per-level `assignment_logits` and `seed_indices`.
         """
-        _check_inputs(pixel_values, superpixels, self.config)
-        superpixels = superpixels.long()
-        class_token, tokens, grid_ids, token_counts, cell_counts = self.embeddings(pixel_values, superpixels)
-        num_tokens = tokens.shape[1]
-        token_mask = torch.arange(num_tokens, device=tokens.device) < token_counts.unsqueeze(1)  # (B, N)
-        seed_candidate_mask = cell_counts > 0  # empty tokens and padding are never seeds
-        has_padding = not bool(token_mask.all())
-        hidden_states, groupings = self.encoder(
-            class_token, tokens, token_mask if has_padding else None, seed_candidate_mask, **kwargs
-        )
-        last_hidden_state = self.layernorm(hidden_states)
-
-        assignment_logits = tuple(grouping.assignment_logits for grouping in groupings)
-        token_labels, token_scores = compose_token_labels(assignment_logits)  # (B, L, N) each
-        pixel_tokens = pixels_to_tokens(superpixels, grid_ids, token_counts).flatten(1)  # (B, H*W)
-        pixel_index = pixel_tokens.unsqueeze(1).expand(-1, token_labels.shape[1], -1)
-        pixel_shape = (*token_labels.shape[:2], *superpixels.shape[-2:])
-        hierarchy = torch.gather(token_labels, 2, pixel_index).view(pixel_shape)
-        hierarchy_scores = torch.gather(token_scores, 2, pixel_index).view(pixel_shape)
+        encoding = self.encode(pixel_values, superpixels, **kwargs)
+        last_hidden_state = encoding.stage_hidden_states[-1]
+        if self.layernorm is not None:
+            last_hidden_state = self.layernorm(last_hidden_state)
+        groupings = encoding.groupings
         return_assignments = bool(output_assignments)
         return CastModelOutput(
             last_hidden_state=last_hidden_state,
             pooler_output=last_hidden_state[:, 0],
-            hierarchy=hierarchy,
-            hierarchy_scores=hierarchy_scores,
-            assignment_logits=assignment_logits if return_assignments else None,
-            seed_indices=tuple(grouping.seed_indices for grouping in groupings) if return_assignments else None,
+            hierarchy=encoding.hierarchy,
+            hierarchy_scores=encoding.hierarchy_scores,
+            assignment_logits=tuple(g.assignment_logits for g in groupings) if return_assignments else None,
+            seed_indices=tuple(g.seed_indices for g in groupings) if return_assignments else None,
         )
 
 
@@ -677,3 +764,137 @@ class CastForImageClassification(CastPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+
+
+class CastLevelFusion(nn.Module):
+    """Fuses every stage onto the finest tokens (official segmentation variant): each stage's tokens are copied
+    back to the superpixel tokens they grouped (hard assignment), concatenated with the superpixel tokens, and
+    normalised (BatchNorm over channels, class tokens included), dropped out and projected back to `hidden_size`."""
+
+    def __init__(self, config: CastConfig):
+        super().__init__()
+        width = config.hidden_size * config.num_stages
+        self.norm = nn.BatchNorm1d(width, eps=config.batch_norm_eps)
+        self.dropout = nn.Dropout(config.fusion_dropout_prob)
+        self.projection = nn.Linear(width, config.hidden_size)
+
+    def forward(self, encoding: CastEncoding) -> torch.Tensor:
+        """Fused superpixel tokens (B, N, C)."""
+        stage_tokens = [encoding.stage_hidden_states[0][:, 1:]]
+        for level, hidden_states in enumerate(encoding.stage_hidden_states[1:]):
+            # stage `level + 1` holds the segments of `level`: give every superpixel token its segment's features
+            index = encoding.token_labels[:, level].unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1])
+            stage_tokens.append(torch.gather(hidden_states[:, 1:], 1, index))
+        class_tokens = torch.cat([grouping.class_token for grouping in encoding.groupings], dim=-1)
+        fused = torch.cat([class_tokens, torch.cat(stage_tokens, dim=-1)], dim=1)  # (B, 1 + N, L * C)
+        # statistics over real tokens only, so padding (present only because of batch-mates) changes nothing
+        rows = F.pad(encoding.token_mask, (1, 0), value=True)
+        normalized = fused.new_zeros(fused.shape)
+        normalized[rows] = self.norm(fused[rows])
+        return self.projection(self.dropout(normalized))[:, 1:]
+
+
+class CastForSemanticSegmentation(CastPreTrainedModel):
+    """CAST for semantic segmentation (the official segmentation variant): every stage is fused back onto the
+    superpixel tokens, a linear classifier scores each superpixel, and the scores are painted onto its pixels.
+
+    Fine-tuning follows the official recipe with more segments per stage than pretraining (e.g.
+    `num_segments=[320, 160, 80, 40]`) and `token_pooling_resolution="pixel"`; any CAST backbone checkpoint
+    initialises it (`from_pretrained(..., num_labels=K)`).
+    """
+
+    accepts_loss_kwargs = False  # the loss is a plain mean over labelled pixels
+
+    def __init__(self, config: CastConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.cast = CastModel(config, add_final_layernorm=False, pool_last_stage=True)
+        self.fusion = CastLevelFusion(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @merge_with_config_defaults
+    @capture_outputs(tie_last_hidden_states=False)
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        superpixels: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> CastSemanticSegmenterOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
+            Class of every pixel, in `[0, config.num_labels)`, or `config.semantic_loss_ignore_index`.
+        See [`CastModel.forward`] for the other arguments.
+        """
+        encoding = self.cast.encode(pixel_values, superpixels, **kwargs)
+        token_logits = self.classifier(self.fusion(encoding))  # (B, N, num_labels)
+        pixel_tokens = encoding.pixel_tokens  # (B, H, W)
+        batch_size, height, width = pixel_tokens.shape
+        painted = torch.gather(token_logits, 1, pixel_tokens.view(batch_size, -1, 1).expand(-1, -1, self.num_labels))
+        logits = painted.transpose(1, 2).reshape(batch_size, self.num_labels, height, width)
+        loss = None
+        if labels is not None:
+            loss = self._superpixel_cross_entropy(token_logits, pixel_tokens, labels)
+        return CastSemanticSegmenterOutput(
+            loss=loss, logits=logits, hierarchy=encoding.hierarchy, hierarchy_scores=encoding.hierarchy_scores
+        )
+
+    def _superpixel_cross_entropy(
+        self, token_logits: torch.Tensor, pixel_tokens: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean cross-entropy over labelled pixels, computed per superpixel: a pixel's logits are its superpixel's,
+        so the sum over pixels is a sum over (superpixel, class) pairs weighted by pixel counts. Equal to
+        `cross_entropy(logits, labels, ignore_index=...)` on the painted logits, without a softmax per pixel."""
+        ignore_index = self.config.semantic_loss_ignore_index
+        if not isinstance(labels, torch.Tensor) or labels.is_floating_point():
+            raise TypeError(f"`labels` must be an integer tensor, got {getattr(labels, 'dtype', type(labels))}")
+        if labels.shape != pixel_tokens.shape:
+            raise ValueError(
+                f"`labels` must have shape (batch, height, width) = {tuple(pixel_tokens.shape)} like the inputs, "
+                f"got {tuple(labels.shape)}"
+            )
+        labels = labels.long()
+        labelled = labels != ignore_index
+        if bool(((labels < 0) | (labels >= self.num_labels))[labelled].any()):
+            raise ValueError(
+                f"`labels` must lie in [0, {self.num_labels}) or equal semantic_loss_ignore_index={ignore_index}"
+            )
+        batch_size, num_tokens, num_labels = token_logits.shape
+        offsets = torch.arange(batch_size, device=labels.device).view(-1, 1, 1) * num_tokens
+        pair = ((pixel_tokens + offsets) * num_labels + labels)[labelled]
+        counts = torch.bincount(pair, minlength=batch_size * num_tokens * num_labels).view_as(token_logits)
+        log_probabilities = token_logits.float().log_softmax(dim=-1)
+        return -(counts * log_probabilities).sum() / counts.sum().clamp(min=1)
+
+
+class CastForImageSegmentation:
+    """Auto-class entry of `pipeline("image-segmentation")`, which loads through `AutoModelForImageSegmentation`
+    first: builds the architecture a checkpoint was saved with, [`CastForSemanticSegmentation`] for segmentation
+    checkpoints and [`CastModel`] (segments from the hierarchy) for every other CAST checkpoint."""
+
+    config_class = CastConfig
+
+    @staticmethod
+    def architecture(config: CastConfig) -> type[CastPreTrainedModel]:
+        if "CastForSemanticSegmentation" in (getattr(config, "architectures", None) or []):
+            return CastForSemanticSegmentation
+        return CastModel
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, config=None, **kwargs):
+        # (the auto classes pass the config they loaded; as remote code it is an instance of another module's class)
+        if config is None:
+            config, kwargs = CastConfig.from_pretrained(pretrained_model_name_or_path, return_unused_kwargs=True, **kwargs)
+        return cls.architecture(config).from_pretrained(pretrained_model_name_or_path, *args, config=config, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: CastConfig, **kwargs):
+        return cls.architecture(config)._from_config(config, **kwargs)
+
+    _from_config = from_config
+
+    @classmethod
+    def register_for_auto_class(cls, auto_class="AutoModelForImageSegmentation") -> None:
+        # transformers calls this on classes loaded as remote code; the built model saves its own auto_map
+        cls._auto_class = auto_class

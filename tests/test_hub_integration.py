@@ -80,7 +80,8 @@ def test_saved_folder_carries_code_and_full_auto_map(tmp_path):
         "AutoConfig": "configuration_cast.CastConfig",
         "AutoModel": "modeling_cast.CastModel",
         "AutoModelForImageClassification": "modeling_cast.CastForImageClassification",
-        "AutoModelForImageSegmentation": "modeling_cast.CastModel",
+        "AutoModelForSemanticSegmentation": "modeling_cast.CastForSemanticSegmentation",
+        "AutoModelForImageSegmentation": "modeling_cast.CastForImageSegmentation",
     }
     processor_map = json.loads((tmp_path / "preprocessor_config.json").read_text())["auto_map"]
     assert processor_map == {"AutoImageProcessor": "image_processing_cast.CastImageProcessor"}
@@ -109,6 +110,8 @@ REMOTE_SCRIPT = textwrap.dedent(
     processed = processor(images=inputs["image"], return_tensors="pt")
     classify = pipeline("image-classification", model=folder, trust_remote_code=True)
     labels = [p["label"] for p in classify(Image.fromarray(inputs["image"]))]
+    segments = pipeline("image-segmentation", model=folder, trust_remote_code=True)(Image.fromarray(inputs["image"]))
+    assert segments and all(s["label"].startswith("level ") for s in segments), segments
     leaked = sorted(name for name in sys.modules if name.split(".")[0] in ("modeling_cast", "processing"))
     np.savez(out_path, logits=out.logits.numpy(), hierarchy=out.hierarchy.numpy(), pooled=pooled.numpy(),
              superpixels=processed["superpixels"].numpy(), leaked=np.array(leaked, dtype=object), labels=np.array(labels))

@@ -6,10 +6,11 @@ import unittest
 
 import pytest
 import torch
+from parameterized import parameterized
 from conftest import block_superpixels, tiny_config_kwargs
 from hf_common_tests import import_common
 
-from modeling_cast import CastConfig, CastForImageClassification, CastModel
+from modeling_cast import CastConfig, CastForImageClassification, CastForSemanticSegmentation, CastModel
 
 common = import_common("test_modeling_common")
 config_common = import_common("test_configuration_common")
@@ -20,6 +21,10 @@ common.MODEL_MAPPING_NAMES = {**common.MODEL_MAPPING_NAMES, "cast": "CastModel"}
 common.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES = {
     **common.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
     "cast": "CastForImageClassification",
+}
+common.MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES = {
+    **common.MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES,
+    "cast": "CastForSemanticSegmentation",
 }
 
 
@@ -54,7 +59,7 @@ class CastModelTester:
 
 
 class CastModelTest(common.ModelTesterMixin, unittest.TestCase):
-    all_model_classes = (CastModel, CastForImageClassification)
+    all_model_classes = (CastModel, CastForImageClassification, CastForSemanticSegmentation)
     additional_model_inputs = ["superpixels"]
     test_resize_embeddings = False
     test_torch_exportable = False
@@ -73,6 +78,20 @@ class CastModelTest(common.ModelTesterMixin, unittest.TestCase):
 
     def test_config(self):
         self.config_tester.run_common_tests()
+
+    @parameterized.expand(common.TEST_EAGER_MATCHES_SDPA_INFERENCE_PARAMETERIZATION)
+    def test_eager_matches_sdpa_inference(
+        self, name, dtype, padding_side, use_attention_mask, output_attentions, enable_kernels
+    ):
+        if dtype in ("fp16", "bf16"):
+            self.skipTest(
+                reason="in half precision the kernels' rounding differences can flip CAST's discrete choices "
+                "(farthest-point seeds, hard assignments), after which whole segments differ; float32 is compared, "
+                "and test_model_half_precision_runs checks half precision"
+            )
+        common._test_eager_matches_sdpa_inference(
+            self, name, dtype, padding_side, use_attention_mask, output_attentions, enable_kernels
+        )
 
     @unittest.skip(reason="CAST has no inputs_embeds: tokens are built from pixels and superpixels")
     def test_inputs_embeds(self):
@@ -248,6 +267,19 @@ def test_model_deterministic_in_eval():
     with torch.no_grad():
         first, second = model(**inputs), model(**inputs)
     assert torch.equal(first.logits, second.logits) and torch.equal(first.hierarchy, second.hierarchy)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("cls", [CastModel, CastForImageClassification, CastForSemanticSegmentation])
+def test_model_half_precision_runs(cls, dtype):
+    model = _tiny_model(cls, image_size=64, num_segments=[8, 4]).to(dtype)
+    superpixels = block_superpixels(2, 64, 64)
+    superpixels[1] //= 3
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64, dtype=dtype), superpixels)
+    main = out.logits if cls is not CastModel else out.pooler_output
+    assert main.dtype == dtype and torch.isfinite(main).all()
+    assert out.hierarchy.dtype == torch.int64 and out.hierarchy.shape == (2, 2, 64, 64)
 
 
 def test_model_float64_runs():
