@@ -56,6 +56,13 @@ _FLOAT_PIL_MODES = ("F",)
 # Channel counts recognised when guessing the channel axis of an array.
 _CONVERTIBLE_CHANNELS = (1, 2, 3, 4)
 _KNOWN_CHANNELS = (1, 3, 4)
+# Label reduction (`do_reduce_labels`) maps the background class 0 to the ignore label, SegFormer's convention; the
+# ignore label is also the default `CastConfig.semantic_loss_ignore_index`.
+_IGNORE_LABEL = 255
+# PIL modes that hold one integer class label per pixel ("P" gives the palette indices, not the colours).
+_LABEL_PIL_MODES = ("L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N")
+# Label maps are resized by PIL in its 32-bit integer mode.
+_MAX_LABEL = np.iinfo(np.int32).max
 
 
 class CastImageProcessorKwargs(ImagesKwargs, total=False):
@@ -75,6 +82,9 @@ class CastImageProcessorKwargs(ImagesKwargs, total=False):
         Level of the hierarchy whose segments panoptic/instance post-processing (and so
         `pipeline("image-segmentation")`) returns: 0 is the finest, negative values count from the coarsest (-1).
         Not used by preprocessing.
+    do_reduce_labels (`bool`, *optional*, defaults to `self.do_reduce_labels`):
+        Whether to reduce the labels of `segmentation_maps` by one, making the background class 0 the ignore label
+        255 (for datasets such as ADE20k whose class 0 means "unlabelled").
     """
 
     n_segments: int
@@ -83,6 +93,7 @@ class CastImageProcessorKwargs(ImagesKwargs, total=False):
     patch_size: int
     superpixels: np.ndarray | torch.Tensor | list | tuple | None
     segmentation_level: int
+    do_reduce_labels: bool
 
 
 class CastImageProcessor(PilBackend):
@@ -140,6 +151,9 @@ class CastImageProcessor(PilBackend):
             Level of the model's hierarchy returned by [`~CastImageProcessor.post_process_panoptic_segmentation`] and
             [`~CastImageProcessor.post_process_instance_segmentation`], hence by `pipeline("image-segmentation")`: 0 is
             the finest level, -1 the coarsest. Those methods also take it per call as `level`.
+        do_reduce_labels (`bool`, *optional*, defaults to `False`):
+            Whether to reduce the class labels of `segmentation_maps` by one: 0 (background in datasets such as
+            ADE20k) becomes the ignore label 255, every other label `l` becomes `l - 1`, and 255 stays 255.
 
     Example:
 
@@ -173,6 +187,7 @@ class CastImageProcessor(PilBackend):
     superpixel_method = "slic"
     patch_size = 8
     segmentation_level = -1
+    do_reduce_labels = False
 
     def __init__(self, **kwargs: Unpack[CastImageProcessorKwargs]) -> None:
         if kwargs.get("superpixels") is not None:
@@ -180,6 +195,7 @@ class CastImageProcessor(PilBackend):
                 "`superpixels` are per-image inputs: pass them when calling the processor, not to its constructor"
             )
         kwargs = _coerce_superpixel_kwargs(kwargs)
+        _check_bool(kwargs.get("do_reduce_labels"), "do_reduce_labels")
         super().__init__(**kwargs)
         _check_level_type(self.segmentation_level, "segmentation_level")
         _validate_superpixel_settings(self.n_segments, self.compactness, self.superpixel_method, self.patch_size)
@@ -188,35 +204,57 @@ class CastImageProcessor(PilBackend):
     def preprocess(
         self,
         images: ImageInput,
+        segmentation_maps: ImageInput | None = None,
+        *,
         superpixels: np.ndarray | torch.Tensor | list | tuple | None = None,
         **kwargs: Unpack[CastImageProcessorKwargs],
     ) -> BatchFeature:
         r"""
-        Preprocess an image or a batch of images into `pixel_values` and `superpixels`.
+        Preprocess an image or a batch of images into `pixel_values` and `superpixels` (and `labels` when
+        `segmentation_maps` are given).
 
         Args:
             images (`ImageInput`):
                 A PIL image, numpy array or torch tensor, or a (nested) list of them. Arrays may be `(height, width)`,
                 channels-first or channels-last; 4-D arrays are batches.
-            superpixels (`np.ndarray`, `torch.Tensor` or a list of them, *optional*):
+            superpixels (`np.ndarray`, `torch.Tensor` or a list of them, *optional*, keyword-only):
                 Precomputed superpixel maps used instead of computing them: one 2-D map of non-negative integer ids per
                 image, at the image's original `(height, width)` (a 3-D array is a batch of maps). Resized with
-                nearest-neighbour sampling and renumbered to `0..K-1`.
+                nearest-neighbour sampling and renumbered to `0..K-1`. Keyword-only, so that `processor(images, maps)`
+                reads label maps as in transformers' segmentation processors.
+            segmentation_maps (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor` or a list of them, *optional*):
+                Per-pixel class labels for training or evaluation: one 2-D map of non-negative integers per image, at
+                the image's original `(height, width)` (a 3-D array is a batch of maps; PIL images in mode `"L"`,
+                `"P"` (palette indices), `"I"` or `"I;16"`). They follow the image's geometry (resize with
+                nearest-neighbour sampling, then the center crop if enabled), are reduced when `do_reduce_labels`,
+                and are returned as `labels`. The superpixels do not depend on them.
             kwargs ([`CastImageProcessorKwargs`], *optional*):
                 Overrides of the processor's attributes for this call, and `return_tensors` (`"pt"` or `"np"`; by
                 default lists of numpy arrays are returned).
 
         Returns:
-            [`BatchFeature`] with `pixel_values` (float32, `(batch_size, channels, height, width)`) and `superpixels`
-            (int64, `(batch_size, height, width)`).
+            [`BatchFeature`] with `pixel_values` (float32, `(batch_size, channels, height, width)`), `superpixels`
+            (int64, `(batch_size, height, width)`) and, with `segmentation_maps`, `labels` (int64,
+            `(batch_size, height, width)`).
         """
         if superpixels is not None and not isinstance(superpixels, (np.ndarray, torch.Tensor, list, tuple)):
             raise TypeError(
                 "`superpixels` must be a numpy array, a torch tensor or a list of them, "
                 f"got {type(superpixels).__name__}"
             )
+        if segmentation_maps is not None and not isinstance(
+            segmentation_maps, (Image.Image, np.ndarray, torch.Tensor, list, tuple)
+        ):
+            raise TypeError(
+                "`segmentation_maps` must be a PIL image, a numpy array, a torch tensor or a list of them, "
+                f"got {type(segmentation_maps).__name__}"
+            )
         kwargs = _coerce_superpixel_kwargs(kwargs)
-        return super().preprocess(images, superpixels=superpixels, **kwargs)
+        _check_bool(kwargs.get("do_reduce_labels"), "do_reduce_labels")
+        # `image_like_kwargs` skips the settings validation, which knows only the declared processor arguments
+        return super().preprocess(
+            images, superpixels=superpixels, image_like_kwargs={"segmentation_maps": segmentation_maps}, **kwargs
+        )
 
     def _validate_preprocess_kwargs(self, **kwargs) -> None:
         if kwargs.get("do_pad"):
@@ -259,6 +297,7 @@ class CastImageProcessor(PilBackend):
         self,
         images: ImageInput,
         superpixels: np.ndarray | torch.Tensor | list | tuple | None = None,
+        segmentation_maps: ImageInput | None = None,
         do_convert_rgb: bool | None = None,
         input_data_format: str | ChannelDimension | None = None,
         return_tensors: str | TensorType | None = None,
@@ -267,14 +306,24 @@ class CastImageProcessor(PilBackend):
         images = self._prepare_image_like_inputs(
             images, do_convert_rgb=do_convert_rgb, input_data_format=input_data_format
         )
+        image_sizes = [image.shape[-2:] for image in images]
         if superpixels is not None:
-            superpixels = _prepare_superpixel_maps(superpixels, [image.shape[-2:] for image in images])
-        return self._preprocess(images, superpixels=superpixels, return_tensors=return_tensors, **kwargs)
+            superpixels = _prepare_superpixel_maps(superpixels, image_sizes)
+        if segmentation_maps is not None:
+            segmentation_maps = _prepare_segmentation_maps(segmentation_maps, image_sizes)
+        return self._preprocess(
+            images,
+            superpixels=superpixels,
+            segmentation_maps=segmentation_maps,
+            return_tensors=return_tensors,
+            **kwargs,
+        )
 
     def _preprocess(
         self,
         images: list[np.ndarray],
         superpixels: list[np.ndarray] | None,
+        segmentation_maps: list[np.ndarray] | None,
         do_resize: bool,
         size: SizeDict,
         resample: PILImageResampling | None,
@@ -289,10 +338,12 @@ class CastImageProcessor(PilBackend):
         compactness: float,
         superpixel_method: str,
         patch_size: int,
+        do_reduce_labels: bool = False,
         return_tensors: str | TensorType | None = None,
         **kwargs,
     ) -> BatchFeature:
-        """Resize, crop, segment, rescale and normalise channels-first images (superpixels: validated user maps)."""
+        """Resize, crop, segment, rescale and normalise channels-first images (superpixels: validated user maps);
+        bring validated segmentation maps to the same output geometry."""
         if not do_resize and not do_center_crop:
             sizes = _distinct_sizes(images)
             if len(sizes) > 1:
@@ -301,7 +352,7 @@ class CastImageProcessor(PilBackend):
                     f"got {sizes}"
                 )
         resizing_argument = "crop_size" if do_center_crop else ("size" if do_resize else "images")
-        pixel_values, superpixel_outputs = [], []
+        pixel_values, superpixel_outputs, label_outputs = [], [], []
         for index, image in enumerate(images):
             if do_resize:
                 image = self.resize(image, size=size, resample=resample)
@@ -315,6 +366,12 @@ class CastImageProcessor(PilBackend):
                 labels = compute_superpixels(unit_image, superpixel_method, n_segments, compactness)
             else:
                 labels = self._fit_superpixel_map(superpixels[index], resized_size, do_center_crop, crop_size)
+            if segmentation_maps is not None:
+                label_outputs.append(
+                    self._fit_segmentation_map(
+                        segmentation_maps[index], resized_size, do_center_crop, crop_size, do_reduce_labels
+                    )
+                )
 
             if do_rescale:
                 if np.issubdtype(image.dtype, np.floating) and image.size and image.max() <= 1:
@@ -334,9 +391,10 @@ class CastImageProcessor(PilBackend):
                 f"`{resizing_argument}` must give every image the same output (height, width) so that they can be "
                 f"stacked, got {sizes}; give a fixed height and width or a center crop"
             )
-        return BatchFeature(
-            data={"pixel_values": pixel_values, "superpixels": superpixel_outputs}, tensor_type=return_tensors
-        )
+        data = {"pixel_values": pixel_values, "superpixels": superpixel_outputs}
+        if segmentation_maps is not None:
+            data["labels"] = label_outputs
+        return BatchFeature(data=data, tensor_type=return_tensors)
 
     def _fit_superpixel_map(
         self,
@@ -352,6 +410,22 @@ class CastImageProcessor(PilBackend):
         if do_center_crop:
             labels = self.center_crop(labels[None], crop_size)[0]
         return relabel_sequential_ids(labels)
+
+    def _fit_segmentation_map(
+        self,
+        label_map: np.ndarray,
+        resized_size: tuple[int, int],
+        do_center_crop: bool,
+        crop_size: SizeDict | None,
+        do_reduce_labels: bool,
+    ) -> np.ndarray:
+        """Class labels at the output size: reduced if asked, resized nearest-neighbour like the image, cropped."""
+        labels = _reduce_labels(label_map) if do_reduce_labels else label_map.astype(np.int64)
+        if labels.shape != resized_size:
+            labels = _resize_nearest(labels, resized_size)
+        if do_center_crop:
+            labels = self.center_crop(labels[None], crop_size)[0]
+        return np.ascontiguousarray(labels, dtype=np.int64)
 
     def post_process_hierarchical_segmentation(
         self,
@@ -809,6 +883,92 @@ def _prepare_superpixel_maps(superpixels, image_sizes: list[tuple[int, int]]) ->
         if minimum < 0:
             raise ValueError(f"`superpixels` must be non-negative, got minimum {minimum}")
     return label_maps
+
+
+def _check_bool(value, argument: str) -> None:
+    if value is not None and not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{argument}` must be a bool, got {type(value).__name__} {value!r}")
+
+
+def _segmentation_map_to_numpy(label_map) -> np.ndarray:
+    """One class-label map as a numpy array (PIL images in a label mode, numpy arrays, torch tensors)."""
+    if isinstance(label_map, Image.Image):
+        if label_map.mode in ("1", "F"):
+            raise TypeError(
+                f"`segmentation_maps` must hold integer class labels, got a PIL image in mode {label_map.mode!r}"
+            )
+        if label_map.mode not in _LABEL_PIL_MODES:
+            raise ValueError(
+                f"`segmentation_maps` PIL images must have one class label per pixel (mode in {_LABEL_PIL_MODES}), "
+                f"got mode {label_map.mode!r}"
+            )
+        return np.asarray(label_map)
+    if isinstance(label_map, torch.Tensor):
+        label_map = label_map.detach().cpu()
+        if label_map.is_floating_point() or label_map.is_complex() or label_map.dtype == torch.bool:
+            raise TypeError(f"`segmentation_maps` must hold integer class labels, got dtype {label_map.dtype}")
+        return label_map.numpy()
+    if isinstance(label_map, np.ndarray):
+        return label_map
+    raise TypeError(
+        "each map in `segmentation_maps` must be a PIL image, a numpy array or a torch tensor, "
+        f"got {type(label_map).__name__}"
+    )
+
+
+def _segmentation_maps_to_list(segmentation_maps) -> list[np.ndarray]:
+    """Flat list of 2-D maps from a map, a 3-D batch of maps or a list of maps."""
+    if isinstance(segmentation_maps, (np.ndarray, torch.Tensor)):
+        array = _segmentation_map_to_numpy(segmentation_maps)
+        if array.ndim == 2:
+            return [array]
+        if array.ndim == 3:
+            return list(array)
+        raise ValueError(
+            "`segmentation_maps` must be a 2-D (height, width) map or a 3-D (batch_size, height, width) batch of "
+            f"maps, got shape {tuple(array.shape)}"
+        )
+    if isinstance(segmentation_maps, Image.Image):
+        return [_segmentation_map_to_numpy(segmentation_maps)]
+    return [_segmentation_map_to_numpy(label_map) for label_map in segmentation_maps]
+
+
+def _prepare_segmentation_maps(segmentation_maps, image_sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Validate class-label maps against the images (at their original sizes)."""
+    label_maps = _segmentation_maps_to_list(segmentation_maps)
+    if len(label_maps) != len(image_sizes):
+        raise ValueError(
+            f"`segmentation_maps` must hold one map per image, got {len(label_maps)} maps for {len(image_sizes)} "
+            "images"
+        )
+    for index, (label_map, image_size) in enumerate(zip(label_maps, image_sizes, strict=True)):
+        if label_map.ndim != 2:
+            raise ValueError(
+                f"`segmentation_maps[{index}]` must be a 2-D (height, width) map of class labels, "
+                f"got shape {tuple(label_map.shape)}"
+            )
+        if not np.issubdtype(label_map.dtype, np.integer):
+            raise TypeError(f"`segmentation_maps` must hold integer class labels, got dtype {label_map.dtype}")
+        if tuple(label_map.shape) != tuple(image_size):
+            raise ValueError(
+                f"`segmentation_maps[{index}]` has shape {tuple(label_map.shape)} but `images[{index}]` has "
+                f"(height, width) {tuple(image_size)}; give each map at its image's original size"
+            )
+        minimum, maximum = int(label_map.min()), int(label_map.max())
+        if minimum < 0:
+            raise ValueError(f"`segmentation_maps` must hold non-negative class labels, got minimum {minimum}")
+        if maximum > _MAX_LABEL:
+            raise ValueError(f"`segmentation_maps` labels must be at most {_MAX_LABEL}, got maximum {maximum}")
+    return label_maps
+
+
+def _reduce_labels(label_map: np.ndarray) -> np.ndarray:
+    """SegFormer's label reduction: 0 (background) becomes the ignore label, every other label `l` becomes `l - 1`,
+    and the ignore label stays itself."""
+    label_map = label_map.astype(np.int64)
+    reduced = label_map - 1
+    reduced[(label_map == 0) | (label_map == _IGNORE_LABEL)] = _IGNORE_LABEL
+    return reduced
 
 
 def _resize_nearest(labels: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:

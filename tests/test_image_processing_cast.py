@@ -521,13 +521,16 @@ def test_user_superpixels_vanished_ids_leave_no_gaps():
     np.testing.assert_array_equal(np.unique(label_maps), np.arange(4))
 
 
-def test_user_superpixels_positional_argument():
+def test_second_positional_argument_is_segmentation_maps():
+    """As in transformers' segmentation processors, `processor(images, maps)` reads label maps; superpixels are
+    keyword-only so that such a call can never be mistaken for them."""
     image = _random_image(height=16, width=16)
     label_map = np.kron(np.eye(2, dtype=np.int64), np.ones((8, 8), dtype=np.int64))
     processor = _small_processor()
-
+    outputs = processor(image, label_map, return_tensors="np")
+    assert "labels" in outputs
     _assert_same_outputs(
-        processor(image, label_map, return_tensors="np"), processor(image, superpixels=label_map, return_tensors="np")
+        {k: v for k, v in outputs.items() if k != "labels"}, processor(image, return_tensors="np")
     )
 
 
@@ -704,3 +707,156 @@ def test_processor_rejects_padding():
 def test_processor_rejects_bad_user_superpixels(superpixels, error, message):
     with pytest.raises(error, match=message):
         _small_processor()(_random_image(height=16, width=16), superpixels=superpixels)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Segmentation maps (class labels for training)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _quadrant_labels(height: int = 16, width: int = 16, values=((0, 1), (2, 255))) -> np.ndarray:
+    return np.kron(np.array(values, dtype=np.int64), np.ones((height // 2, width // 2), dtype=np.int64))
+
+
+def test_segmentation_maps_become_int64_labels_at_output_size():
+    images = [_random_image(height=16, width=16, seed=0), _random_image(height=40, width=24, seed=1)]
+    maps = [_quadrant_labels(), _quadrant_labels(40, 24, ((4, 3), (2, 1)))]
+    processor = _small_processor()
+
+    outputs = processor(images, segmentation_maps=maps, return_tensors="pt")
+
+    assert list(outputs.keys()) == ["pixel_values", "superpixels", "labels"]
+    assert outputs["labels"].shape == (2, 32, 32)
+    assert outputs["labels"].dtype == torch.int64
+    block = np.ones((16, 16), dtype=np.int64)
+    expected = [np.kron(np.array(values), block) for values in ([[0, 1], [2, 255]], [[4, 3], [2, 1]])]
+    np.testing.assert_array_equal(outputs["labels"].numpy(), np.stack(expected))
+    # the labels change neither the pixels nor the superpixels
+    _assert_same_outputs(outputs, processor(images, return_tensors="pt"))
+    as_lists = processor(images, segmentation_maps=maps)
+    assert isinstance(as_lists["labels"], list) and as_lists["labels"][1].dtype == np.int64
+
+
+def test_segmentation_maps_resized_nearest_keep_label_values():
+    image = _random_image(height=20, width=12)
+    label_map = np.random.default_rng(10).choice(np.array([0, 7, 19, 255]), size=(20, 12))
+
+    labels = _small_processor()(image, segmentation_maps=label_map, return_tensors="np")["labels"][0]
+
+    expected = np.asarray(Image.fromarray(label_map.astype(np.int32)).resize((32, 32), Image.Resampling.NEAREST))
+    np.testing.assert_array_equal(labels, expected)
+    assert set(np.unique(labels)) <= {0, 7, 19, 255}
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "I", "I;16"])
+def test_segmentation_maps_accept_pil_label_modes_numpy_and_torch(mode):
+    image = _random_image(height=16, width=16)
+    label_map = _quadrant_labels(values=((0, 1), (2, 200)))
+    processor = _small_processor()
+    expected = processor(image, segmentation_maps=label_map, return_tensors="np")["labels"]
+
+    if mode == "I;16":
+        pil_map = Image.fromarray(label_map.astype(np.uint16))
+    else:
+        pil_map = Image.fromarray(label_map.astype(np.uint8)).convert(mode)
+    assert pil_map.mode == mode
+    for same_map in (pil_map, torch.from_numpy(label_map), label_map.astype(np.uint8), [label_map], label_map[None]):
+        labels = processor(image, segmentation_maps=same_map, return_tensors="np")["labels"]
+        np.testing.assert_array_equal(labels, expected)
+
+
+def test_segmentation_maps_follow_the_center_crop():
+    # 32x64 image, shortest edge 32 (no resize), center crop 32x32: columns 16..47 remain
+    image = _random_image(height=32, width=64)
+    label_map = np.tile(np.arange(64, dtype=np.int64), (32, 1))
+    processor = _small_processor(
+        size={"shortest_edge": 32}, do_center_crop=True, crop_size={"height": 32, "width": 32}
+    )
+
+    outputs = processor(image, segmentation_maps=label_map, return_tensors="np")
+
+    assert outputs["pixel_values"].shape[-2:] == outputs["labels"].shape[-2:] == (32, 32)
+    np.testing.assert_array_equal(outputs["labels"][0], np.tile(np.arange(16, 48), (32, 1)))
+
+
+def test_segmentation_maps_reduce_labels():
+    image = _random_image(height=16, width=16)
+    label_map = _quadrant_labels(values=((0, 1), (5, 255)))
+    processor = _small_processor(do_reduce_labels=True)
+
+    labels = processor(image, segmentation_maps=label_map, return_tensors="np")["labels"][0]
+
+    np.testing.assert_array_equal(labels, np.kron(np.array([[255, 0], [4, 255]]), np.ones((16, 16), dtype=np.int64)))
+    # per call, and off by default
+    plain = _small_processor()(image, segmentation_maps=label_map, return_tensors="np")["labels"][0]
+    np.testing.assert_array_equal(plain, np.kron(np.array([[0, 1], [5, 255]]), np.ones((16, 16), dtype=np.int64)))
+    per_call = _small_processor()(image, segmentation_maps=label_map, do_reduce_labels=True, return_tensors="np")
+    np.testing.assert_array_equal(per_call["labels"][0], labels)
+
+
+def test_segmentation_maps_without_resize_keep_original_labels():
+    image = _random_image(height=16, width=24)
+    label_map = np.random.default_rng(11).integers(0, 4, size=(16, 24))
+
+    labels = _small_processor()(image, segmentation_maps=label_map, do_resize=False, return_tensors="np")["labels"]
+
+    np.testing.assert_array_equal(labels[0], label_map)
+
+
+def test_processor_saves_do_reduce_labels(tmp_path):
+    assert CastImageProcessor().do_reduce_labels is False
+    CastImageProcessor(do_reduce_labels=True).save_pretrained(tmp_path)
+
+    assert json.loads((tmp_path / "preprocessor_config.json").read_text())["do_reduce_labels"] is True
+    assert CastImageProcessor.from_pretrained(tmp_path).do_reduce_labels is True
+
+
+@pytest.mark.parametrize(
+    "segmentation_maps, error, message",
+    [
+        (
+            np.zeros((16, 16), dtype=np.float32),
+            TypeError,
+            "`segmentation_maps` must hold integer class labels, got dtype float32",
+        ),
+        (torch.zeros(16, 16), TypeError, "`segmentation_maps` must hold integer class labels, got dtype torch"),
+        (np.zeros((16, 16), dtype=bool), TypeError, "`segmentation_maps` must hold integer .* got dtype bool"),
+        (Image.new("F", (16, 16)), TypeError, "`segmentation_maps` must hold integer class labels, got a PIL image"),
+        (Image.new("RGB", (16, 16)), ValueError, "`segmentation_maps` PIL images must have one class label per pixel"),
+        (np.zeros(16, dtype=np.int64), ValueError, r"`segmentation_maps` must be a 2-D .* got shape \(16,\)"),
+        (
+            [np.zeros((1, 16, 16), dtype=np.int64)],
+            ValueError,
+            r"`segmentation_maps\[0\]` must be a 2-D \(height, width\) map",
+        ),
+        (
+            np.zeros((20, 16), dtype=np.int64),
+            ValueError,
+            r"`segmentation_maps\[0\]` has shape \(20, 16\) but `images\[0\]` has \(height, width\) \(16, 16\)",
+        ),
+        (
+            np.zeros((2, 16, 16), dtype=np.int64),
+            ValueError,
+            "`segmentation_maps` must hold one map per image, got 2 maps for 1 images",
+        ),
+        (
+            np.full((16, 16), -1, dtype=np.int64),
+            ValueError,
+            "`segmentation_maps` must hold non-negative class labels, got minimum -1",
+        ),
+        ("mask.png", TypeError, "`segmentation_maps` must be a PIL image, a numpy array, a torch tensor or a list"),
+        ([[[0, 1], [1, 0]]], TypeError, "each map in `segmentation_maps` must be a PIL image, a numpy array or a"),
+    ],
+    ids=["float", "torch-float", "bool", "pil-float", "pil-rgb", "one-dim", "list-of-3d", "shape", "count",
+         "negative", "string", "nested-list"],
+)
+def test_processor_rejects_bad_segmentation_maps(segmentation_maps, error, message):
+    with pytest.raises(error, match=message):
+        _small_processor()(_random_image(height=16, width=16), segmentation_maps=segmentation_maps)
+
+
+def test_processor_rejects_non_bool_do_reduce_labels():
+    with pytest.raises(TypeError, match="`do_reduce_labels` must be a bool, got str 'yes'"):
+        CastImageProcessor(do_reduce_labels="yes")
+    with pytest.raises(TypeError, match="`do_reduce_labels` must be a bool, got int 1"):
+        _small_processor()(_random_image(), segmentation_maps=np.zeros((40, 48), dtype=np.int64), do_reduce_labels=1)

@@ -1,0 +1,526 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""Fine-tune CAST for semantic segmentation with the Hugging Face Trainer.
+
+Any CAST checkpoint initialises the model: a backbone ([`CastModel`]), an image classifier or a segmentation model.
+Its encoder weights are loaded, and the level fusion and per-superpixel classifier of [`CastForSemanticSegmentation`]
+are new (or kept, for a segmentation checkpoint with the same classes). The data are either folders of images and
+masks or a built-in generator of images with known per-pixel classes, so the script runs offline:
+
+    python examples/run_semantic_segmentation.py \\
+        --model_name_or_path path/to/cast-backbone --synthetic_samples 64 --image_size 64 --n_segments 48 \\
+        --output_dir outputs/cast-shapes --do_train --do_eval --max_steps 80 --per_device_train_batch_size 8 \\
+        --learning_rate 3e-3 --warmup_steps 5 --use_cpu --report_to none --save_strategy no
+
+Folder layout for `--train_dir` / `--validation_dir`: `images/<name>.<ext>` and `masks/<name>.png`, one mask per
+image with the same stem, holding one integer class per pixel (PIL mode "L", "P" or "I"); the class names come from
+`--id2label_file` (JSON `{"0": "road", ...}`, by default `id2label.json` in the training folder).
+
+At the end the folder holds the model (with its flat code files, so it also loads with `trust_remote_code=True`),
+the image processor and a model card whose metadata say `pipeline_tag: image-segmentation`, so
+`pipeline("image-segmentation", model=output_dir)` returns one mask per predicted class at the image's size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset, Features
+from datasets import Image as ImageFeature
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+from PIL import Image
+from transformers import (
+    AutoConfig,
+    EvalPrediction,
+    HfArgumentParser,
+    Trainer,
+    TrainingArguments,
+    default_data_collator,
+)
+from transformers.utils import logging
+
+# the repository root, so that the script also runs from a checkout where the package is not installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# importing modeling_cast registers the "cast" model type with the Auto classes
+from modeling_cast import CastForSemanticSegmentation, CastImageProcessor  # noqa: E402
+from processing.metrics_cast import mean_iou  # noqa: E402
+
+
+__all__ = [
+    "DataTrainingArguments",
+    "ModelArguments",
+    "SYNTHETIC_ID2LABEL",
+    "load_segmentation_folder",
+    "main",
+    "synthetic_shapes",
+    "write_model_card",
+]
+
+logger = logging.get_logger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+TOKEN_POOLING_RESOLUTIONS = ("grid", "pixel")
+
+# ---------------------------------------------------------------------------------------------------------------
+# Built-in data: textured coloured shapes on a textured background
+# ---------------------------------------------------------------------------------------------------------------
+
+SYNTHETIC_ID2LABEL = {0: "background", 1: "disc", 2: "square", 3: "triangle"}
+# Each class has its own colour family and shape, so the classes are learnable from colour alone or shape alone.
+_SHAPE_COLOURS = {1: (200, 50, 50), 2: (50, 180, 70), 3: (60, 80, 210)}
+_COLOUR_JITTER = 30
+_NOISE_STD = 10.0
+_TEXTURE_AMPLITUDE = 18.0
+_SIZE_RANGE = (0.75, 1.25)  # image sides relative to `image_size`: the processor resizes them
+_SHAPE_RADIUS_RANGE = (0.2, 0.38)  # relative to the shorter image side
+_MAX_SHAPES = 3
+
+
+def synthetic_shapes(num_samples: int, image_size: int, seed: int) -> dict[str, list[Image.Image]]:
+    """
+    Images with known per-pixel classes (see `SYNTHETIC_ID2LABEL`): one to three red discs, green squares and blue
+    triangles, each with a striped texture and noise, on a grey textured background. Later shapes cover earlier
+    ones. Image sides vary between 0.75 and 1.25 times `image_size`. Deterministic for a given `seed`.
+
+    Returns:
+        `dict` with `"image"` (RGB PIL images) and `"annotation"` (mode "L" PIL masks of class ids), `num_samples`
+        each.
+    """
+    rng = np.random.default_rng(seed)
+    images, annotations = [], []
+    low, high = (round(image_size * factor) for factor in _SIZE_RANGE)
+    for _ in range(num_samples):
+        height, width = (int(side) for side in rng.integers(low, high + 1, size=2))
+        rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
+        grey = rng.uniform(90, 170) + rng.uniform(-10, 10, size=3)
+        image = grey + _stripes(rng, rows, cols)[..., None] + rng.normal(0, _NOISE_STD, (height, width, 3))
+        mask = np.zeros((height, width), dtype=np.uint8)
+        for _ in range(int(rng.integers(1, _MAX_SHAPES + 1))):
+            label = int(rng.integers(1, len(SYNTHETIC_ID2LABEL)))
+            inside = _shape_mask(rng, label, rows, cols)
+            colour = np.array(_SHAPE_COLOURS[label]) + rng.uniform(-_COLOUR_JITTER, _COLOUR_JITTER, size=3)
+            texture = colour + _stripes(rng, rows, cols)[..., None] + rng.normal(0, _NOISE_STD, (height, width, 3))
+            image[inside] = texture[inside]
+            mask[inside] = label
+        images.append(Image.fromarray(np.clip(np.rint(image), 0, 255).astype(np.uint8)))
+        annotations.append(Image.fromarray(mask, mode="L"))
+    return {"image": images, "annotation": annotations}
+
+
+def _stripes(rng: np.random.Generator, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    angle, period, phase = rng.uniform(0, np.pi), rng.uniform(4, 12), rng.uniform(0, 2 * np.pi)
+    position = rows * np.cos(angle) + cols * np.sin(angle)
+    return _TEXTURE_AMPLITUDE * np.sin(2 * np.pi * position / period + phase)
+
+
+def _shape_mask(rng: np.random.Generator, label: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    height, width = rows.shape
+    radius = rng.uniform(*_SHAPE_RADIUS_RANGE) * min(height, width)
+    center_row, center_col = rng.uniform(0, height), rng.uniform(0, width)
+    dy, dx = rows - center_row, cols - center_col
+    if label == 1:  # disc
+        return dy**2 + dx**2 <= radius**2
+    angle = rng.uniform(0, 2 * np.pi)
+    # coordinates in the shape's own rotated frame
+    along, across = dy * np.cos(angle) + dx * np.sin(angle), -dy * np.sin(angle) + dx * np.cos(angle)
+    if label == 2:  # square
+        return (np.abs(along) <= radius / math.sqrt(2)) & (np.abs(across) <= radius / math.sqrt(2))
+    # equilateral triangle: inside the three half-planes whose normals point to its vertices
+    inside = np.ones(rows.shape, dtype=bool)
+    for vertex in range(3):
+        normal = 2 * np.pi * vertex / 3
+        inside &= along * np.cos(normal) + across * np.sin(normal) <= radius / 2
+    return inside
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelArguments:
+    """Which checkpoint to start from and how to shape the segmentation model."""
+
+    model_name_or_path: str = field(
+        metadata={"help": "A CAST checkpoint (folder or Hub name): backbone, image classifier or segmentation model."}
+    )
+    num_segments: list[int] | None = field(
+        default=None,
+        metadata={
+            "help": "Segments per stage of the segmentation model, e.g. `320 160 80 40` (official fine-tuning); "
+            "by default those of the checkpoint."
+        },
+    )
+    token_pooling_resolution: str | None = field(
+        default=None,
+        metadata={
+            "help": "`grid` (pool superpixel tokens from the stem grid) or `pixel` (from pixels, the official "
+            "segmentation variant); by default that of the checkpoint."
+        },
+    )
+
+    def __post_init__(self):
+        resolution = self.token_pooling_resolution
+        if resolution is not None and resolution not in TOKEN_POOLING_RESOLUTIONS:
+            raise ValueError(
+                f"`token_pooling_resolution` must be one of {TOKEN_POOLING_RESOLUTIONS}, "
+                f"got {self.token_pooling_resolution!r}"
+            )
+
+
+@dataclass
+class DataTrainingArguments:
+    """Where the data come from and how the image processor prepares them."""
+
+    train_dir: str | None = field(
+        default=None, metadata={"help": "Folder with `images/` and `masks/` (same file stems) for training."}
+    )
+    validation_dir: str | None = field(default=None, metadata={"help": "Same layout, for evaluation."})
+    id2label_file: str | None = field(
+        default=None,
+        metadata={"help": "JSON `{class id: name}`; by default `id2label.json` in `--train_dir`."},
+    )
+    synthetic_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Train on N generated images of coloured shapes (classes background, disc, square, triangle) "
+            "and evaluate on N // 4 others, instead of folders."
+        },
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep at most this many training images."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep at most this many evaluation images."})
+    image_size: int | None = field(
+        default=None, metadata={"help": "Square size images are resized to; by default the checkpoint processor's."}
+    )
+    n_segments: int | None = field(
+        default=None, metadata={"help": "Superpixels per image; by default the checkpoint processor's."}
+    )
+    do_reduce_labels: bool = field(
+        default=False,
+        metadata={"help": "Masks use 0 for 'unlabelled' (ADE20k): make it 255 (ignored) and shift the others down."},
+    )
+    horizontal_flip: bool = field(default=True, metadata={"help": "Flip training images and masks at random."})
+
+    def __post_init__(self):
+        if (self.synthetic_samples is None) == (self.train_dir is None and self.validation_dir is None):
+            raise ValueError(
+                "give either `--synthetic_samples N` or data folders (`--train_dir`, `--validation_dir`), not both "
+                f"or neither; got synthetic_samples={self.synthetic_samples}, train_dir={self.train_dir!r}, "
+                f"validation_dir={self.validation_dir!r}"
+            )
+        for name in ("synthetic_samples", "max_train_samples", "max_eval_samples", "image_size", "n_segments"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"`--{name}` must be a positive integer, got {value}")
+        for name in ("train_dir", "validation_dir", "id2label_file"):
+            path = getattr(self, name)
+            if path is not None and not os.path.exists(path):
+                raise ValueError(f"`--{name}` {path!r} does not exist")
+        if self.synthetic_samples is None and self.id2label_file is None:
+            folder = self.train_dir or self.validation_dir
+            default = os.path.join(folder, "id2label.json")
+            if not os.path.isfile(default):
+                raise ValueError(f"give `--id2label_file` (class names), or put `id2label.json` in {folder!r}")
+            self.id2label_file = default
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def load_segmentation_folder(folder: str) -> Dataset:
+    """A dataset with `image` and `annotation` columns (decoded lazily) from `folder/images` and `folder/masks`."""
+    image_folder, mask_folder = Path(folder) / "images", Path(folder) / "masks"
+    if not image_folder.is_dir() or not mask_folder.is_dir():
+        raise ValueError(f"{folder!r} must contain `images/` and `masks/` folders")
+    masks = {path.stem: path for path in mask_folder.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS}
+    images = sorted(path for path in image_folder.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS)
+    missing = [path.name for path in images if path.stem not in masks]
+    if not images or missing:
+        raise ValueError(
+            f"every image in {str(image_folder)!r} needs a mask with the same stem in {str(mask_folder)!r}; "
+            f"found {len(images)} images, missing masks for {missing[:5]}"
+        )
+    columns = {"image": [str(path) for path in images], "annotation": [str(masks[path.stem]) for path in images]}
+    return Dataset.from_dict(columns, features=Features({"image": ImageFeature(), "annotation": ImageFeature()}))
+
+
+def _datasets(data_args: DataTrainingArguments, seed: int) -> tuple[Dataset | None, Dataset | None, dict[int, str]]:
+    features = Features({"image": ImageFeature(), "annotation": ImageFeature()})
+    if data_args.synthetic_samples is not None:
+        size = data_args.image_size or 64
+        train = Dataset.from_dict(synthetic_shapes(data_args.synthetic_samples, size, seed), features=features)
+        num_eval = max(data_args.synthetic_samples // 4, 1)
+        # a different seed: evaluation images are never training images
+        evaluation = Dataset.from_dict(synthetic_shapes(num_eval, size, seed + 1), features=features)
+        return train, evaluation, dict(SYNTHETIC_ID2LABEL)
+    train = load_segmentation_folder(data_args.train_dir) if data_args.train_dir else None
+    evaluation = load_segmentation_folder(data_args.validation_dir) if data_args.validation_dir else None
+    with open(data_args.id2label_file, encoding="utf-8") as file:
+        id2label = {int(key): str(value) for key, value in json.load(file).items()}
+    if sorted(id2label) != list(range(len(id2label))):
+        raise ValueError(f"`--id2label_file` must name classes 0..K-1, got ids {sorted(id2label)}")
+    return train, evaluation, id2label
+
+
+def _transform(image_processor: CastImageProcessor, flip: bool):
+    def transform(batch: dict) -> dict:
+        images = [image.convert("RGB") for image in batch["image"]]
+        masks = list(batch["annotation"])
+        if flip:
+            for index in range(len(images)):
+                if random.random() < 0.5:
+                    images[index] = images[index].transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                    masks[index] = masks[index].transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return image_processor(images, segmentation_maps=masks, return_tensors="pt")
+
+    return transform
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Model, metrics, card
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _load_model(model_args: ModelArguments, id2label: dict[int, str]) -> CastForSemanticSegmentation:
+    overrides = {
+        "id2label": id2label,
+        "label2id": {name: index for index, name in id2label.items()},
+    }
+    if model_args.num_segments is not None:
+        overrides["num_segments"] = list(model_args.num_segments)
+    if model_args.token_pooling_resolution is not None:
+        overrides["token_pooling_resolution"] = model_args.token_pooling_resolution
+    config = AutoConfig.from_pretrained(model_args.model_name_or_path, **overrides)
+    if config.model_type != "cast":
+        raise ValueError(f"`--model_name_or_path` must be a CAST checkpoint, got model_type {config.model_type!r}")
+    # backbone and classifier checkpoints load their encoder (prefix "cast"); the fusion and classifier are new,
+    # and a segmentation checkpoint with other classes gets a new classifier
+    return CastForSemanticSegmentation.from_pretrained(
+        model_args.model_name_or_path, config=config, ignore_mismatched_sizes=True
+    )
+
+
+def _load_image_processor(model_args: ModelArguments, data_args: DataTrainingArguments) -> CastImageProcessor:
+    overrides = {"do_reduce_labels": data_args.do_reduce_labels}
+    if data_args.image_size is not None:
+        overrides["size"] = {"height": data_args.image_size, "width": data_args.image_size}
+    if data_args.n_segments is not None:
+        overrides["n_segments"] = data_args.n_segments
+    try:
+        return CastImageProcessor.from_pretrained(model_args.model_name_or_path, **overrides)
+    except OSError:
+        logger.warning(f"no image processor in {model_args.model_name_or_path!r}: using CastImageProcessor defaults")
+        return CastImageProcessor(**overrides)
+
+
+def _predicted_classes(logits, labels: torch.Tensor) -> torch.Tensor:
+    """Keep only the argmax of the logits between evaluation steps (a class map instead of K score maps)."""
+    if isinstance(logits, (tuple, list)):
+        logits = logits[0]
+    return logits.argmax(dim=1)
+
+
+def _metrics_function(id2label: dict[int, str], ignore_index: int):
+    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
+        metrics = mean_iou(prediction.predictions, prediction.label_ids, len(id2label), ignore_index=ignore_index)
+        scalars = {name: metrics[name] for name in ("mean_iou", "mean_accuracy", "overall_accuracy")}
+        for index, iou in enumerate(metrics["per_category_iou"]):
+            scalars[f"iou_{id2label[index]}"] = float(iou)
+        return scalars
+
+    return compute_metrics
+
+
+def _base_model_id(model_name_or_path: str) -> str | None:
+    """The Hub id of the starting checkpoint, or None for a local folder (a card's `base_model` must be an id)."""
+    if os.path.exists(model_name_or_path):
+        return None
+    try:
+        validate_repo_id(model_name_or_path)
+    except HFValidationError:
+        return None
+    return model_name_or_path
+
+
+def write_model_card(
+    training_args: TrainingArguments,
+    model_args: ModelArguments,
+    data_args: DataTrainingArguments,
+    config,
+    image_processor: CastImageProcessor,
+    metrics: dict,
+) -> Path:
+    """README.md with `pipeline_tag: image-segmentation`, the base model, the data, the training settings and the
+    final metrics."""
+    output_dir = training_args.output_dir
+    dataset_name = (
+        "synthetic shapes" if data_args.synthetic_samples is not None else Path(data_args.train_dir or "").name
+    )
+    base_model = _base_model_id(model_args.model_name_or_path)
+    eval_results = None
+    if "eval_mean_iou" in metrics and not math.isnan(metrics["eval_mean_iou"]):
+        eval_results = [
+            EvalResult(
+                task_type="image-segmentation",
+                task_name="Semantic segmentation",
+                dataset_type=dataset_name.replace(" ", "-"),
+                dataset_name=dataset_name,
+                metric_type="mean_iou",
+                metric_name="mIoU",
+                metric_value=round(float(metrics["eval_mean_iou"]), 4),
+            )
+        ]
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="image-segmentation",
+        tags=["cast", "superpixels", "semantic-segmentation", "vision", "generated_from_trainer"],
+        base_model=base_model,
+        metrics=["mean_iou"],
+        model_name=Path(output_dir).name,
+        eval_results=eval_results,
+    )
+    rows = "\n".join(
+        f"| {name} | {_format_number(value)} |"
+        for name, value in sorted(metrics.items())
+        if not any(skipped in name for skipped in _CARD_SKIPPED_METRICS)
+    )
+    batch_size = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    schedule = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
+    if training_args.max_steps > 0:
+        duration = f"{training_args.max_steps} steps"
+    else:
+        duration = f"{training_args.num_train_epochs:g} epochs"
+    image_size = {name: value for name, value in dict(image_processor.size).items() if value is not None}
+    n_segments = image_processor.n_segments
+    classes = ", ".join(f"{index}: {name}" for index, name in sorted(config.id2label.items()))
+    body = f"""
+# {Path(output_dir).name}
+
+CAST (Ke, Mo, Yu, ICLR 2024) semantic segmentation model: every stage of the superpixel hierarchy is fused back onto
+the superpixel tokens, a linear classifier scores each superpixel and the scores are painted onto its pixels.
+Fine-tuned with `examples/run_semantic_segmentation.py` of cast-transformers from
+`{model_args.model_name_or_path}` on {dataset_name}.
+
+- Classes ({config.num_labels}): {classes}
+- Segments per stage: {config.num_segments}; token pooling: `{config.token_pooling_resolution}`
+
+## Usage
+
+```python
+import modeling_cast  # registers CAST with the Auto classes (or pass trust_remote_code=True)
+from transformers import pipeline
+
+segmenter = pipeline("image-segmentation", model="{Path(output_dir).name}")
+masks = segmenter("image.png")  # one {{"label", "mask"}} per predicted class, at the image's size
+```
+
+## Training
+
+- learning rate {training_args.learning_rate} ({schedule} schedule), batch size {batch_size} per device,
+  {duration}, seed {training_args.seed}
+- image processor: size {image_size}, about {n_segments} superpixels per image
+
+## Results
+
+| metric | value |
+|---|---|
+{rows}
+"""
+    card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
+    path = Path(output_dir) / "README.md"
+    card.save(path)
+    return path
+
+
+# throughput and bookkeeping entries of the Trainer's metrics, left out of the card's results table
+_CARD_SKIPPED_METRICS = ("runtime", "per_second", "flos")
+
+
+def _format_number(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Run fine-tuning and/or evaluation; returns the final metrics (`train_*` and `eval_*`)."""
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
+    if argv is None:
+        argv = sys.argv[1:]
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    else:
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    if training_args.remove_unused_columns:
+        # the transform reads the raw `image` and `annotation` columns, which the model's signature does not name
+        logger.info("setting `remove_unused_columns=False`: the on-the-fly transform needs the raw columns")
+        training_args.remove_unused_columns = False
+
+    train_dataset, eval_dataset, id2label = _datasets(data_args, training_args.seed)
+    if training_args.do_train and train_dataset is None:
+        raise ValueError("`--do_train` needs `--train_dir` or `--synthetic_samples`")
+    if training_args.do_eval and eval_dataset is None:
+        raise ValueError("`--do_eval` needs `--validation_dir` or `--synthetic_samples`")
+    if train_dataset is not None and data_args.max_train_samples is not None:
+        train_dataset = train_dataset.select(range(min(data_args.max_train_samples, len(train_dataset))))
+    if eval_dataset is not None and data_args.max_eval_samples is not None:
+        eval_dataset = eval_dataset.select(range(min(data_args.max_eval_samples, len(eval_dataset))))
+
+    model = _load_model(model_args, id2label)
+    image_processor = _load_image_processor(model_args, data_args)
+    if train_dataset is not None:
+        train_dataset = train_dataset.with_transform(_transform(image_processor, data_args.horizontal_flip))
+    if eval_dataset is not None:
+        eval_dataset = eval_dataset.with_transform(_transform(image_processor, flip=False))
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset if training_args.do_train else None,
+        eval_dataset=eval_dataset if training_args.do_eval else None,
+        processing_class=image_processor,
+        data_collator=default_data_collator,
+        compute_metrics=_metrics_function(id2label, model.config.semantic_loss_ignore_index),
+        preprocess_logits_for_metrics=_predicted_classes,
+    )
+    if not (training_args.do_train or training_args.do_eval):
+        logger.warning("neither `--do_train` nor `--do_eval` was given: nothing to do")
+    metrics = {}
+    if training_args.do_train:
+        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+        metrics.update(result.metrics)
+    if training_args.do_eval:
+        eval_metrics = trainer.evaluate()
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+        metrics.update(eval_metrics)
+    if training_args.do_train:
+        trainer.save_model()  # model, flat code files and (processing_class) the image processor
+        card = write_model_card(
+            training_args, model_args, data_args, model.config, image_processor, metrics
+        )
+        logger.info(f"saved the fine-tuned model and its card to {card.parent}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
