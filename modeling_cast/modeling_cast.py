@@ -12,6 +12,7 @@ stage's pooling, C = hidden size, L = levels (stages), H/W = input pixels, h/w =
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -555,6 +556,16 @@ class CastPreTrainedModel(PreTrainedModel):
             raise ValueError(
                 f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r} holds a corrupt or truncated "
                 f"safetensors checkpoint: {error}"
+            ) from error
+        except OSError as error:
+            if os.path.isdir(str(pretrained_model_name_or_path)):
+                raise
+            name = str(pretrained_model_name_or_path)
+            raise OSError(
+                f"{error}\nCAST weights are not downloaded by this package. Convert an official checkpoint and "
+                f"install it under this name: `cast-convert --checkpoint <official file> --model-name {name} "
+                "--output-dir <folder> --install-to-cache`; or pass a local folder, or the id of a Hub repository "
+                "holding converted weights."
             ) from error
 
     def save_pretrained(self, save_directory, *args, **kwargs):

@@ -65,6 +65,11 @@ def test_truncated_checkpoint_fails_clearly(tmp_path):
         AutoModel.from_pretrained(tmp_path)
 
 
+def test_missing_named_checkpoint_says_how_to_get_it():
+    with pytest.raises(OSError, match=r"cast-convert --checkpoint .* --model-name cast-nonexistent .*--install-to-cache"):
+        CastModel.from_pretrained("cast-nonexistent")
+
+
 def test_auto_model_from_config():
     config = AutoConfig.for_model("cast", **tiny_config_kwargs())
     assert isinstance(AutoModel.from_config(config), CastModel)
