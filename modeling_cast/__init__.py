@@ -10,6 +10,7 @@ from transformers import (
     AutoModel,
     AutoModelForImageClassification,
     AutoModelForImageSegmentation,
+    AutoModelForPreTraining,
     AutoModelForSemanticSegmentation,
 )
 # the real class (the top-level `transformers.AutoVideoProcessor` is a stub when torchvision is absent)
@@ -33,11 +34,15 @@ from .modeling_cast import (
     CastModelOutput,
     CastPreTrainedModel,
 )
+from .pretraining_cast import CastForPreTraining, CastPreTrainingOutput, MomentumUpdateCallback
 
 __all__ = [
     "CAST_PRESETS",
     "CastConfig",
     "CastForImageClassification",
+    "CastForPreTraining",
+    "CastPreTrainingOutput",
+    "MomentumUpdateCallback",
     "CastForImageSegmentation",
     "CastForSemanticSegmentation",
     "CastImageClassifierOutput",
@@ -58,6 +63,7 @@ __all__ = [
 AutoConfig.register(CastConfig.model_type, CastConfig, exist_ok=True)
 AutoModel.register(CastConfig, CastModel, exist_ok=True)
 AutoModelForImageClassification.register(CastConfig, CastForImageClassification, exist_ok=True)
+AutoModelForPreTraining.register(CastConfig, CastForPreTraining, exist_ok=True)
 AutoModelForSemanticSegmentation.register(CastConfig, CastForSemanticSegmentation, exist_ok=True)
 # pipeline("image-segmentation") loads through AutoModelForImageSegmentation first: CastForImageSegmentation builds
 # CastForSemanticSegmentation for segmentation checkpoints and the backbone (hierarchy segments) for the others
@@ -81,3 +87,4 @@ CastModel.register_for_auto_class("AutoModel")
 CastForImageClassification.register_for_auto_class("AutoModelForImageClassification")
 CastForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
 CastImageProcessor.register_for_auto_class("AutoImageProcessor")
+CastForPreTraining.register_for_auto_class("AutoModelForPreTraining")

@@ -22,6 +22,7 @@ HUB_FLAT_FILES = [
     "modeling_cast/configuration_cast.py",
     "modeling_cast/modeling_cast.py",
     "modeling_cast/graph_pooling_cast.py",
+    "modeling_cast/pretraining_cast.py",
     "processing/image_processing_cast.py",
     "processing/post_processing_cast.py",
     "processing/superpixels_cast.py",

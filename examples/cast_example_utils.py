@@ -1,0 +1,276 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""Shared pieces of the CAST training examples: data loading (Hub dataset, image folder or a generated set of
+coloured shapes), configuration building and model cards."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import transformers
+from huggingface_hub import EvalResult, ModelCard
+from PIL import Image, ImageDraw
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(_REPO_ROOT) not in sys.path:  # run as `python examples/<script>.py` from a source checkout
+    sys.path.insert(0, str(_REPO_ROOT))
+
+from modeling_cast import CAST_PRESETS, CastConfig  # noqa: E402
+
+__all__ = [
+    "DataTrainingArguments",
+    "SHAPE_NAMES",
+    "build_config",
+    "load_image_datasets",
+    "make_shapes_dataset",
+    "setup_logging",
+    "write_model_card",
+]
+
+logger = logging.getLogger(__name__)
+
+SHAPE_NAMES = ("circle", "square", "triangle", "cross")
+_SYNTHETIC_DATASET_NAME = "synthetic-shapes"
+_MIN_SHAPE_FRACTION, _MAX_SHAPE_FRACTION = 0.35, 0.7  # shape size relative to the image side
+_MIN_COLOUR_DISTANCE = 120  # foreground and background differ by at least this (sum over RGB), so shapes are visible
+
+
+@dataclass
+class DataTrainingArguments:
+    """Where the images come from. Exactly one of `--dataset_name`, `--train_dir` or `--synthetic_samples`."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "Dataset on the Hub (or a local dataset script/folder) for `datasets.load_dataset`."},
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of `--dataset_name`."})
+    train_dir: str | None = field(
+        default=None, metadata={"help": "Image folder (`imagefolder`: one sub-folder per class) for training."}
+    )
+    validation_dir: str | None = field(default=None, metadata={"help": "Image folder for evaluation."})
+    synthetic_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Generate this many images of coloured shapes (label = shape) instead of loading data "
+            "(offline smoke tests)."
+        },
+    )
+    synthetic_image_size: int = field(default=64, metadata={"help": "Side of the generated images."})
+    synthetic_num_classes: int = field(
+        default=3, metadata={"help": f"Shapes to draw, 2 to {len(SHAPE_NAMES)}: {', '.join(SHAPE_NAMES)}."}
+    )
+    image_column_name: str = field(default="image", metadata={"help": "Column holding the images."})
+    label_column_name: str = field(
+        default="label", metadata={"help": "Column holding the class labels (classification)."}
+    )
+    train_val_split: float | None = field(
+        default=0.15,
+        metadata={"help": "Share of the training split held out for evaluation when there is no validation split."},
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the training set to this many examples (debugging, quick runs)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the evaluation set to this many examples."}
+    )
+
+    def __post_init__(self):
+        sources = [
+            name for name in ("dataset_name", "train_dir", "synthetic_samples") if getattr(self, name) is not None
+        ]
+        if len(sources) != 1:
+            raise ValueError(
+                f"give exactly one of --dataset_name, --train_dir or --synthetic_samples, got {sources or 'none'}"
+            )
+        if self.synthetic_samples is not None and self.synthetic_samples < 2:
+            raise ValueError(f"--synthetic_samples must be >= 2, got {self.synthetic_samples}")
+        if not 2 <= self.synthetic_num_classes <= len(SHAPE_NAMES):
+            raise ValueError(
+                f"--synthetic_num_classes must be in [2, {len(SHAPE_NAMES)}], got {self.synthetic_num_classes}"
+            )
+        if self.synthetic_image_size < 8:
+            raise ValueError(f"--synthetic_image_size must be >= 8, got {self.synthetic_image_size}")
+        if self.train_val_split is not None and not 0 <= self.train_val_split < 1:
+            raise ValueError(f"--train_val_split must be in [0, 1), got {self.train_val_split}")
+        for name in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def dataset_tag(self) -> str:
+        """Dataset name for model cards."""
+        if self.synthetic_samples is not None:
+            return _SYNTHETIC_DATASET_NAME
+        return self.dataset_name if self.dataset_name is not None else "imagefolder"
+
+
+def setup_logging(training_args: transformers.TrainingArguments) -> None:
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+
+
+def _draw_shape(
+    draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, float, float, float], colour: tuple[int, ...]
+) -> None:
+    left, top, right, bottom = box
+    if shape == "circle":
+        draw.ellipse(box, fill=colour)
+    elif shape == "square":
+        draw.rectangle(box, fill=colour)
+    elif shape == "triangle":
+        draw.polygon([((left + right) / 2, top), (right, bottom), (left, bottom)], fill=colour)
+    else:  # cross: two bars of a third of the side
+        third_w, third_h = (right - left) / 3, (bottom - top) / 3
+        draw.rectangle((left + third_w, top, right - third_w, bottom), fill=colour)
+        draw.rectangle((left, top + third_h, right, bottom - third_h), fill=colour)
+
+
+def _random_colours(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    while True:
+        background, foreground = rng.integers(0, 256, size=(2, 3))
+        if np.abs(background - foreground).sum() >= _MIN_COLOUR_DISTANCE:
+            return tuple(int(v) for v in background), tuple(int(v) for v in foreground)
+
+
+def make_shapes_dataset(
+    num_samples: int, image_size: int = 64, num_classes: int = 3, seed: int = 0
+) -> datasets.Dataset:
+    """Images of one filled shape (circle, square, ...) of random colour, size and position on a random plain
+    background; the label is the shape. Classes are balanced (example `i` has class `i % num_classes`)."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for index in range(num_samples):
+        label = index % num_classes
+        background, foreground = _random_colours(rng)
+        image = Image.new("RGB", (image_size, image_size), background)
+        side = rng.uniform(_MIN_SHAPE_FRACTION, _MAX_SHAPE_FRACTION) * image_size
+        left, top = rng.uniform(0, image_size - side, size=2)
+        _draw_shape(ImageDraw.Draw(image), SHAPE_NAMES[label], (left, top, left + side, top + side), foreground)
+        images.append(image)
+        labels.append(label)
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(SHAPE_NAMES[:num_classes]))}
+    )
+    return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
+
+
+def load_image_datasets(
+    data_args: DataTrainingArguments, seed: int, cache_dir: str | None = None
+) -> datasets.DatasetDict:
+    """`train` (and `validation` when available or split off) from the Hub, image folders or generated shapes;
+    columns renamed to `image` / `label`, truncated to `max_*_samples`."""
+    if data_args.synthetic_samples is not None:
+        train = make_shapes_dataset(
+            data_args.synthetic_samples, data_args.synthetic_image_size, data_args.synthetic_num_classes, seed
+        )
+        validation = make_shapes_dataset(
+            max(2, data_args.synthetic_samples // 4),
+            data_args.synthetic_image_size,
+            data_args.synthetic_num_classes,
+            seed + 1,
+        )
+        dataset = datasets.DatasetDict({"train": train, "validation": validation})
+    elif data_args.dataset_name is not None:
+        dataset = datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name, cache_dir=cache_dir)
+    else:
+        data_files = {"train": os.path.join(data_args.train_dir, "**")}
+        if data_args.validation_dir is not None:
+            data_files["validation"] = os.path.join(data_args.validation_dir, "**")
+        dataset = datasets.load_dataset("imagefolder", data_files=data_files, cache_dir=cache_dir)
+
+    for column, standard in ((data_args.image_column_name, "image"), (data_args.label_column_name, "label")):
+        if column != standard and column in dataset["train"].column_names:
+            dataset = dataset.rename_column(column, standard)
+    if "image" not in dataset["train"].column_names:
+        raise ValueError(
+            f"--image_column_name {data_args.image_column_name!r} not found; columns: {dataset['train'].column_names}"
+        )
+    if "validation" not in dataset and data_args.train_val_split:
+        split = dataset["train"].train_test_split(data_args.train_val_split, seed=seed)
+        dataset = datasets.DatasetDict({"train": split["train"], "validation": split["test"]})
+    if data_args.max_train_samples is not None:
+        dataset["train"] = dataset["train"].select(range(min(data_args.max_train_samples, len(dataset["train"]))))
+    if data_args.max_eval_samples is not None and "validation" in dataset:
+        dataset["validation"] = dataset["validation"].select(
+            range(min(data_args.max_eval_samples, len(dataset["validation"])))
+        )
+    return dataset
+
+
+def build_config(
+    model_name_or_path: str | None, config_name: str | None, model_preset: str, config_overrides: str | None, **kwargs
+) -> CastConfig:
+    """The CAST configuration: from `config_name`, else `model_name_or_path`, else the preset; then the JSON
+    `config_overrides` (e.g. '{"hidden_size": 192, "depths": [1, 1, 1, 1]}') and `kwargs`."""
+    overrides = json.loads(config_overrides) if config_overrides else {}
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--config_overrides must be a JSON object, got {config_overrides!r}")
+    overrides.update(kwargs)
+    source = config_name or model_name_or_path
+    if source is not None:
+        return CastConfig.from_pretrained(source, **overrides)
+    if model_preset not in CAST_PRESETS:
+        raise ValueError(f"--model_preset must be one of {sorted(CAST_PRESETS)}, got {model_preset!r}")
+    return CastConfig.from_preset(model_preset, **overrides)
+
+
+def write_model_card(
+    trainer: transformers.Trainer,
+    *,
+    pipeline_tag: str,
+    dataset: str,
+    tags: list[str],
+    base_model: str | None,
+    task: str | None = None,
+    task_name: str | None = None,
+    metrics: dict[str, float] | None = None,
+    description: str = "",
+) -> None:
+    """Write `README.md` in the output folder: `Trainer.create_model_card` (hyper-parameters, training log, model
+    index for known tasks) with its metadata completed for the Hub: `pipeline_tag`, `base_model` and, for tasks
+    the Trainer does not know, the model index built from `metrics`. `task` is a task tag the Trainer knows (e.g.
+    "image-classification"); `task_name` names the task in that fallback model index."""
+    if not trainer.is_world_process_zero():
+        return
+    trainer.create_model_card(finetuned_from=base_model, tasks=task, dataset=dataset, dataset_tags=dataset, tags=tags)
+    path = os.path.join(trainer.args.output_dir, "README.md")
+    card = ModelCard.load(path)
+    card.data.pipeline_tag = pipeline_tag
+    card.data.library_name = "transformers"
+    if not card.data.eval_results and metrics:
+        card.data.model_name = card.data.model_name or Path(trainer.args.output_dir).name
+        card.data.eval_results = [
+            EvalResult(
+                task_type=pipeline_tag,
+                task_name=task_name or pipeline_tag,
+                dataset_type=dataset,
+                dataset_name=dataset,
+                metric_type=name,
+                metric_name=name,
+                metric_value=float(value),
+            )
+            for name, value in metrics.items()
+        ]
+    if base_model is None:
+        # the Trainer words a model without a Hub base as fine-tuned from an empty link
+        card.text = card.text.replace(
+            "is a fine-tuned version of [](https://huggingface.co/) on", "was trained from scratch on"
+        )
+    if description:
+        card.text = card.text.rstrip() + "\n\n" + description.strip() + "\n"
+    card.save(path)
