@@ -34,6 +34,7 @@ from .modeling_cast import (
     CastModelOutput,
     CastPreTrainedModel,
 )
+from .named_models import explain_missing_named_models
 from .pretraining_cast import CastForPreTraining, CastPreTrainingOutput, MomentumUpdateCallback
 
 __all__ = [
@@ -88,3 +89,6 @@ CastForImageClassification.register_for_auto_class("AutoModelForImageClassificat
 CastForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
 CastImageProcessor.register_for_auto_class("AutoImageProcessor")
 CastForPreTraining.register_for_auto_class("AutoModelForPreTraining")
+
+# `AutoModel.from_pretrained("cast-base")` on a machine without that model says how to convert and install it
+explain_missing_named_models(AutoConfig, AutoImageProcessor)

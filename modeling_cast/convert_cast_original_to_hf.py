@@ -6,20 +6,63 @@ Official layout facts (from this project's reference notes): every transformer b
 `patch_embed.proj.{0..12}`; pooling stage s lives in `pool{s}.pool_block`; `pos_embed` is a fixed sin-cos table
 and `pe_token` a frozen zero vector; MoCo-v3 training checkpoints prefix the backbone with
 `module.base_encoder.` and replace `head` by the MoCo projector.
+
+Command line (`cast-convert`, `main`): reads an official checkpoint file with `torch.load(weights_only=True)`,
+detects its layout (MoCo-v3, DeiT, bare state dict), checks it against a named model of `named_models`, converts it
+with `convert_state_dict` and writes a safetensors model folder atomically; optionally installs it in the local
+Hugging Face cache under its name and pushes it to the Hub:
+
+    cast-convert --checkpoint FILE --model-name cast-base --output-dir DIR [--install-to-cache] [--push-to-hub REPO_ID]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import os
+import pickle
 import re
+import shutil
+import struct
+import sys
+import tempfile
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+from huggingface_hub import CommitOperationAdd
+from safetensors import safe_open
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
+from transformers.utils import SAFE_WEIGHTS_NAME
 
 from .configuration_cast import CastConfig
 from .graph_pooling_cast import sincos_position_embedding
 
-__all__ = ["convert_state_dict", "infer_config", "ORIGINAL_TO_CONVERTED_KEY_MAPPING", "MOCO_BACKBONE_PREFIX"]
+__all__ = [
+    "convert_state_dict",
+    "infer_config",
+    "ORIGINAL_TO_CONVERTED_KEY_MAPPING",
+    "MOCO_BACKBONE_PREFIX",
+    # command line (`cast-convert`)
+    "CheckpointError",
+    "OfficialCheckpoint",
+    "build_parser",
+    "check_checkpoint_matches",
+    "convert_official_checkpoint",
+    "convert_pretraining_checkpoint",
+    "detect_checkpoint_layout",
+    "load_official_checkpoint",
+    "main",
+    "pretraining_entry",
+    "push_folder_to_hub",
+    "verify_against_reference",
+    "write_converted_folder",
+    "write_safetensors",
+]
 
 MOCO_BACKBONE_PREFIX = "module.base_encoder."
 _STAGE_BLOCK = re.compile(r"^blocks(\d+)\.(\d+)\.(.+)$")
@@ -50,6 +93,11 @@ ORIGINAL_TO_CONVERTED_KEY_MAPPING = {
         r"^patch_embed\.proj\.12\.": "embeddings.patch_embeddings.projection.",
         r"^cls_token$": "embeddings.cls_token",
         r"^norm\.": "layernorm.",
+    },
+    # official segmentation variant: BatchNorm1d (wrapped) -> Dropout -> Linear over the fused stages
+    "fusion": {
+        r"^block_fusion\.proj_blocks\.0\.norm\.": "fusion.norm.",
+        r"^block_fusion\.proj_blocks\.2\.": "fusion.projection.",
     },
 }
 
@@ -114,23 +162,38 @@ def infer_config(original_state_dict: dict, **kwargs) -> CastConfig:
     return CastConfig(**{**inferred, **kwargs})
 
 
-def _expected_shapes(config: CastConfig, with_head: bool) -> dict[str, torch.Size]:
-    from .modeling_cast import CastForImageClassification, CastModel  # imported late: modeling imports are heavy
+def _is_segmentation_layout(state_dict: dict) -> bool:
+    """The official segmentation variant (`cast_seg.py`) fuses every stage in `block_fusion`."""
+    return any(key.startswith("block_fusion.") for key in state_dict)
+
+
+def _expected_shapes(config: CastConfig, state_dict: dict) -> dict[str, torch.Size]:
+    """Names and shapes the converted weights must have: those of the head model the layout holds
+    (`CastForSemanticSegmentation`, `CastForImageClassification`) or of the backbone alone, `cast.`-prefixed."""
+    from .modeling_cast import CastForImageClassification, CastForSemanticSegmentation, CastModel
 
     with torch.device("meta"):
-        model = CastForImageClassification(config) if with_head else CastModel(config)
-    prefix = "" if with_head else "cast."
-    return {prefix + name: tensor.shape for name, tensor in model.state_dict().items()}
+        if _is_segmentation_layout(state_dict):
+            model = CastForSemanticSegmentation(config)
+        else:
+            model = CastForImageClassification(config) if _has_linear_head(state_dict) else CastModel(config)
+    prefix = "cast." if isinstance(model, CastModel) else ""
+    shapes = {prefix + name: tensor.shape for name, tensor in model.state_dict().items()}
+    if not _has_linear_head(state_dict):  # MoCo checkpoints: the projector head is not a classifier
+        shapes = {name: shape for name, shape in shapes.items() if not name.startswith("classifier.")}
+    return shapes
 
 
 def convert_state_dict(original_state_dict: dict, config: CastConfig | None = None) -> dict[str, torch.Tensor]:
-    """Map an official CAST state dict (bare, DeiT-style, or a MoCo-v3 training state dict with the
-    `module.base_encoder.` prefix) to the `CastForImageClassification` layout (`cast.*` backbone keys plus
-    `classifier.*` when the weights hold a linear classification head).
+    """Map an official CAST state dict (bare, DeiT-style, segmentation variant, or a MoCo-v3 training state dict
+    with the `module.base_encoder.` prefix) to this package's layout: `cast.*` backbone keys, plus `classifier.*`
+    when the weights hold a linear head, plus `fusion.*` for the segmentation variant (load those into
+    `CastForSemanticSegmentation`, the others into `CastForImageClassification` or, without a head, `CastModel`).
 
     Dropped on purpose: the duplicate `blocks.{i}` copies (checked equal to their stage copies), the zero
-    `pe_token` (checked zero), the MoCo projector head, and the last pooling stage's feature MLPs (its pooled
-    tokens reach no output). `pos_embed` must be the official fixed sin-cos table; it is kept as is.
+    `pe_token` (checked zero), the MoCo projector head, and, outside the segmentation variant, the last pooling
+    stage's feature MLPs (its pooled tokens reach no output). A sin-cos `pos_embed` must be the official fixed
+    table; it is kept as is.
     Raises ValueError on unknown keys, missing keys, or shapes that do not fit `config` (inferred when None).
     """
     state_dict = _strip_prefix(original_state_dict)
@@ -151,7 +214,7 @@ def convert_state_dict(original_state_dict: dict, config: CastConfig | None = No
     if unknown:
         raise ValueError(f"`original_state_dict` has {len(unknown)} keys with no CAST counterpart: {sorted(unknown)[:20]}")
 
-    expected = _expected_shapes(config, with_head=_has_linear_head(state_dict))
+    expected = _expected_shapes(config, state_dict)
     missing = sorted(set(expected) - set(converted))
     unexpected = sorted(f"{origin[key]} -> {key}" for key in set(converted) - set(expected))
     if missing or unexpected:
@@ -188,8 +251,8 @@ def _convert_key(key, value, state_dict, stages, last_stage, config):
     match = _POOL.match(key)
     if match:
         stage, rest = int(match.group(1)), match.group(2)
-        if stage == last_stage and rest.startswith(("fc1.", "fc2.")):
-            return None
+        if stage == last_stage and rest.startswith(("fc1.", "fc2.")) and not _is_segmentation_layout(state_dict):
+            return None  # only the segmentation variant reads the last stage's pooled class token
         renamed = _rename(rest, ORIGINAL_TO_CONVERTED_KEY_MAPPING["pool"])
         return _UNKNOWN if renamed is None else f"cast.encoder.stages.{stage - 1}.pooling.{renamed}"
     if key == "pe_token":
@@ -202,6 +265,9 @@ def _convert_key(key, value, state_dict, stages, last_stage, config):
         return "cast.embeddings.position_embeddings"
     if key.startswith("head."):
         return "classifier." + key[len("head."):] if _has_linear_head(state_dict) else None
+    renamed = _rename(key, ORIGINAL_TO_CONVERTED_KEY_MAPPING["fusion"])
+    if renamed is not None:
+        return renamed
     renamed = _rename(key, ORIGINAL_TO_CONVERTED_KEY_MAPPING["root"])
     return _UNKNOWN if renamed is None else "cast." + renamed
 
@@ -217,3 +283,648 @@ def _check_position_embedding(value: torch.Tensor, config: CastConfig) -> None:
             f"`original_state_dict['pos_embed']` of shape {tuple(value.shape)} is not the fixed sin-cos embedding of "
             f"the {grid[0]}x{grid[1]} grid (image_size={config.image_size}); a learned table needs position_embedding_type='learned'"
         )
+
+
+# =====================================================================================================================
+# Command line (`cast-convert`): official checkpoint file -> safetensors model folder (+ local cache, + Hub).
+# Everything below only reads files, detects their layout and writes folders; the key mapping above stays the single
+# place that knows official key names.
+# =====================================================================================================================
+
+EXIT_OK = 0
+EXIT_CONVERSION_FAILED = 1
+PROGRAM = "cast-convert"
+# The DeiT training scripts store their argparse namespace next to the weights: a plain attribute container, allowed
+# explicitly. Nothing else beyond torch's own weights-only allowlist (tensors, containers, numbers, strings).
+SAFE_CHECKPOINT_GLOBALS = [argparse.Namespace]
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default (zip) format; only it can be memory-mapped
+_REFERENCE_ATOL = 1e-4
+_MOCO_PREFIXES = {
+    "module.base_encoder.head.": "MoCo projector head of the base encoder (pretraining only; the backbone's feature "
+    "is its class token)",
+    "module.momentum_encoder.": "MoCo momentum encoder (the key encoder, a moving average of the base encoder, used "
+    "only during pretraining)",
+    "module.predictor.": "MoCo predictor head (pretraining only)",
+}
+_TRAINING_STATE = "training state (optimizer, scaler, scheduler, counters, arguments): not needed for inference"
+_DEIT_EMA = "exponential moving average copy of the weights (`model_ema`): the reported results use `model`"
+_SEGMENTATION_ARCHITECTURE = "CastForSemanticSegmentation"
+_PRETRAINING_ARCHITECTURE = "CastForPreTraining"
+_MOMENTUM_ENCODER_PREFIX = "module.momentum_encoder."
+# MoCo-v3 heads of the training checkpoint -> `CastForPreTraining` modules (same `nn.Sequential` numbering)
+_PRETRAINING_HEADS = {
+    "module.base_encoder.head.": "projector.",
+    "module.momentum_encoder.head.": "momentum_projector.",
+    "module.predictor.": "predictor.",
+}
+
+
+class CheckpointError(ValueError):
+    """An official checkpoint file that cannot be converted: unreadable, refused, or not matching the named model."""
+
+
+@dataclass
+class OfficialCheckpoint:
+    """The weights found in an official checkpoint file.
+
+    Attributes:
+        layout (`str`): one of `named_models.CHECKPOINT_LAYOUTS` ("moco", "deit", "moco-segmentation", "state-dict").
+        state_dict (`dict[str, torch.Tensor]`): the model's weights, wrapper prefixes removed (MoCo: the base
+            encoder without its projector head).
+        arch (`str`, *optional*): the official architecture name stored with the weights (`arch`, or the DeiT
+            `args.model`).
+        dropped (`dict[str, list[str]]`): entries of the file that are not converted, by reason.
+        training_state_dict (`dict[str, torch.Tensor]`, *optional*): MoCo-v3 checkpoints only: the whole training
+            state dict (both encoders, projectors and predictor), for `--with-pretraining-heads`.
+    """
+
+    layout: str
+    state_dict: dict[str, torch.Tensor]
+    arch: str | None = None
+    dropped: dict[str, list[str]] = field(default_factory=dict)
+    training_state_dict: dict[str, torch.Tensor] | None = None
+
+    @property
+    def is_segmentation(self) -> bool:
+        """Weights of the official segmentation variant (`block_fusion.*`), for `CastForSemanticSegmentation`."""
+        return _is_segmentation_layout(self.state_dict)
+
+
+def load_official_checkpoint(path: str | os.PathLike) -> dict:
+    """Read an official `.pth`/`.pth.tar` file with `torch.load(weights_only=True)`: no code stored in the file ever
+    runs. Zip-format files (torch >= 1.6) are memory-mapped, so a 2 GB training checkpoint costs little memory;
+    legacy-format files are read into memory.
+
+    Raises:
+        CheckpointError: the file is missing, truncated or corrupt, or its pickle needs code execution (refused).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"`--checkpoint` {str(path)!r} is not a file")
+    with open(path, "rb") as handle:
+        is_zip = handle.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC
+    try:
+        with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except pickle.UnpicklingError as error:
+        needed = _refused_global(str(error))
+        if needed is None:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} is truncated or corrupt, or not a PyTorch checkpoint "
+                f"(unpickling failed: {_unpickler_detail(str(error))})"
+            ) from error
+        raise CheckpointError(
+            f"refused to load checkpoint {str(path)!r}: its pickle needs to run code (it references `{needed}`), "
+            f"and {PROGRAM} never executes code from a checkpoint (it loads with torch.load(weights_only=True)). "
+            "Official CAST checkpoints hold only tensors, numbers and strings; this file is not one of them or was "
+            "modified. If you trust its source, re-save its state dict as plain tensors and convert that."
+        ) from error
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError, IndexError) as error:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is truncated or corrupt, or not a PyTorch checkpoint "
+            f"({type(error).__name__}: {_first_line(error)})"
+        ) from error
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, expected a dict (a state dict or a "
+            "training checkpoint)"
+        )
+    return dict(checkpoint)
+
+
+def _refused_global(message: str) -> str | None:
+    """The Python object a weights-only load refused to build, or None when the load failed for another reason.
+    A name under `torch.` that torch does not have is a cut-off name from a truncated file, not a refusal (looked up
+    on the already imported `torch` only: nothing named by the file is ever imported)."""
+    found = re.search(r"(?i)unsupported global:? (?:GLOBAL )?([\w.]+)", message)
+    if found is None:
+        return None
+    name = found.group(1)
+    if name.startswith("torch."):
+        owner = torch
+        for part in name.split(".")[1:]:
+            owner = getattr(owner, part, None)
+            if owner is None:
+                return None
+    return name
+
+
+def _unpickler_detail(message: str) -> str:
+    found = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\n\s*\n|$)", message, flags=re.DOTALL)
+    detail = " ".join((found.group(1) if found else message).split())
+    return detail.split(" Please use")[0][:200]  # torch's advice to allow-list globals does not apply here
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else repr(error)
+
+
+def _tensor_dict(mapping: Mapping, where: str) -> dict[str, torch.Tensor]:
+    not_tensors = sorted(str(key) for key, value in mapping.items() if not isinstance(value, torch.Tensor))
+    if not mapping or not_tensors:
+        raise CheckpointError(f"{where} must map parameter names to tensors; entries that are not: {not_tensors[:10]}")
+    return dict(mapping)
+
+
+def detect_checkpoint_layout(checkpoint: Mapping) -> OfficialCheckpoint:
+    """Find the model weights in an official checkpoint and say which training script wrote it.
+
+    - MoCo-v3 (`state_dict` with `module.base_encoder.*` keys, plus `arch`): keeps the base encoder without its
+      projector head; the momentum encoder, predictor and optimizer/scaler state are dropped.
+    - DeiT (`model` holding a state dict, `args.model` naming the architecture): keeps `model`.
+    - A bare state dict, or one under `state_dict` (e.g. a linear-probing checkpoint).
+    A MoCo-v3 checkpoint of the segmentation variant (`block_fusion.*` keys) has the layout "moco-segmentation".
+    """
+    top_level = sorted(str(key) for key in checkpoint)
+    if isinstance(checkpoint.get("state_dict"), Mapping):
+        state_dict = _tensor_dict(checkpoint["state_dict"], "checkpoint['state_dict']")
+        dropped = {_TRAINING_STATE: [key for key in top_level if key != "state_dict"]}
+        arch = checkpoint.get("arch") if isinstance(checkpoint.get("arch"), str) else None
+        if any(key.startswith(MOCO_BACKBONE_PREFIX) for key in state_dict):
+            backbone, moco_dropped = _split_moco_state_dict(state_dict)
+            layout = "moco-segmentation" if _is_segmentation_layout(backbone) else "moco"
+            return OfficialCheckpoint(layout, backbone, arch, {**moco_dropped, **_nonempty(dropped)}, state_dict)
+        return OfficialCheckpoint("state-dict", _strip_prefix(state_dict), arch, _nonempty(dropped))
+    if isinstance(checkpoint.get("model"), Mapping):
+        state_dict = _tensor_dict(checkpoint["model"], "checkpoint['model']")
+        arch = getattr(checkpoint.get("args"), "model", None)
+        dropped = {
+            _DEIT_EMA: [key for key in top_level if key == "model_ema"],
+            _TRAINING_STATE: [key for key in top_level if key not in ("model", "model_ema")],
+        }
+        return OfficialCheckpoint("deit", _strip_prefix(state_dict), arch if isinstance(arch, str) else None,
+                                  _nonempty(dropped))
+    if checkpoint and all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
+        return OfficialCheckpoint("state-dict", _strip_prefix(dict(checkpoint)))
+    raise CheckpointError(
+        "not an official CAST checkpoint: expected a MoCo-v3 checkpoint (`state_dict` with `module.base_encoder.*` "
+        f"keys), a DeiT checkpoint (`model`) or a bare state dict, got top-level keys {top_level[:20]}"
+    )
+
+
+def _nonempty(groups: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {reason: keys for reason, keys in groups.items() if keys}
+
+
+def _split_moco_state_dict(state_dict: dict) -> tuple[dict, dict[str, list[str]]]:
+    """(base encoder without its projector, dropped keys by reason)."""
+    backbone, dropped, unknown = {}, defaultdict(list), []
+    for key, value in state_dict.items():
+        reason = next((why for prefix, why in _MOCO_PREFIXES.items() if key.startswith(prefix)), None)
+        if reason is not None:
+            dropped[reason].append(key)
+        elif key.startswith(MOCO_BACKBONE_PREFIX):
+            backbone[key[len(MOCO_BACKBONE_PREFIX):]] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointError(
+            f"MoCo-v3 checkpoint['state_dict'] has {len(unknown)} keys outside the base encoder, momentum encoder "
+            f"and predictor: {sorted(unknown)[:20]}"
+        )
+    return backbone, dict(dropped)
+
+
+def check_checkpoint_matches(official: OfficialCheckpoint, entry) -> None:
+    """Refuse a checkpoint whose layout, variant or `arch` does not belong to the named model `entry`."""
+    from .named_models import named_model_for_arch
+
+    if official.is_segmentation != (entry.architecture == _SEGMENTATION_ARCHITECTURE):
+        found = "has" if official.is_segmentation else "has no"
+        raise CheckpointError(
+            f"the checkpoint {found} `block_fusion.*` weights (CAST's segmentation variant, e.g. arch "
+            f"'cast_seg_small_pretrain' = cast-small-coco), but --model-name {entry.name} is a {entry.architecture}"
+        )
+    if official.layout != "state-dict" and entry.released and official.layout != entry.checkpoint_layout:
+        other = named_model_for_arch(official.arch, official.layout) if official.arch else None
+        hint = f"; it looks like {other}: use --model-name {other}" if other else ""
+        raise CheckpointError(
+            f"the checkpoint is a {official.layout} checkpoint but {entry.name} is converted from a "
+            f"{entry.checkpoint_layout} checkpoint{hint}"
+        )
+    if official.arch is not None and entry.released and official.arch not in entry.official_arch:
+        other = named_model_for_arch(official.arch, official.layout)
+        hint = (
+            f"; that is {other}: use --model-name {other}" if other else
+            "; for a model outside the released ones, pass another --model-name and its architecture with --config"
+        )
+        raise CheckpointError(
+            f"the checkpoint's arch {official.arch!r} does not match --model-name {entry.name} (expected "
+            f"{' or '.join(repr(arch) for arch in entry.official_arch)}){hint}"
+        )
+
+
+def _drop_reason(key: str, config: CastConfig, is_segmentation: bool) -> str | None:
+    """Why `convert_state_dict` leaves out an official key (None: it converts it)."""
+    if _SHARED_BLOCK.match(key):
+        return "duplicate copies of the stage blocks (`blocks.{i}.*`), checked identical to `blocks{s}.{i}.*`"
+    if key == "pe_token":
+        return "frozen all-zero class-token position (`pe_token`), checked zero"
+    match = _POOL.match(key)
+    last_stage = match and int(match.group(1)) == config.num_stages
+    if last_stage and match.group(2).startswith(("fc1.", "fc2.")) and not is_segmentation:
+        return "feature MLP of the last pooling stage (its pooled tokens reach no output; frozen in training)"
+    return None
+
+
+def convert_official_checkpoint(official: OfficialCheckpoint, entry, config: CastConfig):
+    """Convert the weights of `official` for the named model `entry` (architecture and shapes from `config`).
+
+    Returns `(tensors, dropped)`: the state dict of `entry.architecture` and the official keys left out, by reason.
+    Raises CheckpointError when the weights do not fit the named configuration.
+    """
+    try:
+        converted = convert_state_dict(official.state_dict, config)
+    except ValueError as error:
+        raise CheckpointError(f"the checkpoint does not fit {entry.name} ({_describe(config)}): {error}") from error
+    dropped = defaultdict(list, {reason: list(keys) for reason, keys in official.dropped.items()})
+    for key in _strip_prefix(official.state_dict):
+        reason = _drop_reason(key, config, official.is_segmentation)
+        if reason is not None:
+            dropped[reason].append(key)
+    has_classifier = "classifier.weight" in converted
+    if entry.architecture == "CastModel":
+        if has_classifier:
+            reason = f"linear classification head (`head.*`): {entry.name} is a backbone"
+            dropped[reason] += ["head.weight", "head.bias"]
+        converted = {key[len("cast."):]: value for key, value in converted.items() if key.startswith("cast.")}
+    elif entry.architecture == "CastForImageClassification" and not has_classifier:
+        raise CheckpointError(
+            f"{entry.name} is a classifier with {config.num_labels} classes, but the checkpoint has no linear head "
+            f"`head.weight` of shape ({config.num_labels}, {config.hidden_size})"
+        )
+    return converted, dict(dropped)
+
+
+def pretraining_entry(official: OfficialCheckpoint, entry):
+    """The table entry for converting a MoCo-v3 checkpoint into the whole `CastForPreTraining` (base encoder,
+    projector, predictor, momentum encoder), with the projector widths read from the weights."""
+    from .named_models import replace_entry
+
+    if official.layout != "moco" or official.training_state_dict is None:
+        raise CheckpointError(
+            f"--with-pretraining-heads needs a MoCo-v3 training checkpoint, got a {official.layout} checkpoint"
+        )
+    raw = official.training_state_dict
+    first, last = (raw.get(f"module.base_encoder.head.{index}.weight") for index in (0, 6))
+    if first is None or last is None:
+        raise CheckpointError("the MoCo-v3 checkpoint has no 3-layer projector `module.base_encoder.head.{0,6}.weight`")
+    widths = {"pretraining_hidden_dim": int(first.shape[0]), "pretraining_projection_dim": int(last.shape[0])}
+    return replace_entry(entry, architecture=_PRETRAINING_ARCHITECTURE,
+                         config_kwargs={**entry.config_kwargs, **widths})
+
+
+def convert_pretraining_checkpoint(official: OfficialCheckpoint, entry, config: CastConfig):
+    """Convert a MoCo-v3 training checkpoint into `CastForPreTraining` weights, so that pretraining can resume from
+    it: `cast.*` (base encoder) and `momentum_cast.*` through `convert_state_dict`, the projectors and the predictor
+    by their module numbers. Returns `(tensors, dropped)` like `convert_official_checkpoint`."""
+    raw = official.training_state_dict
+    momentum = {MOCO_BACKBONE_PREFIX + key[len(_MOMENTUM_ENCODER_PREFIX):]: value for key, value in raw.items()
+                if key.startswith(_MOMENTUM_ENCODER_PREFIX)}
+    tensors = {}
+    try:
+        tensors.update(convert_state_dict(official.state_dict, config))
+        tensors.update({"momentum_" + key: value for key, value in convert_state_dict(momentum, config).items()})
+    except ValueError as error:
+        raise CheckpointError(f"the checkpoint does not fit {entry.name} ({_describe(config)}): {error}") from error
+    for key, value in raw.items():
+        prefix = next((prefix for prefix in _PRETRAINING_HEADS if key.startswith(prefix)), None)
+        if prefix is not None:
+            tensors[_PRETRAINING_HEADS[prefix] + key[len(prefix):]] = value
+    dropped = defaultdict(list, {reason: list(keys) for reason, keys in official.dropped.items()
+                                 if reason not in _MOCO_PREFIXES.values()})
+    for prefix, state_dict in (("", official.state_dict), (_MOMENTUM_ENCODER_PREFIX, momentum)):
+        for key in _strip_prefix(state_dict):
+            reason = _drop_reason(key, config, official.is_segmentation)
+            if reason is not None:
+                dropped[reason].append(prefix + key)
+    return tensors, dict(dropped)
+
+
+def _describe(config: CastConfig) -> str:
+    return (
+        f"hidden_size={config.hidden_size}, depths={config.depths}, "
+        f"position_embedding_type={config.position_embedding_type!r}"
+    )
+
+
+_SAFETENSORS_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
+    torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+}
+
+
+def write_safetensors(
+    tensors: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None,
+    progress: bool | None = None,
+) -> int:
+    """Write `tensors` as a safetensors file one tensor at a time: memory stays at one tensor beyond the inputs
+    (which may be memory-mapped), instead of the full serialised copy `safetensors.torch.save_file` builds.
+    Floating-point tensors are written in float32. `progress=None` shows a bar on terminals only. Returns the size
+    of the tensor data in bytes."""
+    if sys.byteorder != "little":
+        raise OSError("writing safetensors needs a little-endian machine")
+    prepared = {}
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        if tensor.dtype not in _SAFETENSORS_DTYPES:
+            raise TypeError(f"tensor {name!r} has dtype {tensor.dtype}, which safetensors cannot store")
+        prepared[name] = tensor.float() if tensor.is_floating_point() and tensor.dtype != torch.float32 else tensor
+    header, offset = {}, 0
+    for name, tensor in prepared.items():
+        size = tensor.numel() * tensor.element_size()
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[tensor.dtype], "shape": list(tensor.shape),
+                        "data_offsets": [offset, offset + size]}
+        offset += size
+    header["__metadata__"] = dict(metadata or {})
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # tensor data starts 8-byte aligned
+    with open(path, "wb") as handle, tqdm(
+        total=offset, unit="B", unit_scale=True, desc=f"writing {Path(path).name}",
+        disable=None if progress is None else not progress,
+    ) as bar:
+        handle.write(struct.pack("<Q", len(encoded)))
+        handle.write(encoded)
+        for tensor in prepared.values():
+            data = tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy()
+            handle.write(memoryview(data))
+            bar.update(data.nbytes)
+    return offset
+
+
+def _expected_model_shapes(entry, config: CastConfig) -> tuple[dict[str, torch.Size], int]:
+    """Shapes of `entry.architecture`'s state dict and its parameter count (built on the meta device)."""
+    from .named_models import model_class
+
+    with torch.device("meta"):
+        model = model_class(entry.architecture)(config)
+    shapes = {name: tensor.shape for name, tensor in model.state_dict().items()}
+    return shapes, sum(parameter.numel() for parameter in model.parameters())
+
+
+def _verify_written_weights(path: Path, expected: dict[str, torch.Size]) -> None:
+    """Strict check of the written file against the model (transformers only warns about missing keys)."""
+    with safe_open(str(path), framework="pt") as handle:
+        found = {name: torch.Size(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    wrong = [f"{name}: {tuple(found[name])} vs {tuple(shape)}" for name, shape in expected.items()
+             if name in found and found[name] != shape]
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"the converted weights do not fit the model: missing {missing[:20]}, unexpected {unexpected[:20]}, "
+            f"wrong shapes {wrong[:20]}"
+        )
+
+
+def write_converted_folder(
+    output_dir: str | os.PathLike, entry, tensors: Mapping[str, torch.Tensor], overwrite: bool = False,
+    progress: bool | None = None,
+) -> Path:
+    """Write a complete model folder (weights, config, processor config, card, code) atomically: everything goes to
+    a hidden temporary sibling that replaces `output_dir` only once complete and checked, so an interrupted or
+    failed run leaves no folder that loads. Returns `output_dir`."""
+    from .named_models import make_shareable, named_config, write_named_model_files
+
+    output_dir = Path(output_dir).absolute()
+    _check_output_dir(output_dir, overwrite)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.incomplete-", dir=output_dir.parent))
+    try:
+        make_shareable(staging)
+        weights = staging / SAFE_WEIGHTS_NAME
+        write_safetensors(tensors, weights, metadata={"format": "pt"}, progress=progress)
+        expected = _expected_model_shapes(entry, named_config(entry))[0]
+        if entry.architecture == _SEGMENTATION_ARCHITECTURE and "classifier.weight" not in tensors:
+            # a pretrained segmentation backbone: its per-superpixel classifier is created when fine-tuning starts
+            expected = {name: shape for name, shape in expected.items() if not name.startswith("classifier.")}
+        _verify_written_weights(weights, expected)
+        write_named_model_files(entry, staging)
+        _replace_folder(staging, output_dir)
+    except BaseException:  # also KeyboardInterrupt: never leave a half-written folder behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return output_dir
+
+
+def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise CheckpointError(f"`--output-dir` {str(output_dir)!r} exists and is not a folder")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        raise CheckpointError(f"`--output-dir` {str(output_dir)!r} is not empty: pass --overwrite to replace it")
+
+
+def _replace_folder(staging: Path, output_dir: Path) -> None:
+    if output_dir.is_dir() and not any(output_dir.iterdir()):
+        output_dir.rmdir()
+    if not output_dir.exists():
+        os.replace(staging, output_dir)
+        return
+    previous = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.previous-", dir=output_dir.parent))
+    os.replace(output_dir, previous / output_dir.name)
+    os.replace(staging, output_dir)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def verify_against_reference(folder: str | os.PathLike, reference: str | os.PathLike, architecture: str) -> dict:
+    """Run the converted model on the inputs of a reference file (`inputs.pixel_values`, `inputs.superpixels`) and
+    compare with its official outputs (`outputs.pooled`, and `outputs.logits` for classifiers). Returns the max
+    absolute difference per output; raises CheckpointError above 1e-4."""
+    from .named_models import model_class
+
+    if architecture not in ("CastModel", "CastForImageClassification", _PRETRAINING_ARCHITECTURE):
+        raise CheckpointError(f"--reference compares backbone features and logits; {architecture} is not supported")
+    expected = load_file(str(reference))
+    model = model_class(architecture).from_pretrained(folder).eval()
+    backbone = model if architecture == "CastModel" else model.cast
+    inputs = {"pixel_values": expected["inputs.pixel_values"], "superpixels": expected["inputs.superpixels"]}
+    differences = {}
+    with torch.no_grad():
+        differences["pooled"] = (backbone(**inputs).pooler_output - expected["outputs.pooled"]).abs().max().item()
+        if architecture == "CastForImageClassification" and "outputs.logits" in expected:
+            differences["logits"] = (model(**inputs).logits - expected["outputs.logits"]).abs().max().item()
+        if architecture == _PRETRAINING_ARCHITECTURE and "outputs.projector" in expected:
+            projection = model.projector(backbone(**inputs).pooler_output)
+            differences["projector"] = (projection - expected["outputs.projector"]).abs().max().item()
+            if "outputs.predictor" in expected:
+                prediction = model.predictor(projection)
+                differences["predictor"] = (prediction - expected["outputs.predictor"]).abs().max().item()
+    failed = {name: value for name, value in differences.items() if not value <= _REFERENCE_ATOL}
+    if failed:
+        raise CheckpointError(f"converted model differs from the reference outputs in {reference}: max |diff| {failed}")
+    return differences
+
+
+def push_folder_to_hub(
+    folder: str | os.PathLike, repo_id: str, private: bool | None = None, token: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Upload a converted folder (weights, configs, card and the flat remote code) to the Hub in one commit, through
+    transformers' shared Hub client. Returns the repo id."""
+    from transformers.utils import hub as transformers_hub
+
+    api = transformers_hub.hf_api()
+    repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+    operations = [
+        CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path))
+        for path in sorted(Path(folder).iterdir()) if path.is_file()
+    ]
+    api.create_commit(
+        repo_id=repo_id, operations=operations, token=token,
+        commit_message=commit_message or f"Upload CAST model converted with {PROGRAM}",
+    )
+    return repo_id
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `cast-convert` argument parser."""
+    from .named_models import NAMED_MODELS
+
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description=(
+            "Convert an official CAST checkpoint (.pth/.pth.tar in the MoCo-v3 or DeiT training layout, or a bare "
+            "state dict) into a transformers model folder: model.safetensors, config.json, preprocessor_config.json, "
+            "README.md (model card) and the code files for trust_remote_code. The file is read with "
+            "torch.load(weights_only=True): pickles that need to run code are refused."
+        ),
+    )
+    parser.add_argument("--checkpoint", required=True, type=Path, metavar="FILE", help="official checkpoint file")
+    parser.add_argument(
+        "--model-name", required=True, metavar="NAME",
+        help=f"named model: one of {', '.join(sorted(NAMED_MODELS))}; another name needs --config",
+    )
+    parser.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="model folder to write")
+    parser.add_argument(
+        "--config", type=Path, metavar="JSON",
+        help="CastConfig values (e.g. num_attention_heads, num_segments) of a model that is not a named one; the "
+        "rest is read from the weights",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace --output-dir if it is not empty")
+    parser.add_argument(
+        "--with-pretraining-heads", action="store_true",
+        help="MoCo-v3 checkpoints: convert the whole CastForPreTraining (base and momentum encoders, projectors, "
+        "predictor) so that pretraining can resume; its backbone still loads with AutoModel",
+    )
+    parser.add_argument(
+        "--install-to-cache", action="store_true",
+        help="also place the folder in the local Hugging Face cache under NAME, so from_pretrained(NAME) works "
+        "offline",
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, metavar="DIR", help="hub cache to install into (default: HF_HUB_CACHE)"
+    )
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the folder to this Hub repository")
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repository")
+    parser.add_argument(
+        "--reference", type=Path, metavar="SAFETENSORS",
+        help="official outputs to compare with (inputs.pixel_values, inputs.superpixels, outputs.pooled, and when "
+        "present outputs.logits, outputs.projector, outputs.predictor); the conversion fails above 1e-4",
+    )
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress")
+    progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
+    return parser
+
+
+def _resolve_entry(args, official: OfficialCheckpoint):
+    """(table entry, configuration) for --model-name, or a custom entry from --config for other names."""
+    from .named_models import NAMED_MODELS, custom_named_model, named_config
+
+    if args.model_name in NAMED_MODELS:
+        if args.config is not None:
+            raise CheckpointError(
+                f"--config is for models outside the named ones; {args.model_name} has a fixed configuration"
+            )
+        entry = NAMED_MODELS[args.model_name]
+        return entry, named_config(entry)
+    if args.config is None:
+        raise CheckpointError(
+            f"--model-name {args.model_name!r} is not a named model ({', '.join(sorted(NAMED_MODELS))}): pass its "
+            "architecture with --config (a JSON object of CastConfig values, at least num_attention_heads and "
+            "num_segments, which the weights do not determine)"
+        )
+    try:
+        overrides = json.loads(args.config.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"--config {str(args.config)!r} is not a readable JSON file: {error}") from error
+    if not isinstance(overrides, dict):
+        raise CheckpointError(f"--config {str(args.config)!r} must hold a JSON object, got {type(overrides).__name__}")
+    saved_only = ("model_type", "architectures", "auto_map", "transformers_version")  # a config.json works too
+    overrides = {key: value for key, value in overrides.items() if key not in saved_only}
+    try:
+        config = infer_config(official.state_dict, **overrides)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"--config {str(args.config)!r} does not give a valid configuration: {error}") from error
+    has_head = _has_linear_head(_strip_prefix(official.state_dict)) and official.layout != "moco"
+    architecture = "CastForImageClassification" if has_head else "CastModel"
+    if official.is_segmentation:
+        architecture = _SEGMENTATION_ARCHITECTURE
+    entry = custom_named_model(args.model_name, config, architecture, official.layout)
+    return entry, named_config(entry)
+
+
+def _summary(args, official, entry, tensors, dropped, parameters) -> list[str]:
+    from .named_models import CHECKPOINT_LAYOUTS
+
+    data_bytes = sum(tensor.numel() * (4 if tensor.is_floating_point() else tensor.element_size())
+                     for tensor in tensors.values())
+    arch = f", arch {official.arch!r}" if official.arch else ""
+    lines = [
+        f"{PROGRAM}: {args.checkpoint} ({CHECKPOINT_LAYOUTS[official.layout]}{arch}) -> {args.output_dir}",
+        f"  model: {entry.name} ({entry.architecture}), {parameters:,} parameters in {len(tensors)} tensors "
+        f"({data_bytes / 1e6:.1f} MB float32 safetensors)",
+    ]
+    total = sum(len(keys) for keys in dropped.values())
+    lines.append(f"  dropped {total} entries of the checkpoint:" if total else "  dropped nothing")
+    for reason, keys in sorted(dropped.items(), key=lambda item: -len(item[1])):
+        examples = ", ".join(sorted(keys)[:3]) + (", ..." if len(keys) > 3 else "")
+        lines.append(f"    {len(keys):5d}  {reason} [{examples}]")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`cast-convert`: exit status 0 on success, 1 when the checkpoint cannot be converted, 2 for bad arguments."""
+    from .named_models import install_to_cache, named_config
+
+    args = build_parser().parse_args(argv)
+    try:
+        print(f"{PROGRAM}: reading {args.checkpoint}", file=sys.stderr)
+        official = detect_checkpoint_layout(load_official_checkpoint(args.checkpoint))
+        entry, config = _resolve_entry(args, official)
+        check_checkpoint_matches(official, entry)
+        _check_output_dir(Path(args.output_dir).absolute(), args.overwrite)
+        print(f"{PROGRAM}: converting {len(official.state_dict)} tensors for {entry.name}", file=sys.stderr)
+        if args.with_pretraining_heads:
+            entry = pretraining_entry(official, entry)
+            config = named_config(entry)
+            tensors, dropped = convert_pretraining_checkpoint(official, entry, config)
+        else:
+            tensors, dropped = convert_official_checkpoint(official, entry, config)
+        folder = write_converted_folder(args.output_dir, entry, tensors, args.overwrite, args.progress)
+        lines = _summary(args, official, entry, tensors, dropped, _expected_model_shapes(entry, config)[1])
+        if entry.architecture == _SEGMENTATION_ARCHITECTURE and "classifier.weight" not in tensors:
+            lines.append("  classifier: not in the checkpoint; from_pretrained(..., num_labels=K) creates it for "
+                         "fine-tuning")
+        # release the memory-mapped checkpoint before loading anything else
+        tensors = official.state_dict = official.training_state_dict = None
+        if args.reference is not None:
+            differences = verify_against_reference(folder, args.reference, entry.architecture)
+            lines.append(f"  reference {args.reference}: max |diff| " +
+                         ", ".join(f"{name} {value:.2e}" for name, value in differences.items()))
+        if args.install_to_cache:
+            snapshot = install_to_cache(folder, args.model_name, args.cache_dir)
+            lines.append(f"  installed in the Hugging Face cache: {snapshot} "
+                         f"(from_pretrained({args.model_name!r}) now works offline)")
+        if args.push_to_hub:
+            repo_id = push_folder_to_hub(folder, args.push_to_hub, private=args.private or None)
+            lines.append(f"  pushed to the Hub: {repo_id}")
+    except (ValueError, OSError) as error:  # CheckpointError, invalid names, file system and Hub errors
+        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+        return EXIT_CONVERSION_FAILED
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -123,3 +123,50 @@ def test_convert_deit_variant_with_learned_position_table(official):
         # another grid size resizes the learned table
         other = model(torch.randn(1, 3, 48, 80), block_superpixels(1, 48, 80)).logits
     assert torch.isfinite(logits).all() and torch.isfinite(other).all()
+
+
+def _segmentation_layout(official: dict, num_classes: int = 5) -> dict:
+    """The official segmentation variant's layout (cast_seg.py): blocks stored once per stage with stage-local
+    indices, no final norm, `block_fusion` (BatchNorm1d over the 4 fused stages, dropout, Linear) and a head."""
+    layout = {}
+    for key, value in official.items():
+        if re.match(r"blocks\.\d+\.", key) or key.startswith(("norm.", "head.")):
+            continue
+        layout[re.sub(r"^blocks(\d+)\.\d+\.", r"blocks\1.0.", key)] = value
+    width = 4 * 96
+    layout.update(
+        {
+            "block_fusion.proj_blocks.0.norm.weight": torch.rand(width) + 0.5,
+            "block_fusion.proj_blocks.0.norm.bias": torch.randn(width),
+            "block_fusion.proj_blocks.0.norm.running_mean": torch.randn(width),
+            "block_fusion.proj_blocks.0.norm.running_var": torch.rand(width) + 0.5,
+            "block_fusion.proj_blocks.0.norm.num_batches_tracked": torch.tensor(3),
+            "block_fusion.proj_blocks.2.weight": torch.randn(96, width) * 0.05,
+            "block_fusion.proj_blocks.2.bias": torch.randn(96),
+            "head.weight": torch.randn(num_classes, 96) * 0.05,
+            "head.bias": torch.zeros(num_classes),
+        }
+    )
+    return layout
+
+
+def test_convert_segmentation_variant_loads_into_semantic_segmentation(official):
+    from modeling_cast import CastForSemanticSegmentation
+
+    layout = _segmentation_layout(official)
+    config = infer_config(layout, **TINY_KWARGS)
+    converted = convert_state_dict(layout, config)
+    assert "fusion.norm.running_var" in converted and "classifier.weight" in converted
+    assert "cast.encoder.stages.3.pooling.output_projection.weight" in converted  # the last stage pools here
+    assert not any(key.startswith("cast.layernorm") for key in converted)
+    model = CastForSemanticSegmentation(config).eval()
+    model.load_state_dict(converted, strict=True)
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, 64, 64), block_superpixels(1, 64, 64)).logits
+    assert logits.shape == (1, 5, 64, 64) and torch.isfinite(logits).all()
+
+
+def test_convert_segmentation_variant_moco_backbone_has_no_classifier(official):
+    layout = {k: v for k, v in _segmentation_layout(official).items() if not k.startswith("head.")}
+    converted = convert_state_dict(layout, infer_config(layout, **TINY_KWARGS))
+    assert "fusion.projection.weight" in converted and not any(k.startswith("classifier.") for k in converted)
