@@ -652,6 +652,12 @@ class CastModel(CastPreTrainedModel):
     every stage) build exactly the modules they use.
     """
 
+    # The hierarchy is read from the backbone of any CAST checkpoint (pipelines load every head's folder this way):
+    # the heads' own weights are left out silently; any other unexpected key is still reported.
+    _keys_to_ignore_on_load_unexpected = [
+        r"^classifier\.", r"^fusion\.", r"^projector\.", r"^predictor\.", r"^momentum_cast\.", r"^momentum_projector\."
+    ]
+
     def __init__(self, config: CastConfig, add_final_layernorm: bool = True, pool_last_stage: bool = False):
         super().__init__(config)
         self.embeddings = CastEmbeddings(config)
