@@ -22,7 +22,7 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python examples/quickstart.py
+	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

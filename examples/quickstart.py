@@ -1,6 +1,6 @@
 """Quickstart: official CAST weights -> transformers folder -> AutoModel -> hierarchical segmentation of a photo.
 
-Run it with `make demo` (or `.venv/bin/python examples/quickstart.py [--image PATH]`). Offline: the embedded default
+Run it with `.venv/bin/python examples/quickstart.py [--image PATH]`. Offline: the embedded default
 is the tiny official CAST checkpoint shipped with the tests (tests/fixtures/tiny.safetensors, produced by the
 official implementation) and the astronaut photo from scikit-image. The script
 

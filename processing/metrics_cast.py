@@ -1,8 +1,12 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""Segmentation metrics computed with numpy from a confusion matrix: mean IoU, per-class IoU and pixel accuracy.
+"""Segmentation metrics: class maps (mean IoU, per-class IoU, pixel accuracy from a confusion matrix) and
+unsupervised segments (region mIoU with oracle labels, Hungarian-matched mIoU, boundary F-score, superpixel
+quality).
 
-`evaluate.load("mean_iou")` needs the Hub, so the examples and tests use these instead. Only numpy is imported: the
-functions work on any integer class maps (numpy arrays, torch tensors, nested lists), without the model package.
+`evaluate.load("mean_iou")` needs the Hub, so the examples and tests use these instead; the same metrics are also
+`evaluate` modules loadable by local path (`processing/evaluate_metrics/`). The module imports only numpy; scipy and
+scikit-image (dependencies of the package) are imported by the functions that use them. The functions work on any
+integer maps (numpy arrays, torch tensors, nested lists), without the model package.
 
 Conventions (those of the `mean_iou` metric on the Hub and of mmsegmentation): pixels whose reference is
 `ignore_index` are left out; a class that appears neither in the predictions nor in the references has an undefined
@@ -15,9 +19,22 @@ import numbers
 import numpy as np
 
 
-__all__ = ["confusion_matrix", "mean_iou", "metrics_from_confusion_matrix"]
+__all__ = [
+    "BSDS_BOUNDARY_TOLERANCE",
+    "boundary_f_score",
+    "boundary_map",
+    "confusion_matrix",
+    "hungarian_mean_iou",
+    "mean_iou",
+    "metrics_from_confusion_matrix",
+    "oracle_segment_labels",
+    "region_mean_iou",
+    "superpixel_quality",
+]
 
 DEFAULT_IGNORE_INDEX = 255  # CastConfig.semantic_loss_ignore_index and SegFormer's reduced-label background
+# Berkeley Segmentation Data Set benchmark: a boundary pixel is matched within 0.0075 of the image diagonal
+BSDS_BOUNDARY_TOLERANCE = 0.0075
 
 
 def confusion_matrix(
@@ -127,6 +144,394 @@ def mean_iou(predictions, references, num_labels: int, ignore_index: int | None 
     ```
     """
     return metrics_from_confusion_matrix(confusion_matrix(predictions, references, num_labels, ignore_index))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Unsupervised segments: the segment ids of a prediction are arbitrary (e.g. a CAST hierarchy level, k-means
+# clusters); they are scored against class maps after giving every segment a class.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def oracle_segment_labels(segments, reference, ignore_index: int | None = DEFAULT_IGNORE_INDEX) -> np.ndarray:
+    """
+    Give every segment the reference class it overlaps most (the *oracle* labelling): a class map that is the best
+    any labelling of these segments can do pixel-wise.
+
+    This is an upper bound on what a segment classifier can reach. The CAST paper labels segments with an
+    open-vocabulary classifier instead; with oracle labels the score measures only how well the segments follow the
+    reference regions.
+
+    Args:
+        segments (`np.ndarray` or `torch.Tensor` of shape `(height, width)`):
+            Non-negative integer segment ids (any values; they need not be contiguous).
+        reference (`np.ndarray` or `torch.Tensor` of shape `(height, width)`):
+            Non-negative integer class of every pixel, or `ignore_index`.
+        ignore_index (`int`, *optional*, defaults to 255):
+            Reference label of pixels that do not vote. `None` lets every pixel vote.
+
+    Returns:
+        `np.ndarray` of shape `(height, width)`, dtype int64: the class of every pixel's segment. Ties go to the
+        smallest class; a segment without voting pixels gets `ignore_index` (or 0 when it is `None`).
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from processing.metrics_cast import oracle_segment_labels
+
+    >>> segments = np.array([[0, 0, 1, 1]])
+    >>> reference = np.array([[2, 2, 2, 5]])  # segment 1 is a tie between classes 2 and 5
+    >>> oracle_segment_labels(segments, reference).tolist()
+    [[2, 2, 2, 2]]
+    ```
+    """
+    (segments,), (reference,) = _paired_maps(segments, reference, "segments", "reference")
+    _check_non_negative(segments, "segments")
+    _check_non_negative(reference, "reference", ignore_index)
+    table = _contingency_table(reference, segments, ignore_index)  # (classes, segments)
+    segment_classes = table.argmax(axis=0)
+    segment_classes[table.sum(axis=0) == 0] = ignore_index if ignore_index is not None else 0
+    return segment_classes[segments]
+
+
+def region_mean_iou(segmentations, references, ignore_index: int | None = DEFAULT_IGNORE_INDEX) -> dict:
+    """
+    Region mIoU of unsupervised segments, under the PartImageNet protocol of the CAST paper: every image is scored
+    on its own (mean Jaccard index over the classes present in its reference or its labelled prediction) and the
+    scores are averaged over images.
+
+    Segments are labelled with [`oracle_segment_labels`] (each takes the reference class it overlaps most), not with
+    the open-vocabulary classifier of the paper: the score measures how well the segments follow the reference
+    regions, and finer segmentations score higher, so compare methods at equal segment counts.
+
+    Args:
+        segmentations (`np.ndarray`, `torch.Tensor` or a list of them):
+            Segment ids: one `(height, width)` map, a `(batch_size, height, width)` batch or a list of maps.
+        references (same structure and shapes as `segmentations`):
+            Non-negative class maps (e.g. 0 = background, 1 = object; or part ids).
+        ignore_index (`int`, *optional*, defaults to 255):
+            Reference label of unlabelled pixels. `None` ignores nothing.
+
+    Returns:
+        `dict` with `"mean_iou"` (`float`: mean over the images that have labelled pixels, NaN if none has) and
+        `"per_image_iou"` (`np.ndarray` of shape `(num_images,)`, NaN for images without labelled pixels).
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from processing.metrics_cast import region_mean_iou
+
+    >>> reference = np.array([[0, 0, 1, 1]])
+    >>> segments = np.array([[7, 3, 3, 3]])  # segment 3 covers a background pixel and the object: labelled object
+    >>> round(region_mean_iou(segments, reference)["mean_iou"], 4)  # background IoU 1/2, object 2/3
+    0.5833
+    ```
+    """
+    segment_maps, reference_maps = _paired_maps(segmentations, references, "segmentations", "references")
+    scores = []
+    for segments, reference in zip(segment_maps, reference_maps):
+        labelled = oracle_segment_labels(segments, reference, ignore_index)
+        scores.append(_image_mean_iou(labelled, reference, ignore_index))
+    scores = np.array(scores, dtype=np.float64)
+    return {"mean_iou": _nan_mean(scores), "per_image_iou": scores}
+
+
+def hungarian_mean_iou(
+    predictions,
+    references,
+    ignore_index: int | None = DEFAULT_IGNORE_INDEX,
+    per_image: bool = False,
+) -> dict:
+    """
+    Mean IoU after a one-to-one Hungarian matching of predicted clusters to reference classes, the protocol of
+    unsupervised semantic segmentation (e.g. PiCIE, STEGO): the matching maximises the number of pixels whose cluster
+    is matched to their class (`scipy.optimize.linear_sum_assignment`).
+
+    Args:
+        predictions (`np.ndarray`, `torch.Tensor` or a list of them):
+            Non-negative cluster ids: one map, a batch or a list of maps.
+        references (same structure and shapes as `predictions`):
+            Non-negative class maps, `ignore_index` where unlabelled.
+        ignore_index (`int`, *optional*, defaults to 255):
+            Reference label of unlabelled pixels. `None` ignores nothing.
+        per_image (`bool`, *optional*, defaults to `False`):
+            `False`: cluster ids mean the same thing in every image; one matching over the whole split, one IoU per
+            class. `True`: ids are per image (as CAST's segments); match and score each image alone and average.
+
+    Returns:
+        `dict`. Split-level: `"mean_iou"` (mean over the classes present in the references), `"per_category_iou"`
+        (`np.ndarray` of shape `(num_classes,)`, NaN for classes absent from the references; 0 for a class left
+        without a cluster) and `"assignment"` (`dict` cluster id -> class). Pixels of unmatched clusters count as
+        errors. Per image: `"mean_iou"` and `"per_image_iou"`.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from processing.metrics_cast import hungarian_mean_iou
+
+    >>> references = np.array([[0, 0, 1, 1]])
+    >>> predictions = np.array([[5, 5, 5, 2]])  # cluster 5 -> class 0 (IoU 2/3), cluster 2 -> class 1 (IoU 1/2)
+    >>> round(hungarian_mean_iou(predictions, references)["mean_iou"], 4)
+    0.5833
+    ```
+    """
+    if not isinstance(per_image, (bool, np.bool_)):
+        raise TypeError(f"`per_image` must be a bool, got {type(per_image).__name__}")
+    prediction_maps, reference_maps = _paired_maps(predictions, references, "predictions", "references")
+    for prediction, reference in zip(prediction_maps, reference_maps):
+        _check_non_negative(prediction, "predictions")
+        _check_non_negative(reference, "references", ignore_index)
+    if per_image:
+        scores = np.array(
+            [_matched_iou(_contingency_table(ref, pred, ignore_index))[0] for pred, ref in zip(prediction_maps, reference_maps)],
+            dtype=np.float64,
+        )
+        return {"mean_iou": _nan_mean(scores), "per_image_iou": scores}
+    tables = [_contingency_table(ref, pred, ignore_index) for pred, ref in zip(prediction_maps, reference_maps)]
+    num_classes = max(table.shape[0] for table in tables)
+    num_clusters = max(table.shape[1] for table in tables)
+    table = np.zeros((num_classes, num_clusters), dtype=np.int64)
+    for image_table in tables:
+        table[: image_table.shape[0], : image_table.shape[1]] += image_table
+    mean, per_category_iou, assignment = _matched_iou(table)
+    return {"mean_iou": mean, "per_category_iou": per_category_iou, "assignment": assignment}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Boundaries
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def boundary_map(label_map) -> np.ndarray:
+    """
+    One-pixel-wide boundaries of a label map, as the BSDS benchmark draws them from a segmentation: a pixel is on a
+    boundary when its right, lower or lower-right neighbour has another label.
+
+    Args:
+        label_map (`np.ndarray` or `torch.Tensor` of shape `(height, width)`): integer labels.
+
+    Returns:
+        `np.ndarray` of shape `(height, width)`, dtype bool: True on boundary pixels.
+    """
+    (labels,) = _as_map_list(label_map, "label_map")
+    boundaries = np.zeros(labels.shape, dtype=bool)
+    boundaries[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    boundaries[:-1, :] |= labels[:-1, :] != labels[1:, :]
+    boundaries[:-1, :-1] |= labels[:-1, :-1] != labels[1:, 1:]
+    return boundaries
+
+
+def boundary_f_score(predictions, references, tolerance: float = BSDS_BOUNDARY_TOLERANCE) -> dict:
+    """
+    Boundary precision, recall and F-score of label maps against reference maps, with the BSDS distance tolerance.
+
+    Boundaries come from [`boundary_map`]. A predicted boundary pixel is correct when a reference boundary pixel lies
+    within `tolerance * image diagonal` (Euclidean distance, `scipy.ndimage.distance_transform_edt`), and a reference
+    boundary pixel is recovered when a predicted one lies within that distance. The BSDS benchmark additionally
+    matches pixels one-to-one; without that matching these scores can only be higher (by a little when boundaries
+    are thin, as here).
+
+    Only where labels change is a boundary, so score class maps (e.g. segments after [`oracle_segment_labels`]),
+    not raw segment ids, when internal segment boundaries should not count.
+
+    Args:
+        predictions (`np.ndarray`, `torch.Tensor` or a list of them):
+            Integer label maps: one map, a batch or a list of maps.
+        references (same structure and shapes as `predictions`):
+            Integer reference label maps.
+        tolerance (`float`, *optional*, defaults to 0.0075):
+            Matching distance as a fraction of the image diagonal (0.0075: the BSDS benchmark's).
+
+    Returns:
+        `dict` with `"precision"`, `"recall"` and `"f_score"` from the boundary pixels summed over all images (the
+        BSDS aggregation), and `"mean_f_score"` (mean of the per-image F-scores). With no predicted boundary
+        pixel precision is 1; with no reference boundary pixel recall is 1.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from processing.metrics_cast import boundary_f_score
+
+    >>> reference = np.zeros((8, 8), dtype=int)
+    >>> reference[:, 4:] = 1
+    >>> prediction = np.roll(reference, 1, axis=1)  # boundary one pixel off: within 0.06 of the diagonal
+    >>> boundary_f_score(prediction, reference, tolerance=0.1)["f_score"]
+    1.0
+    ```
+    """
+    tolerance = _check_tolerance(tolerance)
+    prediction_maps, reference_maps = _paired_maps(predictions, references, "predictions", "references")
+    totals = np.zeros(4, dtype=np.int64)  # matched predicted, predicted, matched reference, reference
+    image_scores = []
+    for prediction, reference in zip(prediction_maps, reference_maps):
+        counts = _boundary_counts(boundary_map(prediction), boundary_map(reference), tolerance)
+        totals += counts
+        image_scores.append(_f_score(*_precision_recall(counts))[2])
+    precision, recall, f_score = _f_score(*_precision_recall(totals))
+    return {"precision": precision, "recall": recall, "f_score": f_score, "mean_f_score": float(np.mean(image_scores))}
+
+
+def superpixel_quality(
+    superpixels,
+    references,
+    tolerance: float = BSDS_BOUNDARY_TOLERANCE,
+    ignore_index: int | None = DEFAULT_IGNORE_INDEX,
+) -> dict:
+    """
+    Standard superpixel benchmark scores of over-segmentations against reference region maps, averaged over images:
+
+    * boundary recall: the share of reference boundary pixels with a superpixel boundary within `tolerance * image
+      diagonal` (higher is better);
+    * undersegmentation error (Neubert and Protzel, 2012): the pixels by which superpixels leak out of the reference
+      regions they overlap, `sum over regions G and superpixels S meeting G of min(|S & G|, |S - G|)`, divided by
+      the pixel count (lower is better);
+    * achievable segmentation accuracy: the pixel accuracy of the best labelling of the superpixels,
+      `sum over S of max over G of |S & G|` divided by the pixel count (higher is better).
+
+    Pixels whose reference is `ignore_index` are left out of the two region scores.
+
+    Args:
+        superpixels (`np.ndarray`, `torch.Tensor` or a list of them):
+            Non-negative superpixel ids: one map, a batch or a list of maps.
+        references (same structure and shapes as `superpixels`):
+            Non-negative reference region (or class) maps.
+        tolerance (`float`, *optional*, defaults to 0.0075):
+            Boundary matching distance as a fraction of the image diagonal.
+        ignore_index (`int`, *optional*, defaults to 255):
+            Reference label of unlabelled pixels. `None` ignores nothing.
+
+    Returns:
+        `dict` with `"boundary_recall"`, `"undersegmentation_error"`, `"achievable_segmentation_accuracy"` and
+        `"mean_num_superpixels"` (`float` each, means over images).
+    """
+    tolerance = _check_tolerance(tolerance)
+    superpixel_maps, reference_maps = _paired_maps(superpixels, references, "superpixels", "references")
+    recalls, errors, accuracies, counts = [], [], [], []
+    for segments, reference in zip(superpixel_maps, reference_maps):
+        _check_non_negative(segments, "superpixels")
+        _check_non_negative(reference, "references", ignore_index)
+        boundary_counts = _boundary_counts(boundary_map(segments), boundary_map(reference), tolerance)
+        recalls.append(_precision_recall(boundary_counts)[1])
+        table = _contingency_table(reference, segments, ignore_index)  # (regions, superpixels)
+        total = table.sum()
+        if total == 0:
+            errors.append(np.nan)
+            accuracies.append(np.nan)
+        else:
+            superpixel_sizes = table.sum(axis=0, keepdims=True)
+            leaks = np.minimum(table, superpixel_sizes - table)[table > 0]
+            errors.append(leaks.sum() / total)
+            accuracies.append(table.max(axis=0).sum() / total)
+        counts.append(len(np.unique(segments)))
+    return {
+        "boundary_recall": float(np.mean(recalls)),
+        "undersegmentation_error": _nan_mean(np.array(errors, dtype=np.float64)),
+        "achievable_segmentation_accuracy": _nan_mean(np.array(accuracies, dtype=np.float64)),
+        "mean_num_superpixels": float(np.mean(counts)),
+    }
+
+
+def _image_mean_iou(prediction: np.ndarray, reference: np.ndarray, ignore_index: int | None) -> float:
+    """Mean IoU of one image over the classes present in its reference or prediction (labelled pixels only)."""
+    labelled = reference != ignore_index if ignore_index is not None else np.ones(reference.shape, dtype=bool)
+    if not labelled.any():
+        return float("nan")
+    prediction, reference = prediction[labelled], reference[labelled]
+    num_labels = int(max(prediction.max(), reference.max())) + 1
+    pairs = reference * num_labels + prediction
+    matrix = np.bincount(pairs, minlength=num_labels * num_labels).reshape(num_labels, num_labels)
+    return metrics_from_confusion_matrix(matrix)["mean_iou"]
+
+
+def _contingency_table(reference: np.ndarray, segments: np.ndarray, ignore_index: int | None) -> np.ndarray:
+    """Dense (reference classes, segment ids) pixel counts over the labelled pixels, with a column for every id up to
+    the largest in `segments`."""
+    from skimage.metrics import contingency_table
+
+    labelled = reference != ignore_index if ignore_index is not None else np.ones(reference.shape, dtype=bool)
+    num_segments = int(segments.max()) + 1 if segments.size else 1
+    if not labelled.any():
+        return np.zeros((1, num_segments), dtype=np.int64)
+    table = contingency_table(reference[labelled], segments[labelled], sparse_type="array").toarray()
+    table = np.rint(table).astype(np.int64)
+    return np.pad(table, ((0, 0), (0, num_segments - table.shape[1])))
+
+
+def _matched_iou(table: np.ndarray) -> tuple[float, np.ndarray, dict]:
+    """Hungarian matching of clusters (columns) to the classes present (rows with pixels), and the IoUs."""
+    from scipy.optimize import linear_sum_assignment
+
+    class_sizes, cluster_sizes = table.sum(axis=1), table.sum(axis=0)
+    present = np.flatnonzero(class_sizes > 0)
+    per_category_iou = np.full(table.shape[0], np.nan)
+    if present.size == 0:
+        return float("nan"), per_category_iou, {}
+    per_category_iou[present] = 0.0
+    rows, columns = linear_sum_assignment(table[present], maximize=True)
+    assignment = {}
+    for row, cluster in zip(rows, columns):
+        category = int(present[row])
+        overlap = table[category, cluster]
+        per_category_iou[category] = overlap / (class_sizes[category] + cluster_sizes[cluster] - overlap)
+        assignment[int(cluster)] = category
+    return float(per_category_iou[present].mean()), per_category_iou, assignment
+
+
+def _boundary_counts(predicted: np.ndarray, reference: np.ndarray, tolerance: float) -> np.ndarray:
+    """[matched predicted, predicted, matched reference, reference] boundary pixel counts of one image."""
+    from scipy.ndimage import distance_transform_edt
+
+    max_distance = tolerance * float(np.hypot(*predicted.shape))
+    num_predicted, num_reference = int(predicted.sum()), int(reference.sum())
+    matched_predicted = matched_reference = 0
+    if num_predicted and num_reference:
+        matched_predicted = int((distance_transform_edt(~reference)[predicted] <= max_distance).sum())
+        matched_reference = int((distance_transform_edt(~predicted)[reference] <= max_distance).sum())
+    return np.array([matched_predicted, num_predicted, matched_reference, num_reference], dtype=np.int64)
+
+
+def _precision_recall(counts: np.ndarray) -> tuple[float, float]:
+    matched_predicted, num_predicted, matched_reference, num_reference = (int(value) for value in counts)
+    precision = matched_predicted / num_predicted if num_predicted else 1.0
+    recall = matched_reference / num_reference if num_reference else 1.0
+    return precision, recall
+
+
+def _f_score(precision: float, recall: float) -> tuple[float, float, float]:
+    total = precision + recall
+    return float(precision), float(recall), float(2 * precision * recall / total) if total > 0 else 0.0
+
+
+def _check_tolerance(tolerance) -> float:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not 0 <= tolerance < 1:
+        raise ValueError(f"`tolerance` must be a fraction of the image diagonal in [0, 1), got {tolerance!r}")
+    return float(tolerance)
+
+
+def _paired_maps(first, second, first_name: str, second_name: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    first_maps, second_maps = _as_map_list(first, first_name), _as_map_list(second, second_name)
+    if len(first_maps) != len(second_maps):
+        raise ValueError(
+            f"`{first_name}` and `{second_name}` must hold the same number of maps, got {len(first_maps)} and "
+            f"{len(second_maps)}"
+        )
+    for index, (first_map, second_map) in enumerate(zip(first_maps, second_maps)):
+        if first_map.shape != second_map.shape:
+            raise ValueError(
+                f"`{first_name}[{index}]` has shape {first_map.shape} but `{second_name}[{index}]` has {second_map.shape}"
+            )
+    return first_maps, second_maps
+
+
+def _check_non_negative(values: np.ndarray, argument: str, ignore_index: int | None = None) -> None:
+    if ignore_index is not None:
+        values = values[values != ignore_index]
+    if values.size and int(values.min()) < 0:
+        allowed = "non-negative ids" + (f" (or ignore_index={ignore_index})" if ignore_index is not None else "")
+        raise ValueError(f"`{argument}` must hold {allowed}, got minimum {int(values.min())}")
 
 
 def _nan_mean(values: np.ndarray) -> float:

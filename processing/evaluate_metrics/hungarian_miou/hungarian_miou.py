@@ -1,0 +1,53 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""`evaluate` module: mIoU after Hungarian matching of predicted clusters to reference classes."""
+
+import datasets
+import evaluate
+import numpy as np
+
+from processing.metrics_cast import DEFAULT_IGNORE_INDEX, hungarian_mean_iou
+
+
+_DESCRIPTION = """
+Mean IoU of unsupervised clusters after a one-to-one Hungarian matching of clusters to reference classes that
+maximises the matched pixels (the unsupervised semantic segmentation protocol). Over the split, cluster ids mean the
+same thing in every image; with `per_image=True` every image is matched and scored alone (for per-image segment ids
+such as CAST's) and the scores are averaged. Pixels of unmatched clusters count as errors.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list` of 2-D integer maps): cluster id of every pixel, one map per image.
+    references (`list` of 2-D integer maps): reference class of every pixel, same shapes.
+    ignore_index (`int`, *optional*, defaults to 255): reference label of unlabelled pixels.
+    per_image (`bool`, *optional*, defaults to `False`): match each image alone.
+Returns:
+    mean_iou (`float`); over the split also per_category_iou (`list[float]`, NaN for absent classes) and
+    assignment (`dict[int, int]` cluster -> class); per image, per_image_iou (`list[float]`).
+Examples:
+    >>> hungarian_miou = evaluate.load("processing/evaluate_metrics/hungarian_miou")
+    >>> hungarian_miou.compute(predictions=[[[5, 5, 5, 2]]], references=[[[0, 0, 1, 1]]])["mean_iou"]
+    0.5833333333333333
+"""
+
+_MAP = datasets.List(datasets.List(datasets.Value("int64")))
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class HungarianMeanIoU(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": _MAP, "references": _MAP}),
+        )
+
+    def _compute(self, predictions, references, ignore_index=DEFAULT_IGNORE_INDEX, per_image=False):
+        result = hungarian_mean_iou(
+            [np.asarray(item, dtype=np.int64) for item in predictions],
+            [np.asarray(item, dtype=np.int64) for item in references],
+            ignore_index=ignore_index,
+            per_image=per_image,
+        )
+        return {key: value.tolist() if isinstance(value, np.ndarray) else value for key, value in result.items()}

@@ -1,0 +1,60 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""`evaluate` module: superpixel boundary recall, undersegmentation error and achievable segmentation accuracy."""
+
+import datasets
+import evaluate
+import numpy as np
+
+from processing.metrics_cast import BSDS_BOUNDARY_TOLERANCE, DEFAULT_IGNORE_INDEX, superpixel_quality
+
+
+_DESCRIPTION = """
+Standard superpixel scores against reference region maps, averaged over images: boundary recall (share of reference
+boundary pixels with a superpixel boundary within `tolerance` times the image diagonal), undersegmentation error
+(Neubert and Protzel, 2012: pixels by which superpixels leak out of the regions they overlap, over the pixel count)
+and achievable segmentation accuracy (pixel accuracy of the best labelling of the superpixels).
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list` of 2-D integer maps): superpixel ids, one map per image.
+    references (`list` of 2-D integer maps): reference regions or classes, same shapes.
+    tolerance (`float`, *optional*, defaults to 0.0075): boundary matching distance, fraction of the diagonal.
+    ignore_index (`int`, *optional*, defaults to 255): reference label of unlabelled pixels.
+Returns:
+    boundary_recall, undersegmentation_error, achievable_segmentation_accuracy, mean_num_superpixels (`float`).
+Examples:
+    >>> quality = evaluate.load("processing/evaluate_metrics/superpixel_quality")
+    >>> quality.compute(predictions=[[[0, 1, 1, 1]]], references=[[[0, 0, 1, 1]]])["undersegmentation_error"]
+    0.5
+"""
+
+_CITATION = """
+@inproceedings{neubert2012superpixel,
+  title={Superpixel Benchmark and Comparison},
+  author={Neubert, Peer and Protzel, Peter},
+  booktitle={Forum Bildverarbeitung},
+  year={2012}
+}
+"""
+
+_MAP = datasets.List(datasets.List(datasets.Value("int64")))
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class SuperpixelQuality(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": _MAP, "references": _MAP}),
+        )
+
+    def _compute(self, predictions, references, tolerance=BSDS_BOUNDARY_TOLERANCE, ignore_index=DEFAULT_IGNORE_INDEX):
+        return superpixel_quality(
+            [np.asarray(item, dtype=np.int64) for item in predictions],
+            [np.asarray(item, dtype=np.int64) for item in references],
+            tolerance=tolerance,
+            ignore_index=ignore_index,
+        )

@@ -1,0 +1,474 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""Part-whole images: a seeded generator of objects made of parts, with per-pixel ground truth at two levels.
+
+CAST's claim is that recognition training alone teaches it to segment objects *and their parts*. The real test
+(PartImageNet) needs ImageNet-scale training; these images make a small, honest version of it that runs on a CPU:
+
+* four object classes (`PART_WHOLE_CLASSES`), each assembled from parts that differ in shape, colour and texture:
+  a quadruped (torso, head, legs, tail), a bird (body, head, wing, beak, tail), a vehicle (body, windows, wheels)
+  and a house (wall, roof, door, window);
+* every part takes a random colour and texture from one distribution shared by all classes, so the global colour of
+  an image says nothing about its class: the classes differ only in which parts they have and how they are arranged;
+* one object per image at a random scale, position, rotation and mirroring, drawn over a textured colour gradient
+  with clutter (random textured shapes that belong to the background);
+* ground truth: the class label, an object mask (0 = background, `label + 1` on the object) and a part mask
+  (0 = background, otherwise a part id of `PART_NAMES`, unique across classes as in PartImageNet).
+
+Sample `index` of seed `seed` depends only on `(seed, index, image_size)`, never on how many samples are drawn, so
+splits made from different seeds never share an image and any sample can be regenerated alone.
+
+```python
+>>> from processing.part_whole import make_part_whole_dataset
+>>> dataset = make_part_whole_dataset(4, image_size=64, seed=0)
+>>> dataset.column_names
+['image', 'label', 'object_mask', 'part_mask']
+```
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+__all__ = [
+    "PART_NAMES",
+    "PART_WHOLE_CLASSES",
+    "PARTS_OF_CLASS",
+    "PartWholeSample",
+    "load_part_whole_imagefolder",
+    "make_part_whole_dataset",
+    "render_part_whole_sample",
+    "write_part_whole_imagefolder",
+]
+
+PART_WHOLE_CLASSES = ("quadruped", "bird", "vehicle", "house")
+PART_NAMES = (
+    "background",
+    "quadruped torso", "quadruped head", "quadruped leg", "quadruped tail",
+    "bird body", "bird head", "bird wing", "bird beak", "bird tail",
+    "vehicle body", "vehicle window", "vehicle wheel",
+    "house wall", "house roof", "house door", "house window",
+)
+# class index -> its part ids (indices into PART_NAMES), derived from the names so the two never disagree
+PARTS_OF_CLASS = {
+    label: tuple(index for index, name in enumerate(PART_NAMES) if name.split(" ")[0] == class_name)
+    for label, class_name in enumerate(PART_WHOLE_CLASSES)
+}
+_PART_ID = {name: index for index, name in enumerate(PART_NAMES)}
+
+MIN_IMAGE_SIZE = 32  # below this the thin parts (legs, beaks) vanish
+_MAX_UINT8 = 255
+
+# Pose: the object's canonical frame spans about [-1, 1]^2; one frame unit is `scale * image_size / 2` pixels.
+_SCALE_RANGE = (0.55, 0.85)
+_MAX_ROTATION_DEGREES = 25.0
+_CENTRE_MARGIN = 0.55  # the centre stays this many frame units inside the borders: parts may touch the border
+_SHAPE_JITTER = (0.85, 1.15)  # every part dimension is multiplied by a factor from this range
+_POSITION_JITTER = 0.05  # frame units
+
+# Appearance, shared by every class (so colour carries no class information)
+_SATURATION_RANGE = (0.35, 0.9)
+_VALUE_RANGE = (0.4, 0.95)
+_GOLDEN_RATIO_CONJUGATE = (5**0.5 - 1) / 2  # hue step between the parts of one object: neighbours never share a hue
+_TEXTURE_KINDS = ("flat", "stripes", "checker", "blotches")
+_TEXTURE_AMPLITUDE_RANGE = (10.0, 35.0)  # in 0-255 units
+_TEXTURE_PERIOD_RANGE = (0.08, 0.25)  # frame units for parts, image fractions for the background
+_NOISE_STD = 6.0
+_BLOTCH_GRID = 6  # cells of the low-resolution noise that is upsampled into blotches
+
+# Background: a gradient between two colours, a texture and clutter shapes
+_CLUTTER_COUNT_RANGE = (2, 5)
+_CLUTTER_SIZE_RANGE = (0.06, 0.16)  # radius, as a fraction of the image side
+
+
+@dataclass
+class PartWholeSample:
+    """One generated image and its ground truth.
+
+    Args:
+        image (`np.ndarray` of shape `(height, width, 3)`, dtype `uint8`): the RGB image.
+        label (`int`): the object class, an index into `PART_WHOLE_CLASSES`.
+        object_mask (`np.ndarray` of shape `(height, width)`, dtype `uint8`): 0 on the background, `label + 1` on
+            the object.
+        part_mask (`np.ndarray` of shape `(height, width)`, dtype `uint8`): 0 on the background, otherwise the part
+            id (an index into `PART_NAMES`, one of `PARTS_OF_CLASS[label]`).
+    """
+
+    image: np.ndarray
+    label: int
+    object_mask: np.ndarray
+    part_mask: np.ndarray
+
+
+def render_part_whole_sample(index: int, image_size: int = 128, seed: int = 0) -> PartWholeSample:
+    """
+    Draw sample `index` of the part-whole set with seed `seed`: the class is `index % 4` (balanced classes), and
+    everything else (shape jitter, pose, colours, textures, background, clutter) comes from a random generator seeded
+    with `(seed, index)`.
+
+    Args:
+        index (`int`): non-negative sample index.
+        image_size (`int`, *optional*, defaults to 128): side of the square image, at least 32.
+        seed (`int`, *optional*, defaults to 0): non-negative seed of the set.
+
+    Returns:
+        [`PartWholeSample`]
+    """
+    _check_non_negative_int(index, "index")
+    _check_non_negative_int(seed, "seed")
+    _check_image_size(image_size)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+    label = index % len(PART_WHOLE_CLASSES)
+    rows, cols = np.mgrid[0:image_size, 0:image_size].astype(np.float64) + 0.5  # pixel centres
+
+    image = _background(rng, rows / image_size, cols / image_size)
+    for _ in range(int(rng.integers(_CLUTTER_COUNT_RANGE[0], _CLUTTER_COUNT_RANGE[1] + 1))):
+        inside = _clutter_shape(rng, rows / image_size, cols / image_size)
+        image[inside] = _appearance(rng, rng.uniform(0, 1), rows / image_size, cols / image_size)[inside]
+
+    across, down, unit = _object_frame(rng, rows, cols, image_size)
+    part_mask = np.zeros((image_size, image_size), dtype=np.uint8)
+    first_hue = rng.uniform(0, 1)
+    drawn_parts = _CLASS_BUILDERS[label](rng, across, down)
+    # one appearance per part *type* (all legs of an animal look alike), hues a golden-ratio step apart
+    appearance = {}
+    for part_id, inside in drawn_parts:
+        if part_id not in appearance:
+            hue = (first_hue + len(appearance) * _GOLDEN_RATIO_CONJUGATE) % 1.0
+            appearance[part_id] = _appearance(rng, hue, down / unit, across / unit)
+        image[inside] = appearance[part_id][inside]
+        part_mask[inside] = part_id
+
+    image += rng.normal(0.0, _NOISE_STD, image.shape)
+    object_mask = np.where(part_mask > 0, label + 1, 0).astype(np.uint8)
+    pixels = np.clip(np.rint(image), 0, _MAX_UINT8).astype(np.uint8)
+    return PartWholeSample(image=pixels, label=label, object_mask=object_mask, part_mask=part_mask)
+
+
+def make_part_whole_dataset(num_samples: int, image_size: int = 128, seed: int = 0):
+    """
+    A `datasets.Dataset` of `num_samples` part-whole samples ([`render_part_whole_sample`] with indices
+    `0..num_samples-1`).
+
+    Returns:
+        `datasets.Dataset` with columns `image` (RGB), `label` (`ClassLabel` with names `PART_WHOLE_CLASSES`),
+        `object_mask` and `part_mask` (mode "L" images of the masks described in [`PartWholeSample`]).
+    """
+    import datasets
+
+    _check_non_negative_int(num_samples, "num_samples")
+    if num_samples < 1:
+        raise ValueError(f"`num_samples` must be >= 1, got {num_samples}")
+    samples = [render_part_whole_sample(index, image_size, seed) for index in range(num_samples)]
+    columns = {
+        "image": [Image.fromarray(sample.image, mode="RGB") for sample in samples],
+        "label": [sample.label for sample in samples],
+        "object_mask": [Image.fromarray(sample.object_mask, mode="L") for sample in samples],
+        "part_mask": [Image.fromarray(sample.part_mask, mode="L") for sample in samples],
+    }
+    return datasets.Dataset.from_dict(columns, features=_features())
+
+
+def write_part_whole_imagefolder(dataset, folder: str | os.PathLike, split: str = "train") -> Path:
+    """
+    Write a part-whole dataset as an `imagefolder`: `folder/split/images/NNNNN.png`, `object_masks/NNNNN.png`,
+    `part_masks/NNNNN.png` and `metadata.jsonl` (whose `object_mask_file_name` and `part_mask_file_name` columns
+    make `datasets` load the masks as images), plus `folder/split/part_names.json`.
+
+    Args:
+        dataset (`datasets.Dataset`): columns `image`, `label`, `object_mask`, `part_mask` (from
+            [`make_part_whole_dataset`]).
+        folder (`str` or `os.PathLike`): the dataset root; created if needed.
+        split (`str`, *optional*, defaults to `"train"`): name of the split folder.
+
+    Returns:
+        `Path`: the split folder. Load it with [`load_part_whole_imagefolder`] or
+        `datasets.load_dataset("imagefolder", data_dir=folder)`.
+    """
+    missing = {"image", "label", "object_mask", "part_mask"} - set(getattr(dataset, "column_names", []))
+    if missing:
+        raise ValueError(f"`dataset` must have the part-whole columns, missing {sorted(missing)}")
+    if not isinstance(split, str) or not split or os.sep in split:
+        raise ValueError(f"`split` must be a non-empty folder name, got {split!r}")
+    root = Path(folder) / split
+    for sub_folder in ("images", "object_masks", "part_masks"):
+        (root / sub_folder).mkdir(parents=True, exist_ok=True)
+    with open(root / "metadata.jsonl", "w", encoding="utf-8") as metadata:
+        for index, example in enumerate(dataset):
+            name = f"{index:05d}.png"
+            example["image"].convert("RGB").save(root / "images" / name)
+            example["object_mask"].save(root / "object_masks" / name)
+            example["part_mask"].save(root / "part_masks" / name)
+            row = {
+                "file_name": f"images/{name}",
+                "object_mask_file_name": f"object_masks/{name}",
+                "part_mask_file_name": f"part_masks/{name}",
+                "label": int(example["label"]),
+            }
+            metadata.write(json.dumps(row) + "\n")
+    (root / "part_names.json").write_text(json.dumps({"classes": PART_WHOLE_CLASSES, "parts": PART_NAMES}, indent=1))
+    return root
+
+
+def load_part_whole_imagefolder(folder: str | os.PathLike, split: str = "train"):
+    """Load a split written by [`write_part_whole_imagefolder`] (offline) with the part-whole features."""
+    import datasets
+
+    root = Path(folder) / split
+    if not (root / "metadata.jsonl").is_file():
+        raise ValueError(f"`folder` must hold `{split}/metadata.jsonl` (see write_part_whole_imagefolder), got {folder!r}")
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(root), split="train")
+    return loaded.select_columns(["image", "label", "object_mask", "part_mask"]).cast(_features())
+
+
+def _features():
+    import datasets
+
+    return datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=list(PART_WHOLE_CLASSES)),
+            "object_mask": datasets.Image(),
+            "part_mask": datasets.Image(),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Geometry: masks of primitives in the object's frame (`across` to the right, `down` downwards, in frame units)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _ellipse(across, down, centre, radii, angle: float = 0.0) -> np.ndarray:
+    along, normal = _rotate(across - centre[0], down - centre[1], angle)
+    return (along / radii[0]) ** 2 + (normal / radii[1]) ** 2 <= 1.0
+
+
+def _rectangle(across, down, centre, size, angle: float = 0.0) -> np.ndarray:
+    along, normal = _rotate(across - centre[0], down - centre[1], angle)
+    return (np.abs(along) <= size[0] / 2) & (np.abs(normal) <= size[1] / 2)
+
+
+def _polygon(across, down, vertices) -> np.ndarray:
+    """Inside a convex polygon: on the same side of every edge (either orientation)."""
+    sides = []
+    for (x0, y0), (x1, y1) in zip(vertices, vertices[1:] + vertices[:1]):
+        sides.append((x1 - x0) * (down - y0) - (y1 - y0) * (across - x0))
+    sides = np.stack(sides)
+    return (sides >= 0).all(axis=0) | (sides <= 0).all(axis=0)
+
+
+def _bar(across, down, start, angle: float, length: float, width: float) -> np.ndarray:
+    """A rectangle of `length` x `width` starting at `start` and pointing along `angle` (radians)."""
+    centre = (start[0] + np.cos(angle) * length / 2, start[1] + np.sin(angle) * length / 2)
+    return _rectangle(across, down, centre, (length, width), angle)
+
+
+def _rotate(across, down, angle: float):
+    cosine, sine = np.cos(angle), np.sin(angle)
+    return across * cosine + down * sine, -across * sine + down * cosine
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Object classes: each builder returns its parts as (part id, mask) in drawing order (later parts on top)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _jitter(rng: np.random.Generator, value: float) -> float:
+    return value * rng.uniform(*_SHAPE_JITTER)
+
+
+def _shift(rng: np.random.Generator, value: float) -> float:
+    return value + rng.uniform(-_POSITION_JITTER, _POSITION_JITTER)
+
+
+def _quadruped(rng, across, down) -> list:
+    torso_radii = (_jitter(rng, 0.6), _jitter(rng, 0.27))
+    leg_top, leg_length, leg_width = 0.1, _jitter(rng, 0.62), _jitter(rng, 0.1)
+    legs = np.zeros(across.shape, dtype=bool)
+    for position in (-0.48, -0.3, 0.3, 0.48):
+        legs |= _bar(across, down, (_shift(rng, position), leg_top), np.pi / 2 + rng.uniform(-0.2, 0.2), leg_length, leg_width)
+    tail_angle = np.pi + rng.uniform(0.35, 0.9)  # pointing back and up
+    tail = _bar(across, down, (-torso_radii[0] * 0.85, -0.05), tail_angle, _jitter(rng, 0.45), _jitter(rng, 0.07))
+    torso = _ellipse(across, down, (0.0, 0.0), torso_radii)
+    head = _ellipse(across, down, (_shift(rng, 0.72), _shift(rng, -0.32)), (_jitter(rng, 0.24), _jitter(rng, 0.19)), -0.3)
+    return [
+        (_PART_ID["quadruped tail"], tail),
+        (_PART_ID["quadruped leg"], legs),
+        (_PART_ID["quadruped torso"], torso),
+        (_PART_ID["quadruped head"], head),
+    ]
+
+
+def _bird(rng, across, down) -> list:
+    body = _ellipse(across, down, (0.0, 0.1), (_jitter(rng, 0.5), _jitter(rng, 0.3)), -0.15)
+    tail_length = _jitter(rng, 0.42)
+    tail = _polygon(across, down, [(-0.35, 0.1), (-0.35 - tail_length, -0.12), (-0.35 - tail_length, 0.34)])
+    head_centre = (_shift(rng, 0.5), _shift(rng, -0.3))
+    head_radius = _jitter(rng, 0.2)
+    head = _ellipse(across, down, head_centre, (head_radius, head_radius))
+    beak_start = head_centre[0] + head_radius * 0.8
+    beak_length, beak_height = _jitter(rng, 0.28), _jitter(rng, 0.14)
+    beak = _polygon(
+        across,
+        down,
+        [(beak_start, head_centre[1] - beak_height / 2), (beak_start + beak_length, head_centre[1]),
+         (beak_start, head_centre[1] + beak_height / 2)],
+    )
+    wing_tip = (_shift(rng, -0.2), -_jitter(rng, 0.75))
+    wing = _polygon(across, down, [(-0.3, 0.05), (0.25, 0.0), wing_tip])
+    return [
+        (_PART_ID["bird tail"], tail),
+        (_PART_ID["bird body"], body),
+        (_PART_ID["bird beak"], beak),
+        (_PART_ID["bird head"], head),
+        (_PART_ID["bird wing"], wing),
+    ]
+
+
+def _vehicle(rng, across, down) -> list:
+    length, height = _jitter(rng, 1.8), _jitter(rng, 0.45)
+    body = _rectangle(across, down, (0.0, 0.12), (length, height))
+    roof, cabin_bottom = -_jitter(rng, 0.5), 0.12 - height / 2
+    cabin_front, cabin_back = _jitter(rng, 0.45), -_jitter(rng, 0.5)
+    cabin = _polygon(
+        across,
+        down,
+        [(cabin_back - 0.12, cabin_bottom), (cabin_front + 0.15, cabin_bottom), (cabin_front - 0.05, roof), (cabin_back, roof)],
+    )
+    window_height = (cabin_bottom - roof) * 0.6
+    window_centre = (roof + cabin_bottom) / 2
+    windows = np.zeros(across.shape, dtype=bool)
+    window_width = (cabin_front - cabin_back) * 0.38
+    for centre in (cabin_back + window_width * 0.7, cabin_front - window_width * 0.7):
+        windows |= _rectangle(across, down, (centre, window_centre), (window_width, window_height))
+    wheel_radius = _jitter(rng, 0.22)
+    wheels = np.zeros(across.shape, dtype=bool)
+    for position in (-length * 0.3, length * 0.3):
+        wheels |= _ellipse(across, down, (position, 0.12 + height / 2), (wheel_radius, wheel_radius))
+    return [
+        (_PART_ID["vehicle body"], body | cabin),
+        (_PART_ID["vehicle window"], windows),
+        (_PART_ID["vehicle wheel"], wheels),
+    ]
+
+
+def _house(rng, across, down) -> list:
+    width, height = _jitter(rng, 1.2), _jitter(rng, 0.85)
+    wall_top = -0.2
+    wall = _rectangle(across, down, (0.0, wall_top + height / 2), (width, height))
+    overhang = _jitter(rng, 0.15)
+    roof = _polygon(
+        across, down, [(-width / 2 - overhang, wall_top), (width / 2 + overhang, wall_top), (_shift(rng, 0.0), -_jitter(rng, 0.85))]
+    )
+    door_size = (_jitter(rng, 0.26), _jitter(rng, 0.42))
+    door = _rectangle(across, down, (_shift(rng, width * 0.2), wall_top + height - door_size[1] / 2), door_size)
+    window = _rectangle(
+        across, down, (_shift(rng, -width * 0.22), wall_top + height * 0.4), (_jitter(rng, 0.26), _jitter(rng, 0.24))
+    )
+    return [
+        (_PART_ID["house wall"], wall),
+        (_PART_ID["house roof"], roof),
+        (_PART_ID["house door"], door),
+        (_PART_ID["house window"], window),
+    ]
+
+
+_CLASS_BUILDERS = (_quadruped, _bird, _vehicle, _house)
+
+
+def _object_frame(rng: np.random.Generator, rows, cols, image_size: int):
+    """Pixel coordinates in a random pose's object frame: (`across`, `down`) and the pixels per frame unit."""
+    unit = rng.uniform(*_SCALE_RANGE) * image_size / 2
+    margin = _CENTRE_MARGIN * unit
+    centre_row, centre_col = rng.uniform(margin, image_size - margin, size=2)
+    angle = np.deg2rad(rng.uniform(-_MAX_ROTATION_DEGREES, _MAX_ROTATION_DEGREES))
+    across, down = _rotate((cols - centre_col) / unit, (rows - centre_row) / unit, angle)
+    if rng.uniform() < 0.5:  # mirrored: facing left
+        across = -across
+    return across, down, unit
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Appearance
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _hsv_to_rgb(hue: float, saturation: float, value: float) -> np.ndarray:
+    """One HSV colour (all in [0, 1]) as RGB in 0-255 (the standard hexcone formula)."""
+    channel = np.array([5.0, 3.0, 1.0])
+    k = (channel + hue * 6.0) % 6.0
+    return _MAX_UINT8 * (value - value * saturation * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0))
+
+
+def _appearance(rng: np.random.Generator, hue: float, rows, cols) -> np.ndarray:
+    """An (H, W, 3) float image: one colour of hue `hue` plus a random texture in the given coordinates."""
+    colour = _hsv_to_rgb(hue, rng.uniform(*_SATURATION_RANGE), rng.uniform(*_VALUE_RANGE))
+    return colour + _texture(rng, rows, cols)[..., None]
+
+
+def _texture(rng: np.random.Generator, rows, cols) -> np.ndarray:
+    kind = _TEXTURE_KINDS[int(rng.integers(len(_TEXTURE_KINDS)))]
+    amplitude = rng.uniform(*_TEXTURE_AMPLITUDE_RANGE)
+    period = rng.uniform(*_TEXTURE_PERIOD_RANGE)
+    angle = rng.uniform(0, np.pi)
+    along, normal = _rotate(cols, rows, angle)
+    if kind == "flat":
+        return np.zeros(rows.shape)
+    if kind == "stripes":
+        return amplitude * np.sign(np.sin(2 * np.pi * along / period))
+    if kind == "checker":
+        return amplitude * np.sign(np.sin(2 * np.pi * along / period) * np.sin(2 * np.pi * normal / period))
+    # blotches: smooth noise, bilinear interpolation of a coarse random grid indexed by the coordinates
+    grid = rng.normal(0.0, amplitude, (_BLOTCH_GRID + 1, _BLOTCH_GRID + 1))
+    scaled_rows = np.mod(along / (period * 2), 1.0) * _BLOTCH_GRID
+    scaled_cols = np.mod(normal / (period * 2), 1.0) * _BLOTCH_GRID
+    top, left = np.floor(scaled_rows).astype(int), np.floor(scaled_cols).astype(int)
+    down_weight, right_weight = scaled_rows - top, scaled_cols - left
+    upper = grid[top, left] * (1 - right_weight) + grid[top, left + 1] * right_weight
+    lower = grid[top + 1, left] * (1 - right_weight) + grid[top + 1, left + 1] * right_weight
+    return upper * (1 - down_weight) + lower * down_weight
+
+
+def _background(rng: np.random.Generator, rows, cols) -> np.ndarray:
+    """A gradient between two random colours along a random direction, plus a texture (image-fraction units)."""
+    start = _hsv_to_rgb(rng.uniform(), rng.uniform(*_SATURATION_RANGE), rng.uniform(*_VALUE_RANGE))
+    end = _hsv_to_rgb(rng.uniform(), rng.uniform(*_SATURATION_RANGE), rng.uniform(*_VALUE_RANGE))
+    angle = rng.uniform(0, 2 * np.pi)
+    position = np.clip((np.cos(angle) * (cols - 0.5) + np.sin(angle) * (rows - 0.5)) / np.sqrt(2) + 0.5, 0, 1)
+    return start + (end - start) * position[..., None] + _texture(rng, rows, cols)[..., None]
+
+
+def _clutter_shape(rng: np.random.Generator, rows, cols) -> np.ndarray:
+    """A random disc, ellipse, rectangle or triangle (image-fraction units)."""
+    centre = (rng.uniform(0, 1), rng.uniform(0, 1))
+    radius = rng.uniform(*_CLUTTER_SIZE_RANGE)
+    kind = int(rng.integers(3))
+    if kind == 0:
+        return _ellipse(cols, rows, centre, (radius, radius * rng.uniform(0.4, 1.0)), rng.uniform(0, np.pi))
+    if kind == 1:
+        return _rectangle(cols, rows, centre, (2 * radius, 2 * radius * rng.uniform(0.3, 1.0)), rng.uniform(0, np.pi))
+    angles = rng.uniform(0, 2 * np.pi) + np.array([0.0, 2.1, 4.2])
+    vertices = [(centre[0] + radius * np.cos(a), centre[1] + radius * np.sin(a)) for a in angles]
+    return _polygon(cols, rows, vertices)
+
+
+def _check_non_negative_int(value, argument: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{argument}` must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"`{argument}` must be >= 0, got {value}")
+
+
+def _check_image_size(image_size) -> None:
+    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral):
+        raise TypeError(f"`image_size` must be an int, got {type(image_size).__name__}")
+    if image_size < MIN_IMAGE_SIZE:
+        raise ValueError(f"`image_size` must be >= {MIN_IMAGE_SIZE} (thin parts vanish below it), got {image_size}")

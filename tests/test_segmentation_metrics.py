@@ -1,0 +1,333 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""Metrics of unsupervised segments (`processing.metrics_cast`) on hand-made maps with answers worked out by hand,
+and the local `evaluate` modules that wrap them, loaded by path offline."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO_ROOT
+
+from processing.metrics_cast import (
+    BSDS_BOUNDARY_TOLERANCE,
+    boundary_f_score,
+    boundary_map,
+    hungarian_mean_iou,
+    oracle_segment_labels,
+    region_mean_iou,
+    superpixel_quality,
+)
+
+EVALUATE_MODULES = REPO_ROOT / "processing" / "evaluate_metrics"
+
+
+def _halves(height: int = 8, width: int = 8, column: int = 4) -> np.ndarray:
+    """0 left of `column`, 1 from it on."""
+    reference = np.zeros((height, width), dtype=np.int64)
+    reference[:, column:] = 1
+    return reference
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Oracle labels and region mIoU
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_oracle_segment_labels_majority_ties_and_ignored_voters():
+    segments = np.array([[0, 0, 0, 1, 1, 2, 2]])
+    reference = np.array([[3, 3, 1, 4, 1, 255, 255]])
+
+    labelled = oracle_segment_labels(segments, reference)
+
+    # segment 0: class 3 wins 2 to 1; segment 1: tie between 1 and 4 goes to 1; segment 2: only ignored pixels
+    np.testing.assert_array_equal(labelled, [[3, 3, 3, 1, 1, 255, 255]])
+    assert labelled.dtype == np.int64
+
+
+def test_oracle_segment_labels_ignored_pixels_do_not_vote():
+    segments = np.zeros((1, 5), dtype=np.int64)
+    reference = np.array([[255, 255, 255, 2, 2]])
+
+    np.testing.assert_array_equal(oracle_segment_labels(segments, reference), np.full((1, 5), 2))
+    # without an ignore index, 255 is a class like any other and wins
+    np.testing.assert_array_equal(oracle_segment_labels(segments, reference, ignore_index=None), np.full((1, 5), 255))
+
+
+def test_region_mean_iou_segments_equal_to_regions_score_one_whatever_the_ids():
+    reference = np.array([[0, 0, 1], [2, 2, 1]])
+    segments = np.array([[40, 40, 7], [9, 9, 7]])
+
+    result = region_mean_iou(segments, reference)
+
+    assert result["mean_iou"] == 1.0
+    np.testing.assert_array_equal(result["per_image_iou"], [1.0])
+
+
+def test_region_mean_iou_hand_computed():
+    reference = np.array([[0, 0, 1, 1]])
+    segments = np.array([[7, 3, 3, 3]])  # segment 3: one background and two object pixels -> labelled object
+
+    # background: intersection 1, union 2; object: intersection 2, union 3
+    assert region_mean_iou(segments, reference)["mean_iou"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_region_mean_iou_one_segment_takes_the_majority_class():
+    reference = np.array([[0, 0, 0, 1]])
+
+    # everything is labelled background: IoU 3/4 for it, 0 for the missed object
+    assert region_mean_iou(np.zeros((1, 4), dtype=np.int64), reference)["mean_iou"] == pytest.approx(0.375)
+
+
+def test_region_mean_iou_averages_images_not_pixels():
+    references = [np.array([[0, 0, 1, 1]]), np.zeros((3, 3), dtype=np.int64)]
+    segments = [np.array([[7, 3, 3, 3]]), np.zeros((3, 3), dtype=np.int64)]
+
+    result = region_mean_iou(segments, references)
+
+    np.testing.assert_allclose(result["per_image_iou"], [7 / 12, 1.0])
+    assert result["mean_iou"] == pytest.approx((7 / 12 + 1.0) / 2)
+
+
+def test_region_mean_iou_ignored_pixels_and_unlabelled_images():
+    references = [np.array([[0, 255, 1, 1]]), np.full((2, 2), 255)]
+    segments = [np.array([[0, 0, 1, 1]]), np.zeros((2, 2), dtype=np.int64)]
+
+    result = region_mean_iou(segments, references)
+
+    # image 0 is perfect once its ignored pixel is left out; image 1 has no labelled pixel (NaN, not averaged)
+    assert result["per_image_iou"][0] == 1.0
+    assert math.isnan(result["per_image_iou"][1])
+    assert result["mean_iou"] == 1.0
+
+
+def test_region_mean_iou_accepts_batches_tensors_and_lists():
+    rng = np.random.default_rng(0)
+    references, segments = rng.integers(0, 3, (3, 6, 5)), rng.integers(0, 8, (3, 6, 5))
+
+    expected = region_mean_iou(list(segments), list(references))["mean_iou"]
+
+    assert region_mean_iou(torch.from_numpy(segments), torch.from_numpy(references))["mean_iou"] == expected
+    assert region_mean_iou(segments.tolist(), references.tolist())["mean_iou"] == expected
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hungarian matching
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_hungarian_mean_iou_split_versus_per_image():
+    references = [np.array([[0, 0, 1, 1]]), np.array([[0, 0, 1, 1]])]
+    predictions = [np.array([[0, 0, 1, 1]]), np.array([[1, 1, 0, 0]])]  # ids swap meaning in the second image
+
+    split = hungarian_mean_iou(predictions, references)
+    per_image = hungarian_mean_iou(predictions, references, per_image=True)
+
+    # over the split every cluster holds 2 pixels of each class: IoU 2 / (4 + 4 - 2) for both classes
+    assert split["mean_iou"] == pytest.approx(1 / 3)
+    np.testing.assert_allclose(split["per_category_iou"], [1 / 3, 1 / 3])
+    # alone, each image is segmented perfectly
+    assert per_image["mean_iou"] == 1.0
+    np.testing.assert_array_equal(per_image["per_image_iou"], [1.0, 1.0])
+
+
+def test_hungarian_mean_iou_more_clusters_than_classes():
+    result = hungarian_mean_iou(np.array([[0, 1, 2, 2]]), np.array([[0, 0, 1, 1]]))
+
+    # class 0 gets cluster 0 or 1 (one pixel: IoU 1 / 2), class 1 gets cluster 2 (IoU 1); the other cluster is an error
+    np.testing.assert_allclose(result["per_category_iou"], [0.5, 1.0])
+    assert result["mean_iou"] == pytest.approx(0.75)
+    assert result["assignment"][2] == 1 and len(result["assignment"]) == 2
+
+
+def test_hungarian_mean_iou_more_classes_than_clusters_and_absent_classes():
+    references = np.array([[0, 0, 2, 2]])  # class 1 never occurs
+    result = hungarian_mean_iou(np.zeros((1, 4), dtype=np.int64), references)
+
+    # one class gets the only cluster (IoU 2 / 4), the other none (IoU 0); class 1 is left out (NaN)
+    assert sorted(result["per_category_iou"][[0, 2]]) == [0.0, 0.5]
+    assert math.isnan(result["per_category_iou"][1])
+    assert result["mean_iou"] == pytest.approx(0.25)
+
+
+def test_hungarian_mean_iou_maximises_matched_pixels():
+    references = np.array([[0, 0, 0, 1, 1, 1]])
+    predictions = np.array([[5, 5, 6, 6, 6, 6]])
+
+    result = hungarian_mean_iou(predictions, references)
+
+    # 5 -> 0 and 6 -> 1 match 5 pixels (the swap only 1): IoUs 2/3 and 3/4
+    assert result["assignment"] == {5: 0, 6: 1}
+    assert result["mean_iou"] == pytest.approx((2 / 3 + 3 / 4) / 2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Boundaries
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_boundary_map_marks_pixels_whose_right_lower_or_diagonal_neighbour_differs():
+    labels = np.array([[0, 0, 1], [0, 0, 1], [2, 2, 2]])
+
+    expected = np.array([[False, True, False], [True, True, True], [False, False, False]])
+    np.testing.assert_array_equal(boundary_map(labels), expected)
+    assert not boundary_map(np.zeros((4, 4), dtype=np.int64)).any()
+
+
+def test_boundary_f_score_hand_computed_precision():
+    reference = _halves()  # 8 boundary pixels (column 3)
+    prediction = _halves()
+    prediction[4:, 4:] = 2  # adds 4 boundary pixels (row 3, columns 4-7) that the reference does not have
+
+    result = boundary_f_score(prediction, reference, tolerance=0.0)
+
+    assert result["precision"] == pytest.approx(8 / 12)
+    assert result["recall"] == 1.0
+    assert result["f_score"] == pytest.approx(0.8)  # 2 * (2/3) * 1 / (2/3 + 1)
+
+
+def test_boundary_f_score_bsds_tolerance_is_relative_to_the_diagonal():
+    reference = _halves(100, 100, 50)  # diagonal 141.4 px: the BSDS tolerance is 1.06 px
+
+    one_pixel_off = boundary_f_score(_halves(100, 100, 51), reference)
+    two_pixels_off = boundary_f_score(_halves(100, 100, 52), reference)
+
+    assert BSDS_BOUNDARY_TOLERANCE == 0.0075
+    assert one_pixel_off["f_score"] == 1.0
+    assert two_pixels_off["f_score"] == 0.0
+    # on a small image the same shift is more than 0.0075 of the diagonal
+    assert boundary_f_score(_halves(8, 8, 5), _halves(8, 8, 4))["f_score"] == 0.0
+
+
+def test_boundary_f_score_empty_boundaries_and_aggregation():
+    reference = _halves()
+    uniform = np.zeros((8, 8), dtype=np.int64)
+
+    missed = boundary_f_score(uniform, reference)
+    nothing_to_find = boundary_f_score(uniform, uniform)
+    both = boundary_f_score([reference, uniform], [reference, reference])
+
+    assert (missed["precision"], missed["recall"], missed["f_score"]) == (1.0, 0.0, 0.0)
+    assert nothing_to_find["f_score"] == 1.0
+    # summed counts: 8 of 8 predicted pixels right, 8 of 16 reference pixels found
+    assert both["precision"] == 1.0 and both["recall"] == 0.5
+    assert both["f_score"] == pytest.approx(2 / 3)
+    assert both["mean_f_score"] == pytest.approx(0.5)  # per image: 1 and 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Superpixel quality
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_superpixel_quality_hand_computed():
+    reference = _halves(4, 4, 2)
+    superpixels = np.array([[0, 1, 1, 2]] * 4)  # superpixel 1 straddles the two regions
+
+    strict = superpixel_quality(superpixels, reference, tolerance=0.0)
+    tolerant = superpixel_quality(superpixels, reference, tolerance=0.2)  # 0.2 * 5.66 = 1.13 px
+
+    # superpixel 1 leaks 4 pixels into each region: (4 + 4) / 16; best labelling gets 4 + 4 + 4 of 16 right
+    assert strict["undersegmentation_error"] == pytest.approx(0.5)
+    assert strict["achievable_segmentation_accuracy"] == pytest.approx(0.75)
+    assert strict["mean_num_superpixels"] == 3.0
+    # the reference boundary (column 1) is one pixel from the superpixel boundaries (columns 0 and 2)
+    assert strict["boundary_recall"] == 0.0
+    assert tolerant["boundary_recall"] == 1.0
+
+
+def test_superpixel_quality_perfect_and_ignored_pixels():
+    reference = np.array([[0, 0, 1, 1], [0, 0, 1, 1]])
+
+    perfect = superpixel_quality(reference * 5 + 3, reference)
+    ignoring = superpixel_quality(np.zeros((2, 4), dtype=np.int64), np.array([[0, 0, 255, 255]] * 2))
+
+    assert perfect == {
+        "boundary_recall": 1.0, "undersegmentation_error": 0.0, "achievable_segmentation_accuracy": 1.0,
+        "mean_num_superpixels": 2.0,
+    }
+    # the ignored half does not count: the one superpixel covers exactly the labelled region
+    assert ignoring["undersegmentation_error"] == 0.0
+    assert ignoring["achievable_segmentation_accuracy"] == 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: region_mean_iou(np.zeros((2, 2), int), np.zeros((2, 3), int)), ValueError, r"`segmentations\[0\]` has shape"),
+        (lambda: region_mean_iou(np.zeros((2, 2)), np.zeros((2, 2), int)), TypeError, "integer class labels"),
+        (lambda: region_mean_iou(np.full((2, 2), -1), np.zeros((2, 2), int)), ValueError, "`segments` must hold non-negative"),
+        (lambda: hungarian_mean_iou([np.zeros((2, 2), int)] * 2, [np.zeros((2, 2), int)]), ValueError, "same number of maps"),
+        (lambda: hungarian_mean_iou(np.zeros((2, 2), int), np.zeros((2, 2), int), per_image=1), TypeError, "`per_image` must be a bool"),
+        (lambda: boundary_f_score(np.zeros((2, 2), int), np.zeros((2, 2), int), tolerance=1.5), ValueError, r"`tolerance` must be .* \[0, 1\)"),
+        (lambda: superpixel_quality(np.zeros((2, 2), int), np.full((2, 2), -3)), ValueError, "`references` must hold non-negative"),
+    ],
+    ids=["shape", "float", "negative-segment", "count", "per-image-type", "tolerance", "negative-reference"],
+)
+def test_segment_metrics_reject_bad_inputs(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# evaluate modules, loaded by local path (offline: conftest sets HF_HUB_OFFLINE=1)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def evaluate_module():
+    evaluate = pytest.importorskip("evaluate", reason="evaluate is part of the `train` extra")
+    return lambda name: evaluate.load(str(EVALUATE_MODULES / name))
+
+
+def test_evaluate_region_miou_module(evaluate_module):
+    metric = evaluate_module("region_miou")
+
+    result = metric.compute(predictions=[np.array([[7, 3, 3, 3]])], references=[np.array([[0, 0, 1, 1]])])
+
+    assert result["mean_iou"] == pytest.approx(7 / 12)
+    assert result["per_image_iou"] == [pytest.approx(7 / 12)]
+
+
+def test_evaluate_hungarian_miou_module_split_and_per_image(evaluate_module):
+    metric = evaluate_module("hungarian_miou")
+    references = [[[0, 0, 1, 1]], [[0, 0, 1, 1]]]
+    predictions = [[[0, 0, 1, 1]], [[1, 1, 0, 0]]]
+
+    assert metric.compute(predictions=predictions, references=references)["mean_iou"] == pytest.approx(1 / 3)
+    assert metric.compute(predictions=predictions, references=references, per_image=True)["mean_iou"] == 1.0
+
+
+def test_evaluate_boundary_f_score_module_matches_the_function(evaluate_module):
+    metric = evaluate_module("boundary_f_score")
+    reference, prediction = _halves(), _halves()
+    prediction[4:, 4:] = 2
+
+    metric.add_batch(predictions=[prediction], references=[reference])
+    metric.add_batch(predictions=[reference], references=[reference])
+    result = metric.compute(tolerance=0.0)
+
+    assert result == boundary_f_score([prediction, reference], [reference, reference], tolerance=0.0)
+    assert result["precision"] == pytest.approx(16 / 20)
+
+
+def test_evaluate_superpixel_quality_module(evaluate_module):
+    metric = evaluate_module("superpixel_quality")
+
+    result = metric.compute(predictions=[np.array([[0, 1, 1, 2]] * 4)], references=[_halves(4, 4, 2)], tolerance=0.2)
+
+    assert result["undersegmentation_error"] == pytest.approx(0.5)
+    assert result["achievable_segmentation_accuracy"] == pytest.approx(0.75)
+    assert result["boundary_recall"] == 1.0
+
+
+def test_evaluate_modules_each_have_their_script():
+    for name in ("region_miou", "hungarian_miou", "boundary_f_score", "superpixel_quality"):
+        assert (EVALUATE_MODULES / name / f"{name}.py").is_file(), name
+    assert Path(EVALUATE_MODULES / "README.md").is_file()
