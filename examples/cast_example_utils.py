@@ -30,6 +30,7 @@ __all__ = [
     "load_image_datasets",
     "make_shapes_dataset",
     "setup_logging",
+    "train_and_evaluate",
     "write_model_card",
 ]
 
@@ -228,6 +229,25 @@ def build_config(
         raise ValueError(f"--model_preset must be one of {sorted(CAST_PRESETS)}, got {model_preset!r}")
     return CastConfig.from_preset(model_preset, **overrides)
 
+
+
+def train_and_evaluate(trainer: transformers.Trainer, training_args: transformers.TrainingArguments) -> dict:
+    """`--do_train` (resuming from `--resume_from_checkpoint`; "last" picks the newest checkpoint-* of
+    `--output_dir`), saving model, metrics and state; then `--do_eval`. Returns the evaluation metrics (empty
+    without `--do_eval`)."""
+    if training_args.do_train:
+        resume = training_args.resume_from_checkpoint
+        result = trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
+        trainer.save_model()
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+    metrics = {}
+    if training_args.do_eval:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+    return metrics
 
 def write_model_card(
     trainer: transformers.Trainer,

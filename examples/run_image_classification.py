@@ -27,7 +27,14 @@ import torch
 import transformers
 from transformers import EvalPrediction, HfArgumentParser, Trainer, TrainingArguments, default_data_collator, set_seed
 
-from cast_example_utils import DataTrainingArguments, build_config, load_image_datasets, setup_logging, write_model_card
+from cast_example_utils import (
+    DataTrainingArguments,
+    build_config,
+    load_image_datasets,
+    setup_logging,
+    train_and_evaluate,
+    write_model_card,
+)
 
 from modeling_cast import CastForImageClassification, CastImageProcessor
 from processing.augmentation_cast import ClassificationTransform
@@ -220,19 +227,7 @@ def main(argv: list[str] | None = None, callbacks: list[transformers.TrainerCall
         callbacks=callbacks,
     )
 
-    if training_args.do_train:
-        resume = True if training_args.resume_from_checkpoint == "last" else training_args.resume_from_checkpoint
-        result = trainer.train(resume_from_checkpoint=resume)
-        trainer.save_model()
-        trainer.log_metrics("train", result.metrics)
-        trainer.save_metrics("train", result.metrics)
-        trainer.save_state()
-
-    metrics = {}
-    if training_args.do_eval:
-        metrics = trainer.evaluate()
-        trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics)
+    metrics = train_and_evaluate(trainer, training_args)
 
     mode = "linear probing (frozen backbone)" if model_args.linear_probe else "full fine-tuning"
     origin = model_args.model_name_or_path or f"random initialisation ({model_args.model_preset})"

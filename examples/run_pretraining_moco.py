@@ -27,7 +27,14 @@ import torch
 import transformers
 from transformers import HfArgumentParser, Trainer, TrainingArguments, default_data_collator, set_seed
 
-from cast_example_utils import DataTrainingArguments, build_config, load_image_datasets, setup_logging, write_model_card
+from cast_example_utils import (
+    DataTrainingArguments,
+    build_config,
+    load_image_datasets,
+    setup_logging,
+    train_and_evaluate,
+    write_model_card,
+)
 
 from modeling_cast import CastForPreTraining, CastImageProcessor, MomentumUpdateCallback
 from processing.augmentation_cast import TwoViewTransform, moco_v3_views
@@ -130,11 +137,6 @@ def _load_image_processor(model_args: ModelArguments, patch_size: int) -> CastIm
     )
 
 
-def _resume_argument(value: str | None) -> str | bool | None:
-    # "last" picks the newest checkpoint-* folder of --output_dir
-    return True if value == "last" else value
-
-
 def main(argv: list[str] | None = None, callbacks: list[transformers.TrainerCallback] | None = None) -> Trainer:
     """Run the pre-training; `argv` defaults to the command line, `callbacks` are added to the Trainer's."""
     model_args, data_args, training_args = parse_arguments(argv)
@@ -190,18 +192,7 @@ def main(argv: list[str] | None = None, callbacks: list[transformers.TrainerCall
         ],
     )
 
-    if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=_resume_argument(training_args.resume_from_checkpoint))
-        trainer.save_model()
-        trainer.log_metrics("train", result.metrics)
-        trainer.save_metrics("train", result.metrics)
-        trainer.save_state()
-
-    metrics = {}
-    if training_args.do_eval:
-        metrics = trainer.evaluate()
-        trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics)
+    metrics = train_and_evaluate(trainer, training_args)
 
     write_model_card(
         trainer,
