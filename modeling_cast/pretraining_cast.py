@@ -276,6 +276,13 @@ class CastForPreTraining(CastPreTrainedModel):
                 "`pixel_values_2` and `superpixels_2` (the second augmented view) are required to compute the "
                 "contrastive loss; pass them or `return_loss=False`"
             )
+        if pixel_values_2 is not None and torch.is_tensor(pixel_values) and torch.is_tensor(pixel_values_2):
+            if pixel_values_2.ndim != 4 or pixel_values_2.shape[0] != pixel_values.shape[0]:
+                raise ValueError(
+                    "`pixel_values_2` must be the second view of the same images, shape (batch_size, num_channels, "
+                    f"height, width) with batch_size {pixel_values.shape[0]} as `pixel_values`, got shape "
+                    f"{tuple(pixel_values_2.shape)}"
+                )
         outputs: CastModelOutput = self.cast(pixel_values, superpixels, return_dict=True, **kwargs)
         if pixel_values_2 is None or superpixels_2 is None:
             return CastPreTrainingOutput(

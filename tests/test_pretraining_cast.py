@@ -220,6 +220,14 @@ def test_pretraining_requires_second_view_for_loss():
         model(pixel_values=views["pixel_values"], superpixels=views["superpixels"])
 
 
+def test_pretraining_rejects_second_view_of_other_batch_size():
+    model = _tiny_model()
+    views = _two_views(2)
+    views["pixel_values_2"], views["superpixels_2"] = views["pixel_values_2"][:1], views["superpixels_2"][:1]
+    with pytest.raises(ValueError, match=r"`pixel_values_2` must be the second view.*batch_size 2.*\(1, 3,"):
+        model(**views)
+
+
 def test_pretraining_momentum_update_rule():
     model = _tiny_model()
     with torch.no_grad():
