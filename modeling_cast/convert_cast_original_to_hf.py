@@ -827,23 +827,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resolve_entry(args, official: OfficialCheckpoint):
-    """(table entry, configuration) for --model-name, or a custom entry from --config for other names."""
-    from .named_models import NAMED_MODELS, custom_named_model, named_config
+def _check_name_and_config(args) -> None:
+    """A named model takes no --config; any other --model-name needs one (checked before reading the checkpoint)."""
+    from .named_models import NAMED_MODELS
 
-    if args.model_name in NAMED_MODELS:
-        if args.config is not None:
-            raise CheckpointError(
-                f"--config is for models outside the named ones; {args.model_name} has a fixed configuration"
-            )
-        entry = NAMED_MODELS[args.model_name]
-        return entry, named_config(entry)
-    if args.config is None:
+    if args.model_name in NAMED_MODELS and args.config is not None:
+        raise CheckpointError(
+            f"--config is for models outside the named ones; {args.model_name} has a fixed configuration"
+        )
+    if args.model_name not in NAMED_MODELS and args.config is None:
         raise CheckpointError(
             f"--model-name {args.model_name!r} is not a named model ({', '.join(sorted(NAMED_MODELS))}): pass its "
             "architecture with --config (a JSON object of CastConfig values, at least num_attention_heads and "
             "num_segments, which the weights do not determine)"
         )
+
+
+def _resolve_entry(args, official: OfficialCheckpoint):
+    """(table entry, configuration) for --model-name, or a custom entry from --config for other names."""
+    from .named_models import NAMED_MODELS, custom_named_model, named_config
+
+    _check_name_and_config(args)
+    if args.model_name in NAMED_MODELS:
+        entry = NAMED_MODELS[args.model_name]
+        return entry, named_config(entry)
     try:
         overrides = json.loads(args.config.read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -889,11 +896,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        # argument errors first: the checkpoint may be a 2 GB file
+        _check_name_and_config(args)
+        _check_output_dir(Path(args.output_dir).absolute(), args.overwrite)
         print(f"{PROGRAM}: reading {args.checkpoint}", file=sys.stderr)
         official = detect_checkpoint_layout(load_official_checkpoint(args.checkpoint))
         entry, config = _resolve_entry(args, official)
         check_checkpoint_matches(official, entry)
-        _check_output_dir(Path(args.output_dir).absolute(), args.overwrite)
         print(f"{PROGRAM}: converting {len(official.state_dict)} tensors for {entry.name}", file=sys.stderr)
         if args.with_pretraining_heads:
             entry = pretraining_entry(official, entry)

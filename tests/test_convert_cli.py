@@ -174,6 +174,19 @@ def test_cli_reports_missing_and_non_checkpoint_files(tmp_path, capsys):
     assert "truncated or corrupt, or not a PyTorch checkpoint" in capsys.readouterr().err
 
 
+def test_cli_checks_name_and_output_folder_before_reading_the_checkpoint(tmp_path, capsys):
+    # the checkpoint does not even exist: the argument errors must come first (official files reach 2 GB)
+    missing = tmp_path / "not-there.pth"
+    assert _convert(tmp_path, missing, model_name="my-cast") == 1
+    assert "--model-name 'my-cast' is not a named model" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("user data")
+    assert _convert(tmp_path, missing, model_name="cast-base", output="full") == 1
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "reading" not in err
+    assert (tmp_path / "full" / "keep.txt").read_text() == "user data"
+
+
 def test_cli_rejects_checkpoint_with_wrong_shape(tmp_path, official, architecture_json, capsys):
     path = _save(tmp_path, {**official, "norm.weight": torch.ones(95)})
     assert _convert(tmp_path, path, config=architecture_json) == 1
