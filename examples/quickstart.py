@@ -49,11 +49,11 @@ def label_map_to_png(labels: np.ndarray, path: Path) -> None:
     Image.fromarray(palette[labels]).resize((256, 256), Image.NEAREST).save(path)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=Path, help="an image file (default: skimage.data.astronaut())")
     parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "outputs" / "quickstart")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     model_dir = args.output_dir / "cast-tiny-official"
     build_folder(DEFAULT_WEIGHTS, model_dir)
@@ -72,8 +72,8 @@ def main() -> None:
     print(f"model: {type(model).__name__} loaded with AutoModel from {model_dir}")
     print(f"superpixels: {int(inputs['superpixels'].max()) + 1} on a {tuple(inputs['pixel_values'].shape[-2:])} input")
     print(f"image feature (pooler_output): shape {tuple(outputs.pooler_output.shape)}")
-    for level, labels in enumerate(outputs.hierarchy[0].numpy(), start=1):
-        path = args.output_dir / f"level_{level}.png"
+    for level, labels in enumerate(outputs.hierarchy[0].numpy()):  # level 0 is the finest
+        path = args.output_dir / f"level{level}.png"
         label_map_to_png(labels, path)
         print(f"level {level}: {len(np.unique(labels))} segments -> {path}")
 

@@ -1,6 +1,6 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""The part-whole experiment (`examples/run_part_whole_benchmark.py`) and `make demo` (`examples/demo.py`), each run
-at a tiny size for a few steps, and the ViT baseline's spherical k-means on hand-made features."""
+"""The part-whole experiment (`examples/run_part_whole_benchmark.py`), `make demo` (`examples/demo.py`) and the
+quickstart, each run at a tiny size for a few steps, and the ViT baseline's spherical k-means on hand-made features."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ if str(EXAMPLES) not in sys.path:
 
 benchmark = importlib.import_module("run_part_whole_benchmark")
 demo = importlib.import_module("demo")
+quickstart = importlib.import_module("quickstart")
 
 # small enough for seconds on a loaded 2-core machine, large enough for two levels of 8 and 4 segments
 TINY = {
@@ -139,3 +140,12 @@ def test_demo_tiny_run_trains_saves_reloads_and_segments(tmp_path, capsys):
     assert [level["segments"] for level in results["levels"]] == [8, 4]
     assert all(0 <= level["part_miou"] <= 1 for level in results["levels"])
     assert np.isfinite(results["accuracy"])
+
+
+def test_quickstart_converts_the_official_tiny_checkpoint_and_writes_every_level(tmp_path, capsys):
+    quickstart.main(["--output-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "loaded with AutoModel" in out
+    levels = sorted(tmp_path.glob("level*.png"))
+    assert [path.name for path in levels] == [f"level{level}.png" for level in range(len(levels))] and len(levels) >= 2
+    assert (tmp_path / "cast-tiny-official" / "model.safetensors").is_file()
