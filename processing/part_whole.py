@@ -213,6 +213,11 @@ def write_part_whole_imagefolder(dataset, folder: str | os.PathLike, split: str 
                 "label": int(example["label"]),
             }
             metadata.write(json.dumps(row) + "\n")
+    written = len(dataset)
+    for sub_folder in ("images", "object_masks", "part_masks"):  # files of an earlier, larger set in this folder
+        for stale in (root / sub_folder).glob("[0-9][0-9][0-9][0-9][0-9].png"):
+            if int(stale.stem) >= written:
+                stale.unlink()
     (root / "part_names.json").write_text(json.dumps({"classes": PART_WHOLE_CLASSES, "parts": PART_NAMES}, indent=1))
     return root
 

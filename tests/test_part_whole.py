@@ -119,6 +119,18 @@ def test_imagefolder_round_trip(tmp_path):
     assert set(plain.column_names) >= {"image", "object_mask", "part_mask", "label"}
 
 
+def test_imagefolder_rewritten_with_fewer_images_keeps_no_stale_files(tmp_path):
+    write_part_whole_imagefolder(make_part_whole_dataset(5, SIZE, seed=0), tmp_path)
+    smaller = make_part_whole_dataset(2, SIZE, seed=1)
+    split_folder = write_part_whole_imagefolder(smaller, tmp_path)
+
+    for sub_folder in ("images", "object_masks", "part_masks"):
+        assert sorted(path.name for path in (split_folder / sub_folder).iterdir()) == ["00000.png", "00001.png"]
+    plain = datasets.load_dataset("imagefolder", data_dir=str(split_folder), split="train")
+    assert len(plain) == 2
+    np.testing.assert_array_equal(np.asarray(plain[1]["image"]), np.asarray(smaller[1]["image"]))
+
+
 @pytest.mark.parametrize(
     "call, error, message",
     [
