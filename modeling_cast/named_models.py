@@ -727,6 +727,11 @@ def check_named_model(name: str, cache_dir: str | os.PathLike | None = None) -> 
     raise OSError(missing_model_message(name, cache_dir))
 
 
+def _is_released_name(name: str) -> bool:
+    """`name` means a released model from the cache (or the Hub), not a local folder that happens to share it."""
+    return name in NAMED_MODELS and not Path(name).is_dir()
+
+
 def explain_missing_named_models(*auto_classes) -> None:
     """
     Make `auto_class.from_pretrained(name)` say how to get a released CAST model (`NAMED_MODELS`) that is neither a
@@ -746,7 +751,7 @@ def explain_missing_named_models(*auto_classes) -> None:
                 return _original(cls, pretrained_model_name_or_path, *args, **kwargs)
             except OSError as error:
                 name = str(pretrained_model_name_or_path)
-                if name not in NAMED_MODELS or Path(name).is_dir():
+                if not _is_released_name(name):
                     raise
                 raise OSError(f"{missing_model_message(name, kwargs.get('cache_dir'))}\n(transformers said: {error})") from error
 
@@ -766,6 +771,8 @@ def load_named(name: str, auto_class=None, **kwargs):
     try:
         return auto_class.from_pretrained(name, **kwargs)
     except OSError as error:
+        if _is_released_name(name):
+            raise  # the Auto classes already say how to get it (explain_missing_named_models)
         message = missing_model_message(name, kwargs.get("cache_dir"))
         raise OSError(f"{message}\n(transformers said: {error})") from error
 

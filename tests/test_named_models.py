@@ -193,3 +193,11 @@ def test_auto_classes_explain_only_missing_released_names(tmp_path, monkeypatch)
     with pytest.raises((OSError, ValueError)) as raised:
         AutoConfig.from_pretrained("cast-base")
     assert "cast-convert" not in str(raised.value)
+
+
+def test_load_named_says_how_to_get_a_released_model_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError) as raised:
+        load_named("cast-base", cache_dir=str(tmp_path))
+    assert str(raised.value).count("is not in the local Hugging Face cache") == 1
+    assert "--model-name cast-base" in str(raised.value)
