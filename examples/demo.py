@@ -46,8 +46,9 @@ if str(_REPO_ROOT) not in sys.path:  # run as `python examples/demo.py` from a s
 
 # importing modeling_cast registers the "cast" model type with the Auto classes and the pipelines
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor  # noqa: E402
-from processing.metrics_cast import boundary_f_score, oracle_segment_labels, region_mean_iou, superpixel_quality  # noqa: E402
+from processing.metrics_cast import hierarchy_level_scores, superpixel_quality  # noqa: E402
 from processing.part_whole import (  # noqa: E402
+    HELD_OUT_SEED_OFFSET,
     PART_WHOLE_CLASSES,
     load_part_whole_imagefolder,
     make_part_whole_dataset,
@@ -58,8 +59,6 @@ from processing.visualization import save_hierarchy_picture  # noqa: E402
 __all__ = ["DemoArguments", "main"]
 
 logger = logging.getLogger(__name__)
-
-_TEST_SEED_OFFSET = 1_000_003  # held-out images come from another seed
 
 
 @dataclass
@@ -167,15 +166,9 @@ def _segment_and_score(args: DemoArguments, model_dir: Path, test_dataset, pictu
         save_hierarchy_picture(images[index], hierarchies[index], path)
         picture_paths.append(path)
 
-    levels = []
-    for level, count in enumerate(args.num_segments):
-        segments = [hierarchy[level].numpy() for hierarchy in hierarchies]
-        scores = {"segments": count}
-        for name, references in (("object", object_masks), ("part", part_masks)):
-            scores[f"{name}_miou"] = region_mean_iou(segments, references)["mean_iou"]
-            labelled = [oracle_segment_labels(item, reference) for item, reference in zip(segments, references)]
-            scores[f"{name}_boundary_f"] = boundary_f_score(labelled, references)["f_score"]
-        levels.append(scores)
+    levels = hierarchy_level_scores(hierarchies, {"object": object_masks, "part": part_masks})
+    for scores, count in zip(levels, args.num_segments):
+        scores["segments"] = count
     quality = superpixel_quality(inputs["superpixels"], part_masks)
     return {"accuracy": accuracy, "levels": levels, "superpixels": quality, "pictures": picture_paths}
 
@@ -208,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     print(f"[1/4] generating {args.train_samples} + {args.eval_samples} part-whole images of {args.image_size} px")
     write_part_whole_imagefolder(make_part_whole_dataset(args.train_samples, args.image_size, args.seed), data_dir, "train")
-    test_seed = args.seed + _TEST_SEED_OFFSET
+    test_seed = args.seed + HELD_OUT_SEED_OFFSET
     write_part_whole_imagefolder(make_part_whole_dataset(args.eval_samples, args.image_size, test_seed), data_dir, "test")
     train_dataset = load_part_whole_imagefolder(data_dir, "train")
     test_dataset = load_part_whole_imagefolder(data_dir, "test")

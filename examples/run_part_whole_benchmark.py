@@ -47,13 +47,13 @@ if str(_REPO_ROOT) not in sys.path:  # run as `python examples/<script>.py` from
     sys.path.insert(0, str(_REPO_ROOT))
 
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor  # noqa: E402
-from processing.metrics_cast import (  # noqa: E402
-    boundary_f_score,
-    oracle_segment_labels,
-    region_mean_iou,
-    superpixel_quality,
+from processing.metrics_cast import hierarchy_level_scores, superpixel_quality  # noqa: E402
+from processing.part_whole import (  # noqa: E402
+    HELD_OUT_SEED_OFFSET,
+    PART_NAMES,
+    PART_WHOLE_CLASSES,
+    render_part_whole_sample,
 )
-from processing.part_whole import PART_NAMES, PART_WHOLE_CLASSES, render_part_whole_sample  # noqa: E402
 from processing.visualization import draw_hierarchy  # noqa: E402
 
 __all__ = [
@@ -67,7 +67,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_TEST_SEED_OFFSET = 1_000_003  # held-out images come from another seed: never a training image
 _VIT_PATCH_SIZE = 8  # the CAST stem's stride: both models see 8x8-pixel cells
 _FIGURE_GAP = 3
 _LABEL_WIDTH = 44
@@ -336,20 +335,6 @@ def _segment(cast, vit, dataset: PartWholeTensors, processor, args: BenchmarkArg
     }
 
 
-def _level_scores(hierarchies: np.ndarray, object_masks: list[np.ndarray], part_masks: list[np.ndarray]) -> list[dict]:
-    """Object/part region mIoU and boundary F of every level of a (images, levels, H, W) hierarchy stack."""
-    scores = []
-    for level in range(hierarchies.shape[1]):
-        segments = list(hierarchies[:, level])
-        level_scores = {"mean_segments": float(np.mean([len(np.unique(item)) for item in segments]))}
-        for name, references in (("object", object_masks), ("part", part_masks)):
-            level_scores[f"{name}_miou"] = region_mean_iou(segments, references)["mean_iou"]
-            labelled = [oracle_segment_labels(item, reference) for item, reference in zip(segments, references)]
-            level_scores[f"{name}_boundary_f"] = boundary_f_score(labelled, references)["f_score"]
-        scores.append(level_scores)
-    return scores
-
-
 def _evaluate(cast, vit, dataset, samples, processor, args) -> dict:
     segmented = _segment(cast, vit, dataset, processor, args)
     object_masks = [sample.object_mask.astype(np.int64) for sample in samples]
@@ -359,7 +344,7 @@ def _evaluate(cast, vit, dataset, samples, processor, args) -> dict:
     for name in ("cast", "vit"):
         results[name] = {
             "accuracy": float((segmented[f"{name}_predictions"] == labels).float().mean()),
-            "levels": _level_scores(segmented[name], object_masks, part_masks),
+            "levels": hierarchy_level_scores(segmented[name], {"object": object_masks, "part": part_masks}),
         }
     return results, segmented
 
@@ -497,7 +482,7 @@ def main(argv: list[str] | None = None) -> dict:
     processor = CastImageProcessor(size={"height": args.image_size, "width": args.image_size}, n_segments=args.n_segments)
     clock = time.perf_counter()
     train_data = _generate(args.train_samples, args.image_size, args.seed, processor)
-    eval_data = _generate(args.eval_samples, args.image_size, args.seed + _TEST_SEED_OFFSET, processor)
+    eval_data = _generate(args.eval_samples, args.image_size, args.seed + HELD_OUT_SEED_OFFSET, processor)
     train_set = PartWholeTensors(*train_data[:3], flip=True)
     eval_set, eval_samples = PartWholeTensors(*eval_data[:3], flip=False), eval_data[3]
     runtime["data_and_superpixels"] = time.perf_counter() - clock

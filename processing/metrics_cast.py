@@ -24,6 +24,7 @@ __all__ = [
     "boundary_f_score",
     "boundary_map",
     "confusion_matrix",
+    "hierarchy_level_scores",
     "hungarian_mean_iou",
     "mean_iou",
     "metrics_from_confusion_matrix",
@@ -372,6 +373,35 @@ def boundary_f_score(predictions, references, tolerance: float = BSDS_BOUNDARY_T
         image_scores.append(_f_score(*_precision_recall(counts))[2])
     precision, recall, f_score = _f_score(*_precision_recall(totals))
     return {"precision": precision, "recall": recall, "f_score": f_score, "mean_f_score": float(np.mean(image_scores))}
+
+
+def hierarchy_level_scores(hierarchies, references: dict) -> list[dict]:
+    """
+    Score every level of segment hierarchies (e.g. CAST's `hierarchy`, or k-means levels) against one or more sets
+    of reference maps: region mIoU ([`region_mean_iou`], oracle segment labels) and boundary F-score
+    ([`boundary_f_score`], BSDS tolerance) of the oracle-labelled maps.
+
+    Args:
+        hierarchies (`np.ndarray` or `torch.Tensor` of shape `(num_images, num_levels, height, width)`, or a list
+            of `(num_levels, height, width)` arrays): segment ids, one map per image and level.
+        references (`dict[str, list]`): named reference sets (e.g. `{"object": object_masks, "part": part_masks}`),
+            each one `(height, width)` class map per image.
+
+    Returns:
+        `list[dict]`, one per level (in the order of `hierarchies`' levels): `"mean_segments"` (distinct segments
+        per image, averaged over images) and, for every reference name, `"<name>_miou"` and `"<name>_boundary_f"`.
+    """
+    stack = [np.asarray(hierarchy) for hierarchy in hierarchies]
+    scores = []
+    for level in range(stack[0].shape[0] if stack else 0):
+        segments = [hierarchy[level] for hierarchy in stack]
+        level_scores = {"mean_segments": float(np.mean([len(np.unique(item)) for item in segments]))}
+        for name, reference_maps in references.items():
+            level_scores[f"{name}_miou"] = region_mean_iou(segments, reference_maps)["mean_iou"]
+            labelled = [oracle_segment_labels(item, reference) for item, reference in zip(segments, reference_maps)]
+            level_scores[f"{name}_boundary_f"] = boundary_f_score(labelled, reference_maps)["f_score"]
+        scores.append(level_scores)
+    return scores
 
 
 def superpixel_quality(

@@ -14,6 +14,7 @@ from processing.metrics_cast import (
     BSDS_BOUNDARY_TOLERANCE,
     boundary_f_score,
     boundary_map,
+    hierarchy_level_scores,
     hungarian_mean_iou,
     oracle_segment_labels,
     region_mean_iou,
@@ -331,3 +332,17 @@ def test_evaluate_modules_each_have_their_script():
     for name in ("region_miou", "hungarian_miou", "boundary_f_score", "superpixel_quality"):
         assert (EVALUATE_MODULES / name / f"{name}.py").is_file(), name
     assert Path(EVALUATE_MODULES / "README.md").is_file()
+
+
+def test_hierarchy_level_scores_hand_computed_levels():
+    reference = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1]])
+    fine = np.array([[4, 4, 9, 9], [4, 4, 9, 9], [5, 5, 9, 9], [5, 5, 9, 9]])  # follows the reference: perfect
+    coarse = np.zeros((4, 4), dtype=np.int64)  # one segment: labelled class 0 (tie goes to the smallest class)
+    hierarchy = torch.from_numpy(np.stack([fine, coarse]))
+
+    scores = hierarchy_level_scores([hierarchy, hierarchy], {"object": [reference, reference]})
+
+    assert [level["mean_segments"] for level in scores] == [3.0, 1.0]
+    assert scores[0]["object_miou"] == 1.0 and scores[0]["object_boundary_f"] == 1.0
+    assert scores[1]["object_miou"] == pytest.approx(0.25)  # class 0: IoU 8/16, class 1: IoU 0
+    assert scores[1]["object_boundary_f"] == 0.0  # no predicted boundary: precision 1, recall 0
