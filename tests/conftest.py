@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -16,6 +17,20 @@ TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
 FIXTURES = TESTS_DIR / "fixtures"
 SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
+# First lines of every subprocess script that loads a saved folder with trust_remote_code=True: importing anything of
+# this repository there fails, which proves the folder's own code files are enough (as on the Hub).
+REMOTE_CODE_PRELUDE = textwrap.dedent(
+    """
+    import sys
+
+    class BlockProjectPackages:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("modeling_cast", "processing"):
+                raise ImportError(f"{name} must not be imported by remote code")
+
+    sys.meta_path.insert(0, BlockProjectPackages())
+    """
+)
 
 for path in (str(REPO_ROOT), str(TESTS_DIR)):
     if path not in sys.path:

@@ -17,7 +17,7 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, REPO_ROOT, SHARED_REFERENCE, block_superpixels
+from conftest import FIXTURES, REMOTE_CODE_PRELUDE, REPO_ROOT, SHARED_REFERENCE, block_superpixels
 from huggingface_hub import ModelCard
 from huggingface_hub.errors import EntryNotFoundError
 from safetensors.torch import load_file
@@ -355,16 +355,10 @@ def test_cli_install_to_cache_enables_offline_named_loading(tmp_path, official, 
         assert "cast-convert --checkpoint <official file> --model-name cast-base" in str(message)
 
 
-REMOTE_SCRIPT = textwrap.dedent(
+REMOTE_SCRIPT = REMOTE_CODE_PRELUDE + textwrap.dedent(
     """
     import sys, numpy as np, torch
 
-    class BlockProjectPackages:  # the uploaded folder must load with nothing of this repository
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("modeling_cast", "processing"):
-                raise ImportError(f"{name} must not be imported by remote code")
-
-    sys.meta_path.insert(0, BlockProjectPackages())
     from transformers import (AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification,
                               AutoModelForImageSegmentation, AutoModelForSemanticSegmentation)
     folder, inputs_path, out_path = sys.argv[1:4]

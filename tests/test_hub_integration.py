@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, block_superpixels, tiny_config_kwargs
+from conftest import REMOTE_CODE_PRELUDE, REPO_ROOT, block_superpixels, tiny_config_kwargs
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor, CastModel
@@ -93,17 +93,11 @@ def test_saved_folder_carries_code_and_full_auto_map(tmp_path):
     assert processor_map == {"AutoImageProcessor": "image_processing_cast.CastImageProcessor"}
 
 
-REMOTE_SCRIPT = textwrap.dedent(
+REMOTE_SCRIPT = REMOTE_CODE_PRELUDE + textwrap.dedent(
     """
     import sys, numpy as np, torch
     from PIL import Image
 
-    class BlockProjectPackages:  # prove the load needs nothing of this repository
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("modeling_cast", "processing"):
-                raise ImportError(f"{name} must not be imported by remote code")
-
-    sys.meta_path.insert(0, BlockProjectPackages())
     from transformers import AutoImageProcessor, AutoModel, AutoModelForImageClassification, pipeline
     folder, inputs_path, out_path = sys.argv[1:4]
     inputs = dict(np.load(inputs_path))

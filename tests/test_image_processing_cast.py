@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import unittest
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,15 +23,9 @@ from transformers import AutoImageProcessor, PretrainedConfig
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
-for _path in (str(TESTS_DIR), str(REPO_ROOT)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from hf_common_tests import import_common  # noqa: E402
-from processing import CastImageProcessor, superpixels_cast  # noqa: E402
+from conftest import REMOTE_CODE_PRELUDE, SHARED_REFERENCE  # conftest also sets HF_HUB_OFFLINE and the import paths
+from hf_common_tests import import_common
+from processing import CastImageProcessor, superpixels_cast
 
 
 common = import_common("test_image_processing_common")
@@ -40,7 +33,7 @@ common = import_common("test_image_processing_common")
 SMALL_SIZE = {"height": 32, "width": 32}
 SMALL_SEGMENTS = 8
 # The official reference vectors (../shared beside the repository); only the parity test reads them.
-REFERENCE_FILE = REPO_ROOT.parent / "shared" / "reference" / "small_224.safetensors"
+REFERENCE_FILE = SHARED_REFERENCE / "small_224.safetensors"
 # SLIC superpixel counts of the official small_224 case (astronaut, chelsea), see ../shared/reference/README.md.
 OFFICIAL_SLIC_COUNTS = {"astronaut": 129, "chelsea": 169}
 
@@ -379,7 +372,7 @@ def test_processor_remote_code_round_trip(tmp_path, monkeypatch):
     }
     image = _random_image()
     np.save(tmp_path / "image.npy", image)
-    script = (
+    script = REMOTE_CODE_PRELUDE + (
         "import sys, numpy as np\n"
         "from transformers import AutoImageProcessor\n"
         "folder = sys.argv[1]\n"

@@ -15,7 +15,7 @@ import unittest
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, REPO_ROOT, SHARED_REFERENCE, block_superpixels, tiny_config_kwargs
+from conftest import FIXTURES, REMOTE_CODE_PRELUDE, REPO_ROOT, SHARED_REFERENCE, block_superpixels, tiny_config_kwargs
 from hf_common_tests import import_common
 from torch.nn import functional as F
 
@@ -442,16 +442,10 @@ def test_pretraining_gathers_keys_of_all_processes(tmp_path):
 # ----------------------------------------------------------------------------------------------------------------
 # Hub remote code
 
-_REMOTE_SCRIPT = textwrap.dedent(
+_REMOTE_SCRIPT = REMOTE_CODE_PRELUDE + textwrap.dedent(
     """
     import sys, numpy as np, torch
 
-    class BlockProjectPackages:  # prove the load needs nothing of this repository
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("modeling_cast", "processing"):
-                raise ImportError(f"{name} must not be imported by remote code")
-
-    sys.meta_path.insert(0, BlockProjectPackages())
     from transformers import AutoModel, AutoModelForPreTraining
     folder, inputs_path, out_path = sys.argv[1:4]
     inputs = {key: torch.from_numpy(value) for key, value in np.load(inputs_path).items()}
