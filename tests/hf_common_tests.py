@@ -19,11 +19,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import unittest
 from pathlib import Path
 
 import transformers
 
-__all__ = ["common_tests_root", "import_common"]
+__all__ = ["CastNoTextInputsSkips", "common_tests_root", "import_common"]
 
 PACKAGE = "transformers_tests"
 
@@ -101,3 +102,20 @@ def import_common(module: str):
     if root not in sys.path:
         sys.path.insert(0, root)
     return importlib.import_module(f"{PACKAGE}.{module}")
+
+
+class CastNoTextInputsSkips:
+    """Mix in before `ModelTesterMixin`: the common tests that assume token ids and an embedding table, which no
+    CAST model has (its tokens are built from pixels and superpixels)."""
+
+    @unittest.skip(reason="CAST has no inputs_embeds: tokens are built from pixels and superpixels")
+    def test_inputs_embeds(self):
+        pass
+
+    @unittest.skip(reason="CAST has no token embedding table (the test asserts nn.Embedding)")
+    def test_model_get_set_embeddings(self):
+        pass
+
+    @unittest.skip(reason="CAST has no inputs_embeds")
+    def test_inputs_embeds_matches_input_ids(self):
+        pass

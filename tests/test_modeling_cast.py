@@ -8,7 +8,7 @@ import pytest
 import torch
 from parameterized import parameterized
 from conftest import block_superpixels, tiny_config_kwargs
-from hf_common_tests import import_common
+from hf_common_tests import CastNoTextInputsSkips, import_common
 
 from modeling_cast import CastConfig, CastForImageClassification, CastForSemanticSegmentation, CastModel
 
@@ -58,7 +58,7 @@ class CastModelTester:
         return config, {"pixel_values": pixel_values, "superpixels": superpixels}
 
 
-class CastModelTest(common.ModelTesterMixin, unittest.TestCase):
+class CastModelTest(CastNoTextInputsSkips, common.ModelTesterMixin, unittest.TestCase):
     all_model_classes = (CastModel, CastForImageClassification, CastForSemanticSegmentation)
     additional_model_inputs = ["superpixels"]
     test_resize_embeddings = False
@@ -92,18 +92,6 @@ class CastModelTest(common.ModelTesterMixin, unittest.TestCase):
         common._test_eager_matches_sdpa_inference(
             self, name, dtype, padding_side, use_attention_mask, output_attentions, enable_kernels
         )
-
-    @unittest.skip(reason="CAST has no inputs_embeds: tokens are built from pixels and superpixels")
-    def test_inputs_embeds(self):
-        pass
-
-    @unittest.skip(reason="CAST has no token embedding table (the test asserts nn.Embedding)")
-    def test_model_get_set_embeddings(self):
-        pass
-
-    @unittest.skip(reason="CAST has no inputs_embeds")
-    def test_inputs_embeds_matches_input_ids(self):
-        pass
 
 
 # ----------------------------------------------------------------------------------------------------------------

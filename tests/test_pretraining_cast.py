@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import FIXTURES, REMOTE_CODE_PRELUDE, REPO_ROOT, SHARED_REFERENCE, block_superpixels, tiny_config_kwargs
-from hf_common_tests import import_common
+from hf_common_tests import CastNoTextInputsSkips, import_common
 from torch.nn import functional as F
 
 from modeling_cast import CastConfig, CastForPreTraining, CastModel, MomentumUpdateCallback, convert_state_dict
@@ -72,7 +72,7 @@ class CastForPreTrainingTester:
         return self.get_config(), _two_views(self.batch_size, self.image_size)
 
 
-class CastForPreTrainingTest(common.ModelTesterMixin, unittest.TestCase):
+class CastForPreTrainingTest(CastNoTextInputsSkips, common.ModelTesterMixin, unittest.TestCase):
     all_model_classes = (CastForPreTraining,)
     additional_model_inputs = ["superpixels", "pixel_values_2", "superpixels_2"]
     test_resize_embeddings = False
@@ -86,17 +86,6 @@ class CastForPreTrainingTest(common.ModelTesterMixin, unittest.TestCase):
     def setUp(self):
         self.model_tester = CastForPreTrainingTester(self)
 
-    @unittest.skip(reason="CAST has no inputs_embeds: tokens are built from pixels and superpixels")
-    def test_inputs_embeds(self):
-        pass
-
-    @unittest.skip(reason="CAST has no token embedding table (the test asserts nn.Embedding)")
-    def test_model_get_set_embeddings(self):
-        pass
-
-    @unittest.skip(reason="CAST has no inputs_embeds")
-    def test_inputs_embeds_matches_input_ids(self):
-        pass
 
     @unittest.skip(
         reason="contrastive logits and loss of an image depend on its batch-mates (they are its negatives); the "
