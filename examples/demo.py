@@ -3,7 +3,7 @@
 
 Everything runs offline on a CPU in a few minutes:
 
-1. generate a small part-whole set (`processing/part_whole.py`: objects made of parts, with object and part masks)
+1. generate a small part-whole set (`processing/synthetic/part_whole.py`: objects made of parts, with object and part masks)
    and write it as an imagefolder (`--output_dir/part_whole/{train,test}`), then read it back with `datasets`;
 2. train a tiny `CastForImageClassification` on the class labels only, with `Trainer`;
 3. save it (safetensors, config, image processor, flat code files) and reload it with `AutoModel` and
@@ -46,15 +46,15 @@ if str(_REPO_ROOT) not in sys.path:  # run as `python examples/demo.py` from a s
 
 # importing modeling_cast registers the "cast" model type with the Auto classes and the pipelines
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor  # noqa: E402
-from processing.metrics_cast import hierarchy_level_scores, superpixel_quality  # noqa: E402
-from processing.part_whole import (  # noqa: E402
+from processing.evaluation.metrics import hierarchy_level_scores, superpixel_quality  # noqa: E402
+from processing.synthetic.part_whole import (  # noqa: E402
     HELD_OUT_SEED_OFFSET,
     PART_WHOLE_CLASSES,
     load_part_whole_imagefolder,
     make_part_whole_dataset,
     write_part_whole_imagefolder,
 )
-from processing.visualization import save_hierarchy_picture  # noqa: E402
+from processing.visualization_cast import save_hierarchy_picture  # noqa: E402
 
 __all__ = ["DemoArguments", "main"]
 

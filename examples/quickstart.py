@@ -23,7 +23,8 @@ from safetensors.torch import load_file
 from transformers import AutoImageProcessor, AutoModel
 
 # importing modeling_cast registers the "cast" model type with the Auto classes
-from modeling_cast import CastForImageClassification, CastImageProcessor, convert_state_dict, infer_config
+from modeling_cast import CastForImageClassification, CastImageProcessor
+from modeling_cast.conversion import convert_state_dict, infer_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = REPO_ROOT / "tests" / "fixtures" / "tiny.safetensors"

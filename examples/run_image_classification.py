@@ -37,7 +37,7 @@ from cast_example_utils import (
 )
 
 from modeling_cast import CastForImageClassification, CastImageProcessor
-from processing.augmentation_cast import ClassificationTransform
+from processing.training.augmentation import ClassificationTransform
 
 logger = logging.getLogger(__name__)
 

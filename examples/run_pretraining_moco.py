@@ -6,7 +6,7 @@
         --learning_rate 1.5e-4 --weight_decay 0.1 --warmup_ratio 0.1 --lr_scheduler_type cosine \\
         --dataloader_num_workers 8 --bf16
 
-Two augmented views of every image (official MoCo-v3 augmentations, `processing.augmentation_cast`) get their
+Two augmented views of every image (official MoCo-v3 augmentations, `processing.training.augmentation`) get their
 superpixels from `CastImageProcessor` inside the dataset transform, i.e. in the DataLoader workers. The momentum
 encoder follows the base encoder through `MomentumUpdateCallback` (cosine schedule, once per optimizer step). The
 output folder loads with `CastForPreTraining.from_pretrained` (to continue), `CastModel.from_pretrained` (features)
@@ -37,7 +37,7 @@ from cast_example_utils import (
 )
 
 from modeling_cast import CastForPreTraining, CastImageProcessor, MomentumUpdateCallback
-from processing.augmentation_cast import TwoViewTransform, moco_v3_views
+from processing.training.augmentation import TwoViewTransform, moco_v3_views
 
 logger = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # importing modeling_cast registers the "cast" model type with the Auto classes
 from modeling_cast import CastForSemanticSegmentation, CastImageProcessor  # noqa: E402
-from processing.metrics_cast import mean_iou  # noqa: E402
+from processing.evaluation.metrics import mean_iou  # noqa: E402
 
 
 __all__ = [

@@ -19,12 +19,10 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging as transformers_logging
 
 from processing import CastImageProcessor
-from processing.cli_segment import main as segment_main
 from processing.pipeline_cast import HierarchicalSegmentationPipeline
-from processing.visualization import draw_hierarchy, hierarchy_colors, save_hierarchy_picture
+from processing.visualization_cast import draw_hierarchy, hierarchy_colors, save_hierarchy_picture
 
 from .configuration_cast import CAST_PRESETS, CastConfig
-from .convert_cast_original_to_hf import convert_state_dict, infer_config
 from .modeling_cast import (
     CastForImageClassification,
     CastForImageSegmentation,
@@ -35,7 +33,7 @@ from .modeling_cast import (
     CastModelOutput,
     CastPreTrainedModel,
 )
-from .named_models import explain_missing_named_models
+from .hub.named_models import explain_missing_named_models
 from .pretraining_cast import CastForPreTraining, CastPreTrainingOutput, MomentumUpdateCallback
 
 __all__ = [
@@ -54,12 +52,9 @@ __all__ = [
     "CastModel",
     "CastModelOutput",
     "CastPreTrainedModel",
-    "convert_state_dict",
     "draw_hierarchy",
     "hierarchy_colors",
-    "infer_config",
     "save_hierarchy_picture",
-    "segment_main",
 ]
 
 AutoConfig.register(CastConfig.model_type, CastConfig, exist_ok=True)

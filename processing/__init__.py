@@ -2,7 +2,7 @@
 hierarchies."""
 
 from .image_processing_cast import CastImageProcessor, CastImageProcessorKwargs
-from .visualization import draw_hierarchy, hierarchy_colors, save_hierarchy_picture
+from .visualization_cast import draw_hierarchy, hierarchy_colors, save_hierarchy_picture
 
 
 __all__ = [

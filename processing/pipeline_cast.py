@@ -40,7 +40,7 @@ class HierarchicalSegmentationPipeline(Pipeline):
     - `"segments_info"`: one list per level of `{"id": int, "level": int, "score": float, "area": int}`: the segment
       id, its (non-negative) level, its mean assignment probability and its pixel count.
     - `"picture"` (only with `render=True`): a `PIL.Image.Image` showing the levels side by side, drawn by
-      `processing.visualization.draw_hierarchy`.
+      `processing.visualization_cast.draw_hierarchy`.
 
     Call arguments (besides the images, given as PIL images, paths or URLs, one or a list):
         levels (`int` or `list[int]`, *optional*): levels to return (0 = finest, -1 = coarsest); all by default.
@@ -111,7 +111,7 @@ class HierarchicalSegmentationPipeline(Pipeline):
 
 def _render(image: Image.Image, segmentation: torch.Tensor, level_indices: list[int]) -> Image.Image:
     # imported on use: drawing is optional and lives beside this module
-    from .visualization import draw_hierarchy
+    from .visualization_cast import draw_hierarchy
 
     # the drawing expects the levels finest first, as the model orders them
     order = torch.from_numpy(np.argsort(level_indices, kind="stable"))

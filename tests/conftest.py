@@ -64,6 +64,31 @@ def block_superpixels(batch_size: int, height: int, width: int, block: int = 8, 
     return torch.stack(maps)
 
 
+# Options of the example and benchmark scripts for a tiny run: seconds on a loaded 2-core machine, yet two levels of 8
+# and 4 segments
+TINY_SCRIPT_OPTIONS = {
+    "--image_size": 48, "--n_segments": 24, "--hidden_size": 24, "--num_attention_heads": 2, "--depths": "1 1",
+    "--num_segments": "8 4", "--max_steps": 2, "--batch_size": 4,
+}
+
+
+def script_argv(options: dict) -> list[str]:
+    """Command-line arguments from {option: value}; a value with spaces gives several arguments (`--depths 1 1`)."""
+    argv = []
+    for key, value in options.items():
+        argv.append(key)
+        argv.extend(str(value).split())
+    return argv
+
+
+@pytest.fixture
+def restore_torch_threads():
+    """Scripts that set torch's thread count leave it as it was for the tests after them."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_config():
     from modeling_cast import CastConfig

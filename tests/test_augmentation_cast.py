@@ -12,7 +12,7 @@ from PIL import Image, ImageFilter, ImageOps
 from transformers import default_data_collator
 
 from processing import CastImageProcessor
-from processing.augmentation_cast import (
+from processing.training.augmentation import (
     ClassificationTransform,
     TwoViewTransform,
     ViewAugmentation,

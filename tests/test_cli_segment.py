@@ -1,5 +1,5 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""Tests of the `cast-segment` command line (`processing.cli_segment`, installed as `modeling_cast:segment_main`)."""
+"""Tests of the `cast-segment` command line (`modeling_cast.commands.segment`)."""
 
 import json
 import os
@@ -15,10 +15,10 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from skimage import data as skimage_data
 
-import modeling_cast
+from modeling_cast.commands import segment as segment_command
 from conftest import REPO_ROOT, tiny_config_kwargs
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor
-from processing.visualization import DEFAULT_GAP
+from processing.visualization_cast import DEFAULT_GAP
 
 
 NUM_SEGMENTS = [8, 4]
@@ -55,7 +55,7 @@ def image_files(tmp_path_factory) -> dict[str, Path]:
 def _run_cli_subprocess(*args: str) -> subprocess.CompletedProcess:
     """Run the console script's function in a fresh interpreter, as the installed `cast-segment` does."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), HF_HUB_OFFLINE="1")
-    command = [sys.executable, "-c", "import sys, modeling_cast; sys.exit(modeling_cast.segment_main())", *args]
+    command = [sys.executable, "-c", "import sys; from modeling_cast.commands.segment import main; sys.exit(main())", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
@@ -122,7 +122,7 @@ def test_cast_segment_outputs_are_at_the_original_size(subprocess_run, image_fil
 
 def test_cast_segment_level_and_n_segments_options(model_dir, image_files, tmp_path):
     arguments = [str(image_files["chelsea"]), "--model", str(model_dir), "--output-dir", str(tmp_path / "out")]
-    status = modeling_cast.segment_main([*arguments, "--level", "-1", "--n-segments", "12"])
+    status = segment_command.main([*arguments, "--level", "-1", "--n-segments", "12"])
     assert status == 0
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
         "chelsea_hierarchy.png",
@@ -144,7 +144,7 @@ def test_cast_segment_reports_truncated_files_and_keeps_same_stems_apart(model_d
     missing = tmp_path / "missing.png"
 
     images = [str(image_files["astronaut"]), str(same_stem), str(truncated), str(missing)]
-    status = modeling_cast.segment_main([*images, "--model", str(model_dir), "--output-dir", str(tmp_path / "out")])
+    status = segment_command.main([*images, "--model", str(model_dir), "--output-dir", str(tmp_path / "out")])
     stderr = capsys.readouterr().err
     assert status == 1
     names = {path.name for path in (tmp_path / "out").iterdir()}
@@ -165,7 +165,7 @@ def test_cast_segment_reports_truncated_files_and_keeps_same_stems_apart(model_d
 )
 def test_cast_segment_bad_arguments_exit_2(model_dir, image_files, tmp_path, capsys, extra_args, message):
     with pytest.raises(SystemExit) as exit_info:
-        modeling_cast.segment_main(
+        segment_command.main(
             [str(image_files["chelsea"]), "--model", str(model_dir), "--output-dir", str(tmp_path), *extra_args]
         )
     assert exit_info.value.code == 2
@@ -175,7 +175,7 @@ def test_cast_segment_bad_arguments_exit_2(model_dir, image_files, tmp_path, cap
 def test_cast_segment_unloadable_model_exits_2(image_files, tmp_path, capsys):
     missing_model = tmp_path / "no-such-model"
     with pytest.raises(SystemExit) as exit_info:
-        modeling_cast.segment_main(
+        segment_command.main(
             [str(image_files["chelsea"]), "--model", str(missing_model), "--output-dir", str(tmp_path / "out")]
         )
     assert exit_info.value.code == 2
@@ -191,7 +191,7 @@ def test_cast_segment_checkpoint_missing_backbone_weights_exits_2(model_dir, ima
     del weights[missing_key]
     save_file(weights, incomplete / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(SystemExit) as exit_info:
-        modeling_cast.segment_main(
+        segment_command.main(
             [str(image_files["chelsea"]), "--model", str(incomplete), "--output-dir", str(tmp_path / "out")]
         )
     assert exit_info.value.code == 2

@@ -9,7 +9,8 @@ import torch
 from conftest import FIXTURES, block_superpixels
 from safetensors.torch import load_file
 
-from modeling_cast import CastConfig, convert_state_dict, infer_config
+from modeling_cast import CastConfig
+from modeling_cast.conversion import convert_state_dict, infer_config
 
 TINY_KWARGS = {"num_attention_heads": 6, "num_segments": [16, 8, 4, 2]}
 

@@ -22,14 +22,10 @@ from huggingface_hub import ModelCard
 from huggingface_hub.errors import EntryNotFoundError
 from safetensors.torch import load_file
 
-from modeling_cast import (
-    CastForImageClassification,
-    CastForSemanticSegmentation,
-    CastModel,
-    convert_state_dict,
-    infer_config,
-)
-from modeling_cast import convert_cast_original_to_hf as converter
+from modeling_cast import CastForImageClassification, CastForSemanticSegmentation, CastModel
+from modeling_cast.commands import convert as convert_command
+from modeling_cast.conversion import convert_cast_original_to_hf as converter
+from modeling_cast.conversion import convert_state_dict, infer_config
 
 TINY_ARCHITECTURE = {"num_attention_heads": 6, "num_segments": [16, 8, 4, 2]}
 CUSTOM_NAME = "cast-tiny-test"
@@ -61,7 +57,7 @@ def _convert(tmp_path, checkpoint_path, *extra, model_name=CUSTOM_NAME, config=N
     argv = ["--checkpoint", str(checkpoint_path), "--model-name", model_name, "--output-dir", str(tmp_path / output)]
     if config is not None:
         argv += ["--config", str(config)]
-    return converter.main([*argv, *extra])
+    return convert_command.main([*argv, *extra])
 
 
 def test_cli_converts_moco_checkpoint_and_reproduces_reference(tmp_path, architecture_json, capsys):
@@ -280,7 +276,7 @@ def test_cli_converts_deit_checkpoint_with_training_arguments(tmp_path, official
 
 def test_cli_output_folder_is_written_atomically(tmp_path, official, architecture_json, capsys):
     path = _save(tmp_path, official)
-    failing = mock.patch("modeling_cast.named_models.write_named_model_files", side_effect=KeyboardInterrupt)
+    failing = mock.patch("modeling_cast.hub.named_models.write_named_model_files", side_effect=KeyboardInterrupt)
     with failing, pytest.raises(KeyboardInterrupt):
         _convert(tmp_path, path, config=architecture_json)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pth", "tiny_architecture.json"]

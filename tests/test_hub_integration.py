@@ -1,5 +1,4 @@
-"""Auto classes, safetensors round trips, Hub remote code (`trust_remote_code=True` without this package), and the
-Hub-flat layout rule for the files that travel as remote code."""
+"""Auto classes, safetensors round trips and Hub remote code (`trust_remote_code=True` without this package)."""
 
 from __future__ import annotations
 
@@ -17,17 +16,6 @@ from conftest import REMOTE_CODE_PRELUDE, REPO_ROOT, block_superpixels, tiny_con
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor, CastModel
-
-HUB_FLAT_FILES = [
-    "modeling_cast/configuration_cast.py",
-    "modeling_cast/modeling_cast.py",
-    "modeling_cast/graph_pooling_cast.py",
-    "modeling_cast/pretraining_cast.py",
-    "processing/image_processing_cast.py",
-    "processing/post_processing_cast.py",
-    "processing/superpixels_cast.py",
-]
-
 
 def _save_tiny(folder):
     torch.manual_seed(0)
@@ -146,21 +134,3 @@ def test_remote_code_round_trip_without_package(tmp_path):
     local_superpixels = CastImageProcessor.from_pretrained(folder)(images=image, return_tensors="pt")["superpixels"]
     np.testing.assert_array_equal(out["superpixels"], local_superpixels.numpy())
     assert set(out["labels"]) <= set(model.config.id2label.values())
-
-
-@pytest.mark.parametrize("relative_path", HUB_FLAT_FILES)
-def test_hub_flat_files_import_only_siblings_relatively(relative_path):
-    """Remote code is copied flat: project imports must be `from .x import`, and only of files in the same folder."""
-    path = REPO_ROOT / relative_path
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level:
-            assert node.level == 1 and node.module, f"{relative_path}: only `from .sibling import` is allowed"
-            assert (path.parent / f"{node.module}.py").exists(), f"{relative_path}: {node.module} is not a sibling"
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-        if isinstance(node, ast.ImportFrom) and not node.level:
-            names = [node.module]
-        for name in names:
-            assert name.split(".")[0] not in ("modeling_cast", "processing", "timm", "torchvision", "dgl"), (
-                f"{relative_path} imports {name}"
-            )

@@ -1,5 +1,5 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""Tests of `processing.metrics_cast`: mean IoU, per-class IoU and pixel accuracy on hand-made maps."""
+"""Tests of `processing.evaluation.metrics`: mean IoU, per-class IoU and pixel accuracy on hand-made maps."""
 
 import math
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from processing.metrics_cast import confusion_matrix, mean_iou, metrics_from_confusion_matrix
+from processing.evaluation.metrics import confusion_matrix, mean_iou, metrics_from_confusion_matrix
 
 
 def test_mean_iou_perfect_prediction():

@@ -12,7 +12,7 @@ from conftest import REPO_ROOT
 from huggingface_hub import ModelCard, hf_hub_download
 
 from modeling_cast import modeling_cast as modeling
-from modeling_cast.named_models import (
+from modeling_cast.hub.named_models import (
     NAMED_MODELS,
     check_named_model,
     generate_hub_configs,
@@ -47,7 +47,7 @@ def test_named_models_cover_released_checkpoints():
 
 
 def test_hub_configs_are_up_to_date(tmp_path):
-    """hub_configs/ is generated from the table: regenerate with `python -m modeling_cast.named_models --output
+    """hub_configs/ is generated from the table: regenerate with `python -m modeling_cast.hub.named_models --output
     hub_configs` when this fails."""
     generate_hub_configs(tmp_path)
     assert sorted(path.name for path in HUB_CONFIGS.iterdir()) == sorted(NAMED_MODELS)

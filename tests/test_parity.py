@@ -16,7 +16,8 @@ import torch
 from conftest import FIXTURES, SHARED_REFERENCE
 from safetensors.torch import load_file
 
-from modeling_cast import CastForImageClassification, CastModel, convert_state_dict, infer_config
+from modeling_cast import CastForImageClassification, CastModel
+from modeling_cast.conversion import convert_state_dict, infer_config
 
 ATOL = RTOL = 1e-4
 STATE_PREFIX = "state_dict."

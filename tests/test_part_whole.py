@@ -1,12 +1,12 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""The part-whole generator (`processing.part_whole`): determinism, consistent ground truth, classes that colour does
+"""The part-whole generator (`processing.synthetic.part_whole`): determinism, consistent ground truth, classes that colour does
 not give away, the `datasets` view and the imagefolder round trip."""
 
 import datasets
 import numpy as np
 import pytest
 
-from processing.part_whole import (
+from processing.synthetic.part_whole import (
     PART_NAMES,
     PART_WHOLE_CLASSES,
     PARTS_OF_CLASS,

@@ -19,7 +19,8 @@ from conftest import FIXTURES, REMOTE_CODE_PRELUDE, REPO_ROOT, SHARED_REFERENCE,
 from hf_common_tests import CastNoTextInputsSkips, import_common
 from torch.nn import functional as F
 
-from modeling_cast import CastConfig, CastForPreTraining, CastModel, MomentumUpdateCallback, convert_state_dict
+from modeling_cast import CastConfig, CastForPreTraining, CastModel, MomentumUpdateCallback
+from modeling_cast.conversion import convert_state_dict
 from modeling_cast.pretraining_cast import cosine_momentum
 from transformers import AutoModelForPreTraining, TrainerControl, TrainerState, TrainingArguments
 from transformers.utils.generic import can_return_loss
@@ -485,16 +486,3 @@ def test_pretraining_remote_code_round_trip_without_package(tmp_path):
     np.testing.assert_allclose(out["logits"], expected.logits.numpy(), atol=1e-6)
     np.testing.assert_allclose(out["pooled"], expected.pooler_output.numpy(), atol=1e-6)
     assert bool(out["frozen"])
-
-
-def test_pretraining_file_is_hub_flat():
-    """Remote code is copied flat: only `from .sibling import` of files in the same folder, no project packages."""
-    path = REPO_ROOT / "modeling_cast" / "pretraining_cast.py"
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level:
-            assert node.level == 1 and (path.parent / f"{node.module}.py").exists(), node.module
-        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-        if isinstance(node, ast.ImportFrom) and not node.level:
-            names = [node.module]
-        for name in names:
-            assert name.split(".")[0] in ("__future__", "math", "dataclasses", "torch", "transformers"), name

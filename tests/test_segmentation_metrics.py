@@ -1,5 +1,5 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""Metrics of unsupervised segments (`processing.metrics_cast`) on hand-made maps with answers worked out by hand,
+"""Metrics of unsupervised segments (`processing.evaluation.metrics`) on hand-made maps with answers worked out by hand,
 and the local `evaluate` modules that wrap them, loaded by path offline."""
 
 import math
@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import REPO_ROOT
 
-from processing.metrics_cast import (
+from processing.evaluation.metrics import (
     BSDS_BOUNDARY_TOLERANCE,
     boundary_f_score,
     boundary_map,
@@ -21,7 +21,7 @@ from processing.metrics_cast import (
     superpixel_quality,
 )
 
-EVALUATE_MODULES = REPO_ROOT / "processing" / "evaluate_metrics"
+EVALUATE_MODULES = REPO_ROOT / "processing" / "evaluation" / "evaluate_metrics"
 
 
 def _halves(height: int = 8, width: int = 8, column: int = 4) -> np.ndarray:

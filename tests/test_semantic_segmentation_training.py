@@ -23,7 +23,7 @@ from PIL import Image
 from transformers import pipeline
 
 from modeling_cast import CastConfig, CastImageProcessor, CastModel
-from processing.metrics_cast import mean_iou
+from processing.evaluation.metrics import mean_iou
 
 
 IMAGE_SIZE = 64

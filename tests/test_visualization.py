@@ -1,5 +1,5 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""Tests of `processing.visualization`: hierarchy colours (a child keeps its parent's hue) and pictures."""
+"""Tests of `processing.visualization_cast`: hierarchy colours (a child keeps its parent's hue) and pictures."""
 
 import itertools
 
@@ -12,7 +12,7 @@ from skimage.color import rgb2hsv
 from skimage.segmentation import slic
 
 from conftest import tiny_config_kwargs
-from processing.visualization import DEFAULT_GAP, draw_hierarchy, hierarchy_colors, save_hierarchy_picture
+from processing.visualization_cast import DEFAULT_GAP, draw_hierarchy, hierarchy_colors, save_hierarchy_picture
 
 
 HUE_TOLERANCE = 0.02  # uint8 rounding moves a hue by well under this (hues live in [0, 1))

@@ -3,7 +3,7 @@
 
 For every input image `<stem>.<ext>` the output directory receives:
 
-- `<stem>_hierarchy.png`: the image and every level of its hierarchy side by side (see `processing.visualization`);
+- `<stem>_hierarchy.png`: the image and every level of its hierarchy side by side (see `processing.visualization_cast`);
 - `<stem>_level<l>.png`: the label map of level `l` at the image's original size (level 0 is the finest), 8-bit when
   the level has at most 256 segments, else 16-bit;
 - `<stem>_segments.json`: image size, model, and per level the id, score (mean assignment probability) and area of
@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from transformers import AutoImageProcessor, AutoModel
 from transformers.utils import logging as transformers_logging
 
-from .visualization import save_hierarchy_picture
+from processing.visualization_cast import save_hierarchy_picture
 
 
 __all__ = ["build_parser", "main"]

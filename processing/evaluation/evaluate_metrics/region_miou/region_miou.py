@@ -5,7 +5,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from processing.metrics_cast import DEFAULT_IGNORE_INDEX, region_mean_iou
+from processing.evaluation.metrics import DEFAULT_IGNORE_INDEX, region_mean_iou
 
 
 _DESCRIPTION = """
@@ -25,7 +25,7 @@ Returns:
     mean_iou (`float`): mean over images of the per-image mIoU.
     per_image_iou (`list[float]`): the per-image mIoU (NaN for images without labelled pixels).
 Examples:
-    >>> region_miou = evaluate.load("processing/evaluate_metrics/region_miou")
+    >>> region_miou = evaluate.load("processing/evaluation/evaluate_metrics/region_miou")
     >>> region_miou.compute(predictions=[[[7, 3, 3, 3]]], references=[[[0, 0, 1, 1]]])["mean_iou"]
     0.5833333333333333
 """

@@ -18,7 +18,7 @@ Sample `index` of seed `seed` depends only on `(seed, index, image_size)`, never
 splits made from different seeds never share an image and any sample can be regenerated alone.
 
 ```python
->>> from processing.part_whole import make_part_whole_dataset
+>>> from processing.synthetic.part_whole import make_part_whole_dataset
 >>> dataset = make_part_whole_dataset(4, image_size=64, seed=0)
 >>> dataset.column_names
 ['image', 'label', 'object_mask', 'part_mask']

@@ -4,7 +4,7 @@ unsupervised segments (region mIoU with oracle labels, Hungarian-matched mIoU, b
 quality).
 
 `evaluate.load("mean_iou")` needs the Hub, so the examples and tests use these instead; the same metrics are also
-`evaluate` modules loadable by local path (`processing/evaluate_metrics/`). The module imports only numpy; scipy and
+`evaluate` modules loadable by local path (`processing/evaluation/evaluate_metrics/`). The module imports only numpy; scipy and
 scikit-image (dependencies of the package) are imported by the functions that use them. The functions work on any
 integer maps (numpy arrays, torch tensors, nested lists), without the model package.
 
@@ -135,7 +135,7 @@ def mean_iou(predictions, references, num_labels: int, ignore_index: int | None 
 
     ```python
     >>> import numpy as np
-    >>> from processing.metrics_cast import mean_iou
+    >>> from processing.evaluation.metrics import mean_iou
 
     >>> references = np.array([[0, 0], [1, 255]])
     >>> predictions = np.array([[0, 1], [1, 1]])
@@ -178,7 +178,7 @@ def oracle_segment_labels(segments, reference, ignore_index: int | None = DEFAUL
 
     ```python
     >>> import numpy as np
-    >>> from processing.metrics_cast import oracle_segment_labels
+    >>> from processing.evaluation.metrics import oracle_segment_labels
 
     >>> segments = np.array([[0, 0, 1, 1]])
     >>> reference = np.array([[2, 2, 2, 5]])  # segment 1 is a tie between classes 2 and 5
@@ -221,7 +221,7 @@ def region_mean_iou(segmentations, references, ignore_index: int | None = DEFAUL
 
     ```python
     >>> import numpy as np
-    >>> from processing.metrics_cast import region_mean_iou
+    >>> from processing.evaluation.metrics import region_mean_iou
 
     >>> reference = np.array([[0, 0, 1, 1]])
     >>> segments = np.array([[7, 3, 3, 3]])  # segment 3 covers a background pixel and the object: labelled object
@@ -270,7 +270,7 @@ def hungarian_mean_iou(
 
     ```python
     >>> import numpy as np
-    >>> from processing.metrics_cast import hungarian_mean_iou
+    >>> from processing.evaluation.metrics import hungarian_mean_iou
 
     >>> references = np.array([[0, 0, 1, 1]])
     >>> predictions = np.array([[5, 5, 5, 2]])  # cluster 5 -> class 0 (IoU 2/3), cluster 2 -> class 1 (IoU 1/2)
@@ -354,7 +354,7 @@ def boundary_f_score(predictions, references, tolerance: float = BSDS_BOUNDARY_T
 
     ```python
     >>> import numpy as np
-    >>> from processing.metrics_cast import boundary_f_score
+    >>> from processing.evaluation.metrics import boundary_f_score
 
     >>> reference = np.zeros((8, 8), dtype=int)
     >>> reference[:, 4:] = 1

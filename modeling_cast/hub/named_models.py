@@ -6,7 +6,7 @@ weights were trained with, the official `arch` strings that identify the origina
 model card (training data and recipe, results cited from the official README). Everything else is generated from it:
 
 - `hub_configs/<name>/{config.json, preprocessor_config.json, README.md}`
-  (`python -m modeling_cast.named_models --output hub_configs`);
+  (`python -m modeling_cast.hub.named_models --output hub_configs`);
 - the configuration, processor and card written by the converter (`cast-convert`);
 - the local Hugging Face cache entry that makes `AutoModel.from_pretrained("cast-base")` work offline
   (`install_to_cache`), and the error that says how to get a missing one (`check_named_model`, `load_named`).
@@ -36,7 +36,7 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import validate_repo_id
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 
-from .configuration_cast import CAST_PRESETS, CastConfig
+from modeling_cast.configuration_cast import CAST_PRESETS, CastConfig
 
 __all__ = [
     "CitedResult",
@@ -384,7 +384,7 @@ def _entry(name_or_entry: str | NamedModel) -> NamedModel:
 
 def named_config(name_or_entry: str | NamedModel) -> CastConfig:
     """The `CastConfig` of a named model, as saved with its weights (architectures and the full `auto_map`)."""
-    from .modeling_cast import CAST_AUTO_MAP  # late: the modeling module is heavy and imports this package's config
+    from modeling_cast.modeling_cast import CAST_AUTO_MAP  # late: the modeling module is heavy and imports this package's config
 
     entry = _entry(name_or_entry)
     config = CastConfig(**entry.config_kwargs)
@@ -567,7 +567,7 @@ def write_named_model_files(name_or_entry: str | NamedModel, folder: str | os.Pa
     loads. Returns the written paths."""
     from transformers.dynamic_module_utils import custom_object_save
 
-    from .modeling_cast import CAST_AUTO_MAP
+    from modeling_cast.modeling_cast import CAST_AUTO_MAP
 
     entry = _entry(name_or_entry)
     folder = Path(folder)
@@ -779,11 +779,11 @@ def load_named(name: str, auto_class=None, **kwargs):
 
 # ---------------------------------------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m modeling_cast.named_models --output hub_configs`: regenerate the hub_configs folders."""
+    """`python -m modeling_cast.hub.named_models --output hub_configs`: regenerate the hub_configs folders."""
     parser = argparse.ArgumentParser(
-        prog="python -m modeling_cast.named_models",
+        prog="python -m modeling_cast.hub.named_models",
         description="Write hub_configs/<name>/{config.json, preprocessor_config.json, README.md} for the named CAST "
-        "models, from the table in modeling_cast/named_models.py.",
+        "models, from the table in modeling_cast/hub/named_models.py.",
     )
     parser.add_argument(
         "--output", type=Path, required=True, metavar="DIR", help="folder receiving one folder per name"

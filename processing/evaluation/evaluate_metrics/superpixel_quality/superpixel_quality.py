@@ -5,7 +5,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from processing.metrics_cast import BSDS_BOUNDARY_TOLERANCE, DEFAULT_IGNORE_INDEX, superpixel_quality
+from processing.evaluation.metrics import BSDS_BOUNDARY_TOLERANCE, DEFAULT_IGNORE_INDEX, superpixel_quality
 
 
 _DESCRIPTION = """
@@ -24,7 +24,7 @@ Args:
 Returns:
     boundary_recall, undersegmentation_error, achievable_segmentation_accuracy, mean_num_superpixels (`float`).
 Examples:
-    >>> quality = evaluate.load("processing/evaluate_metrics/superpixel_quality")
+    >>> quality = evaluate.load("processing/evaluation/evaluate_metrics/superpixel_quality")
     >>> quality.compute(predictions=[[[0, 1, 1, 1]]], references=[[[0, 0, 1, 1]]])["undersegmentation_error"]
     0.5
 """

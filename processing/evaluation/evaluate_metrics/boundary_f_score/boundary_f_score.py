@@ -5,7 +5,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from processing.metrics_cast import BSDS_BOUNDARY_TOLERANCE, boundary_f_score
+from processing.evaluation.metrics import BSDS_BOUNDARY_TOLERANCE, boundary_f_score
 
 
 _DESCRIPTION = """
@@ -25,7 +25,7 @@ Args:
 Returns:
     precision, recall, f_score (`float`, from the counts summed over images) and mean_f_score (`float`).
 Examples:
-    >>> boundary_f = evaluate.load("processing/evaluate_metrics/boundary_f_score")
+    >>> boundary_f = evaluate.load("processing/evaluation/evaluate_metrics/boundary_f_score")
     >>> boundary_f.compute(predictions=[[[0, 0, 1, 1]] * 4], references=[[[0, 0, 1, 1]] * 4])["f_score"]
     1.0
 """

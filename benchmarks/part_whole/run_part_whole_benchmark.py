@@ -1,7 +1,7 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
 """The CAST paper's claim in miniature: trained only to classify, does CAST segment objects and parts better than a ViT?
 
-Both models are trained from scratch on the same generated part-whole images (`processing/part_whole.py`: four object
+Both models are trained from scratch on the same generated part-whole images (`processing/synthetic/part_whole.py`: four object
 classes that differ only in their parts), with the same steps, batch, optimizer and schedule, on image labels alone:
 
 * CAST (`CastForImageClassification`) with superpixel tokens and graph pooling;
@@ -16,7 +16,7 @@ paper's PartImageNet protocol (per-image Jaccard averaged over images), each seg
 overlaps most (an *oracle* labelling; the paper uses an open-vocabulary classifier), and with the boundary F-score
 (BSDS tolerance) of the labelled maps. The same two models before training are scored too, as a control.
 
-    python examples/run_part_whole_benchmark.py --output_dir outputs/part_whole_benchmark
+    python benchmarks/part_whole/run_part_whole_benchmark.py --output_dir outputs/part_whole_benchmark
 
 writes `results.json`, `results.md` (tables, runtime, machine) and `figure_grid.png` (held-out images: CAST levels
 above, ground-truth parts and ViT levels below) into `--output_dir`.
@@ -42,19 +42,19 @@ from torch.nn import functional as F
 from transformers import HfArgumentParser, Trainer, TrainingArguments, ViTConfig, ViTForImageClassification
 from transformers import default_data_collator, set_seed
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(_REPO_ROOT) not in sys.path:  # run as `python examples/<script>.py` from a source checkout
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(_REPO_ROOT) not in sys.path:  # run as `python benchmarks/part_whole/run_part_whole_benchmark.py` from a source checkout
     sys.path.insert(0, str(_REPO_ROOT))
 
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor  # noqa: E402
-from processing.metrics_cast import hierarchy_level_scores, superpixel_quality  # noqa: E402
-from processing.part_whole import (  # noqa: E402
+from processing.evaluation.metrics import hierarchy_level_scores, superpixel_quality  # noqa: E402
+from processing.synthetic.part_whole import (  # noqa: E402
     HELD_OUT_SEED_OFFSET,
     PART_NAMES,
     PART_WHOLE_CLASSES,
     render_part_whole_sample,
 )
-from processing.visualization import draw_hierarchy  # noqa: E402
+from processing.visualization_cast import draw_hierarchy  # noqa: E402
 
 __all__ = [
     "BenchmarkArguments",
@@ -74,7 +74,7 @@ _LABEL_WIDTH = 44
 
 @dataclass
 class BenchmarkArguments:
-    """Size of the experiment. The defaults are the configuration reported in benchmarks/RESULTS.md."""
+    """Size of the experiment. The defaults are the configuration reported in benchmarks/part_whole/RESULTS.md."""
 
     output_dir: str = field(default="outputs/part_whole_benchmark", metadata={"help": "Where results and the figure go."})
     train_samples: int = field(default=4000, metadata={"help": "Generated training images."})

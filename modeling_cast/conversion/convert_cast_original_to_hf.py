@@ -39,8 +39,8 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers.utils import SAFE_WEIGHTS_NAME
 
-from .configuration_cast import CastConfig
-from .graph_pooling_cast import sincos_position_embedding
+from modeling_cast.configuration_cast import CastConfig
+from modeling_cast.graph_pooling_cast import sincos_position_embedding
 
 __all__ = [
     "convert_state_dict",
@@ -50,13 +50,11 @@ __all__ = [
     # command line (`cast-convert`)
     "CheckpointError",
     "OfficialCheckpoint",
-    "build_parser",
     "check_checkpoint_matches",
     "convert_official_checkpoint",
     "convert_pretraining_checkpoint",
     "detect_checkpoint_layout",
     "load_official_checkpoint",
-    "main",
     "pretraining_entry",
     "push_folder_to_hub",
     "verify_against_reference",
@@ -170,7 +168,7 @@ def _is_segmentation_layout(state_dict: dict) -> bool:
 def _expected_shapes(config: CastConfig, state_dict: dict) -> dict[str, torch.Size]:
     """Names and shapes the converted weights must have: those of the head model the layout holds
     (`CastForSemanticSegmentation`, `CastForImageClassification`) or of the backbone alone, `cast.`-prefixed."""
-    from .modeling_cast import CastForImageClassification, CastForSemanticSegmentation, CastModel
+    from modeling_cast.modeling_cast import CastForImageClassification, CastForSemanticSegmentation, CastModel
 
     with torch.device("meta"):
         if _is_segmentation_layout(state_dict):
@@ -488,7 +486,7 @@ def _split_moco_state_dict(state_dict: dict) -> tuple[dict, dict[str, list[str]]
 
 def check_checkpoint_matches(official: OfficialCheckpoint, entry) -> None:
     """Refuse a checkpoint whose layout, variant or `arch` does not belong to the named model `entry`."""
-    from .named_models import named_model_for_arch
+    from modeling_cast.hub.named_models import named_model_for_arch
 
     if official.is_segmentation != (entry.architecture == _SEGMENTATION_ARCHITECTURE):
         found = "has" if official.is_segmentation else "has no"
@@ -560,7 +558,7 @@ def convert_official_checkpoint(official: OfficialCheckpoint, entry, config: Cas
 def pretraining_entry(official: OfficialCheckpoint, entry):
     """The table entry for converting a MoCo-v3 checkpoint into the whole `CastForPreTraining` (base encoder,
     projector, predictor, momentum encoder), with the projector widths read from the weights."""
-    from .named_models import replace_entry
+    from modeling_cast.hub.named_models import replace_entry
 
     if official.layout != "moco" or official.training_state_dict is None:
         raise CheckpointError(
@@ -655,7 +653,7 @@ def write_safetensors(
 
 def _expected_model_shapes(entry, config: CastConfig) -> tuple[dict[str, torch.Size], int]:
     """Shapes of `entry.architecture`'s state dict and its parameter count (built on the meta device)."""
-    from .named_models import model_class
+    from modeling_cast.hub.named_models import model_class
 
     with torch.device("meta"):
         model = model_class(entry.architecture)(config)
@@ -684,7 +682,7 @@ def write_converted_folder(
     """Write a complete model folder (weights, config, processor config, card, code) atomically: everything goes to
     a hidden temporary sibling that replaces `output_dir` only once complete and checked, so an interrupted or
     failed run leaves no folder that loads. Returns `output_dir`."""
-    from .named_models import make_shareable, named_config, write_named_model_files
+    from modeling_cast.hub.named_models import make_shareable, named_config, write_named_model_files
 
     output_dir = Path(output_dir).absolute()
     _check_output_dir(output_dir, overwrite)
@@ -730,7 +728,7 @@ def verify_against_reference(folder: str | os.PathLike, reference: str | os.Path
     """Run the converted model on the inputs of a reference file (`inputs.pixel_values`, `inputs.superpixels`) and
     compare with its official outputs (`outputs.pooled`, and `outputs.logits` for classifiers). Returns the max
     absolute difference per output; raises CheckpointError above 1e-4."""
-    from .named_models import model_class
+    from modeling_cast.hub.named_models import model_class
 
     if architecture not in ("CastModel", "CastForImageClassification", _PRETRAINING_ARCHITECTURE):
         raise CheckpointError(f"--reference compares backbone features and logits; {architecture} is not supported")
@@ -774,166 +772,3 @@ def push_folder_to_hub(
         commit_message=commit_message or f"Upload CAST model converted with {PROGRAM}",
     )
     return repo_id
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The `cast-convert` argument parser."""
-    from .named_models import NAMED_MODELS
-
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM,
-        description=(
-            "Convert an official CAST checkpoint (.pth/.pth.tar in the MoCo-v3 or DeiT training layout, or a bare "
-            "state dict) into a transformers model folder: model.safetensors, config.json, preprocessor_config.json, "
-            "README.md (model card) and the code files for trust_remote_code. The file is read with "
-            "torch.load(weights_only=True): pickles that need to run code are refused."
-        ),
-    )
-    parser.add_argument("--checkpoint", required=True, type=Path, metavar="FILE", help="official checkpoint file")
-    parser.add_argument(
-        "--model-name", required=True, metavar="NAME",
-        help=f"named model: one of {', '.join(sorted(NAMED_MODELS))}; another name needs --config",
-    )
-    parser.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="model folder to write")
-    parser.add_argument(
-        "--config", type=Path, metavar="JSON",
-        help="CastConfig values (e.g. num_attention_heads, num_segments) of a model that is not a named one; the "
-        "rest is read from the weights",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace --output-dir if it is not empty")
-    parser.add_argument(
-        "--with-pretraining-heads", action="store_true",
-        help="MoCo-v3 checkpoints: convert the whole CastForPreTraining (base and momentum encoders, projectors, "
-        "predictor) so that pretraining can resume; its backbone still loads with AutoModel",
-    )
-    parser.add_argument(
-        "--install-to-cache", action="store_true",
-        help="also place the folder in the local Hugging Face cache under NAME, so from_pretrained(NAME) works "
-        "offline",
-    )
-    parser.add_argument(
-        "--cache-dir", type=Path, metavar="DIR", help="hub cache to install into (default: HF_HUB_CACHE)"
-    )
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the folder to this Hub repository")
-    parser.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repository")
-    parser.add_argument(
-        "--reference", type=Path, metavar="SAFETENSORS",
-        help="official outputs to compare with (inputs.pixel_values, inputs.superpixels, outputs.pooled, and when "
-        "present outputs.logits, outputs.projector, outputs.predictor); the conversion fails above 1e-4",
-    )
-    progress = parser.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress")
-    progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
-    return parser
-
-
-def _check_name_and_config(args) -> None:
-    """A named model takes no --config; any other --model-name needs one (checked before reading the checkpoint)."""
-    from .named_models import NAMED_MODELS
-
-    if args.model_name in NAMED_MODELS and args.config is not None:
-        raise CheckpointError(
-            f"--config is for models outside the named ones; {args.model_name} has a fixed configuration"
-        )
-    if args.model_name not in NAMED_MODELS and args.config is None:
-        raise CheckpointError(
-            f"--model-name {args.model_name!r} is not a named model ({', '.join(sorted(NAMED_MODELS))}): pass its "
-            "architecture with --config (a JSON object of CastConfig values, at least num_attention_heads and "
-            "num_segments, which the weights do not determine)"
-        )
-
-
-def _resolve_entry(args, official: OfficialCheckpoint):
-    """(table entry, configuration) for --model-name, or a custom entry from --config for other names."""
-    from .named_models import NAMED_MODELS, custom_named_model, named_config
-
-    _check_name_and_config(args)
-    if args.model_name in NAMED_MODELS:
-        entry = NAMED_MODELS[args.model_name]
-        return entry, named_config(entry)
-    try:
-        overrides = json.loads(args.config.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"--config {str(args.config)!r} is not a readable JSON file: {error}") from error
-    if not isinstance(overrides, dict):
-        raise CheckpointError(f"--config {str(args.config)!r} must hold a JSON object, got {type(overrides).__name__}")
-    saved_only = ("model_type", "architectures", "auto_map", "transformers_version")  # a config.json works too
-    overrides = {key: value for key, value in overrides.items() if key not in saved_only}
-    try:
-        config = infer_config(official.state_dict, **overrides)
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"--config {str(args.config)!r} does not give a valid configuration: {error}") from error
-    has_head = _has_linear_head(_strip_prefix(official.state_dict)) and official.layout != "moco"
-    architecture = "CastForImageClassification" if has_head else "CastModel"
-    if official.is_segmentation:
-        architecture = _SEGMENTATION_ARCHITECTURE
-    entry = custom_named_model(args.model_name, config, architecture, official.layout)
-    return entry, named_config(entry)
-
-
-def _summary(args, official, entry, tensors, dropped, parameters) -> list[str]:
-    from .named_models import CHECKPOINT_LAYOUTS
-
-    data_bytes = sum(tensor.numel() * (4 if tensor.is_floating_point() else tensor.element_size())
-                     for tensor in tensors.values())
-    arch = f", arch {official.arch!r}" if official.arch else ""
-    lines = [
-        f"{PROGRAM}: {args.checkpoint} ({CHECKPOINT_LAYOUTS[official.layout]}{arch}) -> {args.output_dir}",
-        f"  model: {entry.name} ({entry.architecture}), {parameters:,} parameters in {len(tensors)} tensors "
-        f"({data_bytes / 1e6:.1f} MB float32 safetensors)",
-    ]
-    total = sum(len(keys) for keys in dropped.values())
-    lines.append(f"  dropped {total} entries of the checkpoint:" if total else "  dropped nothing")
-    for reason, keys in sorted(dropped.items(), key=lambda item: -len(item[1])):
-        examples = ", ".join(sorted(keys)[:3]) + (", ..." if len(keys) > 3 else "")
-        lines.append(f"    {len(keys):5d}  {reason} [{examples}]")
-    return lines
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`cast-convert`: exit status 0 on success, 1 when the checkpoint cannot be converted, 2 for bad arguments."""
-    from .named_models import install_to_cache, named_config
-
-    args = build_parser().parse_args(argv)
-    try:
-        # argument errors first: the checkpoint may be a 2 GB file
-        _check_name_and_config(args)
-        _check_output_dir(Path(args.output_dir).absolute(), args.overwrite)
-        print(f"{PROGRAM}: reading {args.checkpoint}", file=sys.stderr)
-        official = detect_checkpoint_layout(load_official_checkpoint(args.checkpoint))
-        entry, config = _resolve_entry(args, official)
-        check_checkpoint_matches(official, entry)
-        print(f"{PROGRAM}: converting {len(official.state_dict)} tensors for {entry.name}", file=sys.stderr)
-        if args.with_pretraining_heads:
-            entry = pretraining_entry(official, entry)
-            config = named_config(entry)
-            tensors, dropped = convert_pretraining_checkpoint(official, entry, config)
-        else:
-            tensors, dropped = convert_official_checkpoint(official, entry, config)
-        folder = write_converted_folder(args.output_dir, entry, tensors, args.overwrite, args.progress)
-        lines = _summary(args, official, entry, tensors, dropped, _expected_model_shapes(entry, config)[1])
-        if entry.architecture == _SEGMENTATION_ARCHITECTURE and "classifier.weight" not in tensors:
-            lines.append("  classifier: not in the checkpoint; from_pretrained(..., num_labels=K) creates it for "
-                         "fine-tuning")
-        # release the memory-mapped checkpoint before loading anything else
-        tensors = official.state_dict = official.training_state_dict = None
-        if args.reference is not None:
-            differences = verify_against_reference(folder, args.reference, entry.architecture)
-            lines.append(f"  reference {args.reference}: max |diff| " +
-                         ", ".join(f"{name} {value:.2e}" for name, value in differences.items()))
-        if args.install_to_cache:
-            snapshot = install_to_cache(folder, args.model_name, args.cache_dir)
-            lines.append(f"  installed in the Hugging Face cache: {snapshot} "
-                         f"(from_pretrained({args.model_name!r}) now works offline)")
-        if args.push_to_hub:
-            repo_id = push_folder_to_hub(folder, args.push_to_hub, private=args.private or None)
-            lines.append(f"  pushed to the Hub: {repo_id}")
-    except (ValueError, OSError) as error:  # CheckpointError, invalid names, file system and Hub errors
-        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
-        return EXIT_CONVERSION_FAILED
-    print("\n".join(lines))
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""The part-whole experiment (`examples/run_part_whole_benchmark.py`), `make demo` (`examples/demo.py`) and the
-quickstart, each run at a tiny size for a few steps, and the ViT baseline's spherical k-means on hand-made features."""
+"""The part-whole benchmark (`benchmarks/part_whole/run_part_whole_benchmark.py`) at a tiny size for a few steps, and
+the ViT baseline's spherical k-means on hand-made features."""
 
 from __future__ import annotations
 
@@ -8,40 +8,16 @@ import importlib
 import json
 import sys
 
-import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TINY_SCRIPT_OPTIONS, script_argv
 
-EXAMPLES = REPO_ROOT / "examples"
-if str(EXAMPLES) not in sys.path:
-    sys.path.insert(0, str(EXAMPLES))
+BENCHMARK_DIR = REPO_ROOT / "benchmarks" / "part_whole"
+if str(BENCHMARK_DIR) not in sys.path:
+    sys.path.insert(0, str(BENCHMARK_DIR))
 
 benchmark = importlib.import_module("run_part_whole_benchmark")
-demo = importlib.import_module("demo")
-quickstart = importlib.import_module("quickstart")
-
-# small enough for seconds on a loaded 2-core machine, large enough for two levels of 8 and 4 segments
-TINY = {
-    "--image_size": 48, "--n_segments": 24, "--hidden_size": 24, "--num_attention_heads": 2, "--depths": "1 1",
-    "--num_segments": "8 4", "--max_steps": 2, "--batch_size": 4,
-}
-
-
-def _argv(options: dict) -> list[str]:
-    argv = []
-    for key, value in options.items():
-        argv.append(key)
-        argv.extend(str(value).split())
-    return argv
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models run fastest on one thread, above all on a machine shared with other jobs
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 def test_spherical_kmeans_separates_directions_whatever_their_norms():
@@ -89,7 +65,7 @@ def test_vit_baseline_matches_cast_parameters_width_and_depth():
 
 def test_benchmark_tiny_run_writes_results_and_figure(tmp_path):
     output_dir = tmp_path / "benchmark"
-    argv = _argv({**TINY, "--output_dir": output_dir, "--train_samples": 8, "--eval_samples": 3, "--figure_images": 2,
+    argv = script_argv({**TINY_SCRIPT_OPTIONS, "--output_dir": output_dir, "--train_samples": 8, "--eval_samples": 3, "--figure_images": 2,
                   "--kmeans_iterations": 3})
 
     report = benchmark.main(argv)
@@ -117,35 +93,3 @@ def test_benchmark_rejects_mismatched_levels():
         benchmark.BenchmarkArguments(depths=[1, 1], num_segments=[8, 4, 2])
     with pytest.raises(ValueError, match="--object_level must index one of the 2 levels"):
         benchmark.BenchmarkArguments(depths=[1, 1], num_segments=[8, 4], object_level=3)
-
-
-def test_demo_tiny_run_trains_saves_reloads_and_segments(tmp_path, capsys):
-    output_dir = tmp_path / "demo"
-    argv = _argv({**TINY, "--output_dir": output_dir, "--train_samples": 8, "--eval_samples": 3, "--pictures": 2})
-
-    results = demo.main(argv)
-
-    printed = capsys.readouterr().out
-    model_dir = output_dir / "cast-part-whole"
-    for name in ("config.json", "model.safetensors", "preprocessor_config.json"):
-        assert (model_dir / name).is_file(), name
-    assert (output_dir / "part_whole" / "train" / "metadata.jsonl").is_file()
-    assert (output_dir / "part_whole" / "test" / "metadata.jsonl").is_file()
-    assert len(results["pictures"]) == 2 and all(path.is_file() for path in results["pictures"])
-    assert (output_dir / "pictures" / "pipeline_coarsest_level.png").is_file()
-    assert 1 <= results["pipeline_segments"] <= 4
-    # the metrics and the file paths are printed
-    assert "object mIoU" in printed and "boundary recall" in printed
-    assert str(model_dir) in printed and str(results["pictures"][0]) in printed
-    assert [level["segments"] for level in results["levels"]] == [8, 4]
-    assert all(0 <= level["part_miou"] <= 1 for level in results["levels"])
-    assert np.isfinite(results["accuracy"])
-
-
-def test_quickstart_converts_the_official_tiny_checkpoint_and_writes_every_level(tmp_path, capsys):
-    quickstart.main(["--output-dir", str(tmp_path)])
-    out = capsys.readouterr().out
-    assert "loaded with AutoModel" in out
-    levels = sorted(tmp_path.glob("level*.png"))
-    assert [path.name for path in levels] == [f"level{level}.png" for level in range(len(levels))] and len(levels) >= 2
-    assert (tmp_path / "cast-tiny-official" / "model.safetensors").is_file()

@@ -5,7 +5,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from processing.metrics_cast import DEFAULT_IGNORE_INDEX, hungarian_mean_iou
+from processing.evaluation.metrics import DEFAULT_IGNORE_INDEX, hungarian_mean_iou
 
 
 _DESCRIPTION = """
@@ -25,7 +25,7 @@ Returns:
     mean_iou (`float`); over the split also per_category_iou (`list[float]`, NaN for absent classes) and
     assignment (`dict[int, int]` cluster -> class); per image, per_image_iou (`list[float]`).
 Examples:
-    >>> hungarian_miou = evaluate.load("processing/evaluate_metrics/hungarian_miou")
+    >>> hungarian_miou = evaluate.load("processing/evaluation/evaluate_metrics/hungarian_miou")
     >>> hungarian_miou.compute(predictions=[[[5, 5, 5, 2]]], references=[[[0, 0, 1, 1]]])["mean_iou"]
     0.5833333333333333
 """

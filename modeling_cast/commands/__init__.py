@@ -1,0 +1,1 @@
+"""Console scripts: `cast-convert` (`convert`) and `cast-segment` (`segment`)."""

@@ -1,0 +1,1 @@
+"""Segmentation metrics (`metrics`) and the `evaluate` modules that wrap them (`evaluate_metrics/`)."""
