@@ -14,7 +14,6 @@ from pathlib import Path
 import datasets
 import numpy as np
 import transformers
-from huggingface_hub import EvalResult, ModelCard
 from PIL import Image, ImageDraw
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +21,7 @@ if str(_REPO_ROOT) not in sys.path:  # run as `python examples/<script>.py` from
     sys.path.insert(0, str(_REPO_ROOT))
 
 from modeling_cast import CAST_PRESETS, CastConfig  # noqa: E402
+from modeling_cast.hub.cards import save_model_card, training_model_card  # noqa: E402
 
 __all__ = [
     "DataTrainingArguments",
@@ -261,36 +261,23 @@ def write_model_card(
     metrics: dict[str, float] | None = None,
     description: str = "",
 ) -> None:
-    """Write `README.md` in the output folder: `Trainer.create_model_card` (hyper-parameters, training log, model
-    index for known tasks) with its metadata completed for the Hub: `pipeline_tag`, `base_model` and, for tasks
-    the Trainer does not know, the model index built from `metrics`. `task` is a task tag the Trainer knows (e.g.
-    "image-classification"); `task_name` names the task in that fallback model index."""
+    """Write `README.md` in the output folder with the project's card writer (`modeling_cast.hub.cards`): Hub
+    metadata (`pipeline_tag`, tags, `base_model` when it is a Hub id, a model index of `metrics` under the task
+    `task`, default `pipeline_tag`, named `task_name`), the training settings and `description` (markdown)."""
     if not trainer.is_world_process_zero():
         return
-    trainer.create_model_card(finetuned_from=base_model, tasks=task, dataset=dataset, dataset_tags=dataset, tags=tags)
-    path = os.path.join(trainer.args.output_dir, "README.md")
-    card = ModelCard.load(path)
-    card.data.pipeline_tag = pipeline_tag
-    card.data.library_name = "transformers"
-    if not card.data.eval_results and metrics:
-        card.data.model_name = card.data.model_name or Path(trainer.args.output_dir).name
-        card.data.eval_results = [
-            EvalResult(
-                task_type=pipeline_tag,
-                task_name=task_name or pipeline_tag,
-                dataset_type=dataset,
-                dataset_name=dataset,
-                metric_type=name,
-                metric_name=name,
-                metric_value=float(value),
-            )
-            for name, value in metrics.items()
-        ]
-    if base_model is None:
-        # the Trainer words a model without a Hub base as fine-tuned from an empty link
-        card.text = card.text.replace(
-            "is a fine-tuned version of [](https://huggingface.co/) on", "was trained from scratch on"
-        )
-    if description:
-        card.text = card.text.rstrip() + "\n\n" + description.strip() + "\n"
-    card.save(path)
+    origin = f"starting from `{base_model}`" if base_model else "from scratch"
+    card = training_model_card(
+        trainer.args,
+        title=Path(trainer.args.output_dir).name,
+        summary=f"A CAST model trained on {dataset} with the Hugging Face Trainer, {origin}.",
+        pipeline_tag=pipeline_tag,
+        tags=tags,
+        dataset=dataset,
+        base_model=base_model,
+        results=metrics,
+        task_type=task,
+        task_name=task_name,
+        sections=[description.strip()] if description else (),
+    )
+    save_model_card(card, trainer.args.output_dir)

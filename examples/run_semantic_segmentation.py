@@ -34,9 +34,6 @@ import numpy as np
 import torch
 from datasets import Dataset, Features
 from datasets import Image as ImageFeature
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import validate_repo_id
 from PIL import Image
 from transformers import (
     AutoConfig,
@@ -53,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # importing modeling_cast registers the "cast" model type with the Auto classes
 from modeling_cast import CastForSemanticSegmentation, CastImageProcessor  # noqa: E402
+from modeling_cast.hub.cards import save_model_card, training_model_card  # noqa: E402
 from processing.evaluation.metrics import mean_iou  # noqa: E402
 
 
@@ -344,17 +342,6 @@ def _metrics_function(id2label: dict[int, str], ignore_index: int):
     return compute_metrics
 
 
-def _base_model_id(model_name_or_path: str) -> str | None:
-    """The Hub id of the starting checkpoint, or None for a local folder (a card's `base_model` must be an id)."""
-    if os.path.exists(model_name_or_path):
-        return None
-    try:
-        validate_repo_id(model_name_or_path)
-    except HFValidationError:
-        return None
-    return model_name_or_path
-
-
 def write_model_card(
     training_args: TrainingArguments,
     model_args: ModelArguments,
@@ -364,60 +351,23 @@ def write_model_card(
     metrics: dict,
 ) -> Path:
     """README.md with `pipeline_tag: image-segmentation`, the base model, the data, the training settings and the
-    final metrics."""
+    final metrics (the mean IoU in the model index), written by the project's card writer."""
     output_dir = training_args.output_dir
     dataset_name = (
         "synthetic shapes" if data_args.synthetic_samples is not None else Path(data_args.train_dir or "").name
     )
-    base_model = _base_model_id(model_args.model_name_or_path)
-    eval_results = None
-    if "eval_mean_iou" in metrics and not math.isnan(metrics["eval_mean_iou"]):
-        eval_results = [
-            EvalResult(
-                task_type="image-segmentation",
-                task_name="Semantic segmentation",
-                dataset_type=dataset_name.replace(" ", "-"),
-                dataset_name=dataset_name,
-                metric_type="mean_iou",
-                metric_name="mIoU",
-                metric_value=round(float(metrics["eval_mean_iou"]), 4),
-            )
-        ]
-    card_data = ModelCardData(
-        library_name="transformers",
-        pipeline_tag="image-segmentation",
-        tags=["cast", "superpixels", "semantic-segmentation", "vision", "generated_from_trainer"],
-        base_model=base_model,
-        metrics=["mean_iou"],
-        model_name=Path(output_dir).name,
-        eval_results=eval_results,
-    )
-    rows = "\n".join(
-        f"| {name} | {_format_number(value)} |"
-        for name, value in sorted(metrics.items())
-        if not any(skipped in name for skipped in _CARD_SKIPPED_METRICS)
-    )
-    batch_size = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
-    schedule = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
-    if training_args.max_steps > 0:
-        duration = f"{training_args.max_steps} steps"
-    else:
-        duration = f"{training_args.num_train_epochs:g} epochs"
+    mean_iou = metrics.get("eval_mean_iou", math.nan)
     image_size = {name: value for name, value in dict(image_processor.size).items() if value is not None}
-    n_segments = image_processor.n_segments
     classes = ", ".join(f"{index}: {name}" for index, name in sorted(config.id2label.items()))
-    body = f"""
-# {Path(output_dir).name}
-
-CAST (Ke, Mo, Yu, ICLR 2024) semantic segmentation model: every stage of the superpixel hierarchy is fused back onto
-the superpixel tokens, a linear classifier scores each superpixel and the scores are painted onto its pixels.
-Fine-tuned with `examples/run_semantic_segmentation.py` of cast-transformers from
-`{model_args.model_name_or_path}` on {dataset_name}.
-
-- Classes ({config.num_labels}): {classes}
-- Segments per stage: {config.num_segments}; token pooling: `{config.token_pooling_resolution}`
-
-## Usage
+    summary = (
+        "CAST semantic segmentation model: every stage of the superpixel hierarchy is fused back onto the superpixel "
+        "tokens, a linear classifier scores each superpixel and the scores are painted onto its pixels. Fine-tuned "
+        f"with `examples/run_semantic_segmentation.py` of cast-transformers from `{model_args.model_name_or_path}` "
+        f"on {dataset_name}.\n\n"
+        f"- Classes ({config.num_labels}): {classes}\n"
+        f"- Segments per stage: {config.num_segments}; token pooling: `{config.token_pooling_resolution}`"
+    )
+    usage = f"""## How to use
 
 ```python
 import modeling_cast  # registers CAST with the Auto classes (or pass trust_remote_code=True)
@@ -425,32 +375,22 @@ from transformers import pipeline
 
 segmenter = pipeline("image-segmentation", model="{Path(output_dir).name}")
 masks = segmenter("image.png")  # one {{"label", "mask"}} per predicted class, at the image's size
-```
-
-## Training
-
-- learning rate {training_args.learning_rate} ({schedule} schedule), batch size {batch_size} per device,
-  {duration}, seed {training_args.seed}
-- image processor: size {image_size}, about {n_segments} superpixels per image
-
-## Results
-
-| metric | value |
-|---|---|
-{rows}
-"""
-    card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
-    path = Path(output_dir) / "README.md"
-    card.save(path)
-    return path
-
-
-# throughput and bookkeeping entries of the Trainer's metrics, left out of the card's results table
-_CARD_SKIPPED_METRICS = ("runtime", "per_second", "flos")
-
-
-def _format_number(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+```"""
+    card = training_model_card(
+        training_args,
+        title=Path(output_dir).name,
+        summary=summary,
+        pipeline_tag="image-segmentation",
+        tags=["cast", "superpixels", "semantic-segmentation", "vision"],
+        dataset=dataset_name,
+        base_model=model_args.model_name_or_path,
+        results={"mean_iou": round(float(mean_iou), 4)} if not math.isnan(mean_iou) else None,
+        task_name="Semantic segmentation",
+        metrics=metrics,
+        details=[f"image processor: size {image_size}, about {image_processor.n_segments} superpixels per image"],
+        sections=[usage],
+    )
+    return save_model_card(card, output_dir)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -33,8 +33,8 @@ from .modeling_cast import (
     CastModelOutput,
     CastPreTrainedModel,
 )
-from .hub.named_models import explain_missing_named_models
 from .pretraining_cast import CastForPreTraining, CastPreTrainingOutput, MomentumUpdateCallback
+from .hub.registry import explain_missing_models
 
 __all__ = [
     "CAST_PRESETS",
@@ -96,5 +96,7 @@ def _drop_false_unsupported_model_error(record) -> bool:
 
 transformers_logging.get_logger("transformers.pipelines.base").addFilter(_drop_false_unsupported_model_error)
 
-# `AutoModel.from_pretrained("cast-base")` on a machine without that model says how to convert and install it
-explain_missing_named_models(AutoConfig, AutoImageProcessor)
+# `AutoModel.from_pretrained("cast-base")` on a machine without that model says how to convert and install it: the
+# Auto classes for the released names (they load any model type), the CAST classes for every name they cannot find
+explain_missing_models(AutoConfig, AutoImageProcessor)
+explain_missing_models(CastPreTrainedModel, any_name=True)

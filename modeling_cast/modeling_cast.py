@@ -12,12 +12,10 @@ stage's pooling, C = hidden size, L = levels (stages), H/W = input pixels, h/w =
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from safetensors import SafetensorError
 from torch import nn
 from torch.nn import functional as F
 
@@ -64,6 +62,14 @@ CAST_AUTO_MAP = {
     # the image-segmentation pipeline loads through this class first: it picks the checkpoint's own architecture
     "AutoModelForImageSegmentation": "modeling_cast.CastForImageSegmentation",
 }
+
+
+def cast_auto_map(auto_map: dict[str, str] | None = None) -> dict[str, str]:
+    """The `auto_map` of a saved CAST folder: every CAST auto class, with the entries `auto_map` already holds
+    taking precedence (those transformers writes for the saved class, e.g. `AutoModelForPreTraining`, or a Hub
+    repository's prefixed ones)."""
+    return {**CAST_AUTO_MAP, **(auto_map or {})}
+
 
 # The official class token is initialised from N(0, 1e-6^2) (MoCo-v3 ViT recipe, kept by CAST).
 _CLASS_TOKEN_INIT_STD = 1e-6
@@ -548,28 +554,8 @@ class CastPreTrainedModel(PreTrainedModel):
         "attentions": OutputRecorder(CastAttention, index=1, layer_name="attention"),
     }
 
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        try:
-            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        except SafetensorError as error:
-            raise ValueError(
-                f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r} holds a corrupt or truncated "
-                f"safetensors checkpoint: {error}"
-            ) from error
-        except OSError as error:
-            if os.path.isdir(str(pretrained_model_name_or_path)):
-                raise
-            name = str(pretrained_model_name_or_path)
-            raise OSError(
-                f"{error}\nCAST weights are not downloaded by this package. Convert an official checkpoint and "
-                f"install it under this name: `cast-convert --checkpoint <official file> --model-name {name} "
-                "--output-dir <folder> --install-to-cache`; or pass a local folder, or the id of a Hub repository "
-                "holding converted weights."
-            ) from error
-
     def save_pretrained(self, save_directory, *args, **kwargs):
-        self.config.auto_map = {**CAST_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+        self.config.auto_map = cast_auto_map(getattr(self.config, "auto_map", None))
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()

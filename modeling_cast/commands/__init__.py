@@ -1,1 +1,2 @@
-"""Console scripts: `cast-convert` (`convert`) and `cast-segment` (`segment`)."""
+"""Command lines: `cast-convert` (`convert`), `cast-segment` (`segment`) and the hub_configs generator
+(`python -m modeling_cast.commands.hub_configs`)."""

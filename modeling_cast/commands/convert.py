@@ -10,50 +10,59 @@ checked against the named model; the folder is written atomically (see `modeling
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+from transformers.utils import hub as transformers_hub
+from transformers.utils import logging as transformers_logging
+
 from modeling_cast.conversion.convert_cast_original_to_hf import (
-    _SEGMENTATION_ARCHITECTURE,
-    EXIT_CONVERSION_FAILED,
-    EXIT_OK,
-    PROGRAM,
     CheckpointError,
     OfficialCheckpoint,
-    _check_output_dir,
-    _expected_model_shapes,
-    _has_linear_head,
-    _strip_prefix,
     check_checkpoint_matches,
+    check_output_dir,
     convert_official_checkpoint,
     convert_pretraining_checkpoint,
     detect_checkpoint_layout,
     infer_config,
+    lacks_classifier,
     load_official_checkpoint,
+    official_architecture,
     pretraining_entry,
-    push_folder_to_hub,
     verify_against_reference,
     write_converted_folder,
 )
+from modeling_cast.hub.cache import install_to_cache
+from modeling_cast.hub.registry import (
+    CHECKPOINT_LAYOUTS,
+    CONVERTER_COMMAND,
+    NAMED_MODELS,
+    NamedModel,
+    custom_named_model,
+    empty_model,
+)
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_CONVERSION_FAILED", "EXIT_OK", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_CONVERSION_FAILED = 1  # (argparse exits with 2 for bad arguments)
+_DESCRIPTION = (
+    "Convert an official CAST checkpoint (.pth/.pth.tar in the MoCo-v3 or DeiT training layout, or a bare state "
+    "dict) into a transformers model folder: model.safetensors, config.json, preprocessor_config.json, README.md "
+    "(model card) and the code files for trust_remote_code. The file is read with torch.load(weights_only=True): "
+    "pickles that need to run code are refused."
+)
+# what a --config file may hold beyond CastConfig values: a saved config.json works too
+_SAVED_ONLY_KEYS = ("model_type", "architectures", "auto_map", "transformers_version")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `cast-convert` argument parser."""
-    from modeling_cast.hub.named_models import NAMED_MODELS
-
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM,
-        description=(
-            "Convert an official CAST checkpoint (.pth/.pth.tar in the MoCo-v3 or DeiT training layout, or a bare "
-            "state dict) into a transformers model folder: model.safetensors, config.json, preprocessor_config.json, "
-            "README.md (model card) and the code files for trust_remote_code. The file is read with "
-            "torch.load(weights_only=True): pickles that need to run code are refused."
-        ),
-    )
+    parser = argparse.ArgumentParser(prog=CONVERTER_COMMAND, description=_DESCRIPTION)
     parser.add_argument("--checkpoint", required=True, type=Path, metavar="FILE", help="official checkpoint file")
     parser.add_argument(
         "--model-name", required=True, metavar="NAME",
@@ -87,15 +96,61 @@ def build_parser() -> argparse.ArgumentParser:
         "present outputs.logits, outputs.projector, outputs.predictor); the conversion fails above 1e-4",
     )
     progress = parser.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress")
-    progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
+    progress.add_argument(
+        "--progress", dest="progress", action="store_true", default=None,
+        help="always show the progress bars of writing the weights and uploading (default: on terminals only)",
+    )
+    progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress bars")
     return parser
 
 
-def _check_name_and_config(args) -> None:
-    """A named model takes no --config; any other --model-name needs one (checked before reading the checkpoint)."""
-    from modeling_cast.hub.named_models import NAMED_MODELS
+def main(argv: Sequence[str] | None = None) -> int:
+    """`cast-convert`: exit status 0 on success, 1 when the checkpoint cannot be converted, 2 for bad arguments."""
+    args = build_parser().parse_args(argv)
+    try:
+        with _progress_bars(args.progress):
+            lines = _convert(args)
+    except (ValueError, OSError) as error:  # CheckpointError, invalid names, file system and Hub errors
+        print(f"{CONVERTER_COMMAND}: error: {error}", file=sys.stderr)
+        return EXIT_CONVERSION_FAILED
+    print("\n".join(lines))
+    return EXIT_OK
 
+
+def _convert(args: argparse.Namespace) -> list[str]:
+    """Every step of a conversion; returns the summary lines."""
+    # argument errors first: the checkpoint may be a 2 GB file
+    _check_name_and_config(args)
+    check_output_dir(Path(args.output_dir).absolute(), args.overwrite)
+    print(f"{CONVERTER_COMMAND}: reading {args.checkpoint}", file=sys.stderr)
+    official = detect_checkpoint_layout(load_official_checkpoint(args.checkpoint))
+    entry = _resolve_entry(args, official)
+    check_checkpoint_matches(official, entry)
+    print(f"{CONVERTER_COMMAND}: converting {len(official.state_dict)} tensors for {entry.name}", file=sys.stderr)
+    if args.with_pretraining_heads:
+        entry = pretraining_entry(official, entry)
+        tensors, dropped = convert_pretraining_checkpoint(official, entry)
+    else:
+        tensors, dropped = convert_official_checkpoint(official, entry)
+    folder = write_converted_folder(args.output_dir, entry, tensors, args.overwrite)
+    lines = _summary(args, official, entry, tensors, dropped)
+    # release the memory-mapped checkpoint before loading anything else
+    tensors = official.state_dict = official.training_state_dict = None
+    if args.reference is not None:
+        differences = verify_against_reference(folder, args.reference, entry.architecture)
+        lines.append(f"  reference {args.reference}: max |diff| " +
+                     ", ".join(f"{name} {value:.2e}" for name, value in differences.items()))
+    if args.install_to_cache:
+        snapshot = install_to_cache(folder, args.model_name, args.cache_dir)
+        lines.append(f"  installed in the Hugging Face cache: {snapshot} "
+                     f"(from_pretrained({args.model_name!r}) now works offline)")
+    if args.push_to_hub:
+        lines.append(f"  pushed to the Hub: {_push_to_hub(folder, args.push_to_hub, private=args.private or None)}")
+    return lines
+
+
+def _check_name_and_config(args: argparse.Namespace) -> None:
+    """A named model takes no --config; any other --model-name needs one (checked before reading the checkpoint)."""
     if args.model_name in NAMED_MODELS and args.config is not None:
         raise CheckpointError(
             f"--config is for models outside the named ones; {args.model_name} has a fixed configuration"
@@ -108,42 +163,31 @@ def _check_name_and_config(args) -> None:
         )
 
 
-def _resolve_entry(args, official: OfficialCheckpoint):
-    """(table entry, configuration) for --model-name, or a custom entry from --config for other names."""
-    from modeling_cast.hub.named_models import NAMED_MODELS, custom_named_model, named_config
-
-    _check_name_and_config(args)
+def _resolve_entry(args: argparse.Namespace, official: OfficialCheckpoint) -> NamedModel:
+    """The table entry of --model-name, or for another name a custom entry from --config and the weights."""
     if args.model_name in NAMED_MODELS:
-        entry = NAMED_MODELS[args.model_name]
-        return entry, named_config(entry)
+        return NAMED_MODELS[args.model_name]
     try:
         overrides = json.loads(args.config.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise CheckpointError(f"--config {str(args.config)!r} is not a readable JSON file: {error}") from error
     if not isinstance(overrides, dict):
         raise CheckpointError(f"--config {str(args.config)!r} must hold a JSON object, got {type(overrides).__name__}")
-    saved_only = ("model_type", "architectures", "auto_map", "transformers_version")  # a config.json works too
-    overrides = {key: value for key, value in overrides.items() if key not in saved_only}
+    overrides = {key: value for key, value in overrides.items() if key not in _SAVED_ONLY_KEYS}
     try:
         config = infer_config(official.state_dict, **overrides)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"--config {str(args.config)!r} does not give a valid configuration: {error}") from error
-    has_head = _has_linear_head(_strip_prefix(official.state_dict)) and official.layout != "moco"
-    architecture = "CastForImageClassification" if has_head else "CastModel"
-    if official.is_segmentation:
-        architecture = _SEGMENTATION_ARCHITECTURE
-    entry = custom_named_model(args.model_name, config, architecture, official.layout)
-    return entry, named_config(entry)
+    return custom_named_model(args.model_name, config, official_architecture(official), official.layout)
 
 
-def _summary(args, official, entry, tensors, dropped, parameters) -> list[str]:
-    from modeling_cast.hub.named_models import CHECKPOINT_LAYOUTS
-
+def _summary(args, official, entry, tensors, dropped) -> list[str]:
     data_bytes = sum(tensor.numel() * (4 if tensor.is_floating_point() else tensor.element_size())
                      for tensor in tensors.values())
+    parameters = sum(parameter.numel() for parameter in empty_model(entry).parameters())
     arch = f", arch {official.arch!r}" if official.arch else ""
     lines = [
-        f"{PROGRAM}: {args.checkpoint} ({CHECKPOINT_LAYOUTS[official.layout]}{arch}) -> {args.output_dir}",
+        f"{CONVERTER_COMMAND}: {args.checkpoint} ({CHECKPOINT_LAYOUTS[official.layout]}{arch}) -> {args.output_dir}",
         f"  model: {entry.name} ({entry.architecture}), {parameters:,} parameters in {len(tensors)} tensors "
         f"({data_bytes / 1e6:.1f} MB float32 safetensors)",
     ]
@@ -152,52 +196,39 @@ def _summary(args, official, entry, tensors, dropped, parameters) -> list[str]:
     for reason, keys in sorted(dropped.items(), key=lambda item: -len(item[1])):
         examples = ", ".join(sorted(keys)[:3]) + (", ..." if len(keys) > 3 else "")
         lines.append(f"    {len(keys):5d}  {reason} [{examples}]")
+    if lacks_classifier(entry, tensors):
+        lines.append("  classifier: not in the checkpoint; from_pretrained(..., num_labels=K) creates it for "
+                     "fine-tuning")
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`cast-convert`: exit status 0 on success, 1 when the checkpoint cannot be converted, 2 for bad arguments."""
-    from modeling_cast.hub.named_models import install_to_cache, named_config
+def _push_to_hub(folder: Path, repo_id: str, private: bool | None) -> str:
+    """Upload the folder (weights, configs, card and the flat remote code) in one commit, through transformers'
+    shared Hub client. Returns the repo id."""
+    api = transformers_hub.hf_api()
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    api.upload_folder(
+        repo_id=repo_id, folder_path=folder, commit_message=f"Upload CAST model converted with {CONVERTER_COMMAND}"
+    )
+    return repo_id
 
-    args = build_parser().parse_args(argv)
+
+@contextlib.contextmanager
+def _progress_bars(progress: bool | None) -> Iterator[None]:
+    """--progress / --no-progress: the progress bars transformers (writing the weights) and huggingface_hub
+    (uploading) draw; by default only on a terminal. Both libraries' settings are restored afterwards."""
+    show = sys.stderr.isatty() if progress is None else progress
+    transformers_was_on, hub_was_on = transformers_logging.is_progress_bar_enabled(), not are_progress_bars_disabled()
+    _set_progress_bars(show, show)
     try:
-        # argument errors first: the checkpoint may be a 2 GB file
-        _check_name_and_config(args)
-        _check_output_dir(Path(args.output_dir).absolute(), args.overwrite)
-        print(f"{PROGRAM}: reading {args.checkpoint}", file=sys.stderr)
-        official = detect_checkpoint_layout(load_official_checkpoint(args.checkpoint))
-        entry, config = _resolve_entry(args, official)
-        check_checkpoint_matches(official, entry)
-        print(f"{PROGRAM}: converting {len(official.state_dict)} tensors for {entry.name}", file=sys.stderr)
-        if args.with_pretraining_heads:
-            entry = pretraining_entry(official, entry)
-            config = named_config(entry)
-            tensors, dropped = convert_pretraining_checkpoint(official, entry, config)
-        else:
-            tensors, dropped = convert_official_checkpoint(official, entry, config)
-        folder = write_converted_folder(args.output_dir, entry, tensors, args.overwrite, args.progress)
-        lines = _summary(args, official, entry, tensors, dropped, _expected_model_shapes(entry, config)[1])
-        if entry.architecture == _SEGMENTATION_ARCHITECTURE and "classifier.weight" not in tensors:
-            lines.append("  classifier: not in the checkpoint; from_pretrained(..., num_labels=K) creates it for "
-                         "fine-tuning")
-        # release the memory-mapped checkpoint before loading anything else
-        tensors = official.state_dict = official.training_state_dict = None
-        if args.reference is not None:
-            differences = verify_against_reference(folder, args.reference, entry.architecture)
-            lines.append(f"  reference {args.reference}: max |diff| " +
-                         ", ".join(f"{name} {value:.2e}" for name, value in differences.items()))
-        if args.install_to_cache:
-            snapshot = install_to_cache(folder, args.model_name, args.cache_dir)
-            lines.append(f"  installed in the Hugging Face cache: {snapshot} "
-                         f"(from_pretrained({args.model_name!r}) now works offline)")
-        if args.push_to_hub:
-            repo_id = push_folder_to_hub(folder, args.push_to_hub, private=args.private or None)
-            lines.append(f"  pushed to the Hub: {repo_id}")
-    except (ValueError, OSError) as error:  # CheckpointError, invalid names, file system and Hub errors
-        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
-        return EXIT_CONVERSION_FAILED
-    print("\n".join(lines))
-    return EXIT_OK
+        yield
+    finally:
+        _set_progress_bars(transformers_was_on, hub_was_on)
+
+
+def _set_progress_bars(transformers_on: bool, hub_on: bool) -> None:
+    (transformers_logging.enable_progress_bar if transformers_on else transformers_logging.disable_progress_bar)()
+    (enable_progress_bars if hub_on else disable_progress_bars)()
 
 
 if __name__ == "__main__":

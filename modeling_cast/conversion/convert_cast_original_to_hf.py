@@ -7,59 +7,64 @@ Official layout facts (from this project's reference notes): every transformer b
 and `pe_token` a frozen zero vector; MoCo-v3 training checkpoints prefix the backbone with
 `module.base_encoder.` and replace `head` by the MoCo projector.
 
-Command line (`cast-convert`, `main`): reads an official checkpoint file with `torch.load(weights_only=True)`,
-detects its layout (MoCo-v3, DeiT, bare state dict), checks it against a named model of `named_models`, converts it
-with `convert_state_dict` and writes a safetensors model folder atomically; optionally installs it in the local
-Hugging Face cache under its name and pushes it to the Hub:
-
-    cast-convert --checkpoint FILE --model-name cast-base --output-dir DIR [--install-to-cache] [--push-to-hub REPO_ID]
+For `cast-convert` (`modeling_cast.commands.convert`): reading an official checkpoint file with
+`torch.load(weights_only=True)`, detecting its layout (MoCo-v3, DeiT, bare state dict), checking it against a named
+model of `modeling_cast.hub.registry`, converting it with `convert_state_dict`, writing the model folder atomically
+(`save_pretrained` of the model built on the `meta` device with the converted weights assigned) and comparing the
+result with official reference outputs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import pickle
 import re
 import shutil
-import struct
-import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from huggingface_hub import CommitOperationAdd
-from safetensors import safe_open
 from safetensors.torch import load_file
-from tqdm.auto import tqdm
-from transformers.utils import SAFE_WEIGHTS_NAME
 
 from modeling_cast.configuration_cast import CastConfig
 from modeling_cast.graph_pooling_cast import sincos_position_embedding
+from modeling_cast.hub.cache import make_shareable
+from modeling_cast.hub.folders import write_model_folder
+from modeling_cast.hub.registry import (
+    CONVERTER_COMMAND,
+    NamedModel,
+    empty_model,
+    model_class,
+    named_config,
+    named_model_for_arch,
+)
+from modeling_cast.modeling_cast import CastForImageClassification, CastForSemanticSegmentation, CastModel
+from modeling_cast.pretraining_cast import CastForPreTraining
 
 __all__ = [
     "convert_state_dict",
     "infer_config",
     "ORIGINAL_TO_CONVERTED_KEY_MAPPING",
     "MOCO_BACKBONE_PREFIX",
-    # command line (`cast-convert`)
+    # `cast-convert`
     "CheckpointError",
     "OfficialCheckpoint",
     "check_checkpoint_matches",
+    "check_output_dir",
     "convert_official_checkpoint",
     "convert_pretraining_checkpoint",
     "detect_checkpoint_layout",
+    "lacks_classifier",
     "load_official_checkpoint",
+    "official_architecture",
     "pretraining_entry",
-    "push_folder_to_hub",
     "verify_against_reference",
     "write_converted_folder",
-    "write_safetensors",
 ]
 
 MOCO_BACKBONE_PREFIX = "module.base_encoder."
@@ -168,8 +173,6 @@ def _is_segmentation_layout(state_dict: dict) -> bool:
 def _expected_shapes(config: CastConfig, state_dict: dict) -> dict[str, torch.Size]:
     """Names and shapes the converted weights must have: those of the head model the layout holds
     (`CastForSemanticSegmentation`, `CastForImageClassification`) or of the backbone alone, `cast.`-prefixed."""
-    from modeling_cast.modeling_cast import CastForImageClassification, CastForSemanticSegmentation, CastModel
-
     with torch.device("meta"):
         if _is_segmentation_layout(state_dict):
             model = CastForSemanticSegmentation(config)
@@ -284,14 +287,10 @@ def _check_position_embedding(value: torch.Tensor, config: CastConfig) -> None:
 
 
 # =====================================================================================================================
-# Command line (`cast-convert`): official checkpoint file -> safetensors model folder (+ local cache, + Hub).
-# Everything below only reads files, detects their layout and writes folders; the key mapping above stays the single
-# place that knows official key names.
+# `cast-convert`: official checkpoint file -> model folder. Everything below only reads files, detects their layout
+# and writes folders; the key mapping above stays the single place that knows official key names.
 # =====================================================================================================================
 
-EXIT_OK = 0
-EXIT_CONVERSION_FAILED = 1
-PROGRAM = "cast-convert"
 # The DeiT training scripts store their argparse namespace next to the weights: a plain attribute container, allowed
 # explicitly. Nothing else beyond torch's own weights-only allowlist (tensors, containers, numbers, strings).
 SAFE_CHECKPOINT_GLOBALS = [argparse.Namespace]
@@ -306,8 +305,10 @@ _MOCO_PREFIXES = {
 }
 _TRAINING_STATE = "training state (optimizer, scaler, scheduler, counters, arguments): not needed for inference"
 _DEIT_EMA = "exponential moving average copy of the weights (`model_ema`): the reported results use `model`"
-_SEGMENTATION_ARCHITECTURE = "CastForSemanticSegmentation"
-_PRETRAINING_ARCHITECTURE = "CastForPreTraining"
+_BACKBONE_ARCHITECTURE = CastModel.__name__
+_CLASSIFIER_ARCHITECTURE = CastForImageClassification.__name__
+_SEGMENTATION_ARCHITECTURE = CastForSemanticSegmentation.__name__
+_PRETRAINING_ARCHITECTURE = CastForPreTraining.__name__
 _MOMENTUM_ENCODER_PREFIX = "module.momentum_encoder."
 # MoCo-v3 heads of the training checkpoint -> `CastForPreTraining` modules (same `nn.Sequential` numbering)
 _PRETRAINING_HEADS = {
@@ -326,7 +327,7 @@ class OfficialCheckpoint:
     """The weights found in an official checkpoint file.
 
     Attributes:
-        layout (`str`): one of `named_models.CHECKPOINT_LAYOUTS` ("moco", "deit", "moco-segmentation", "state-dict").
+        layout (`str`): one of `modeling_cast.hub.registry.CHECKPOINT_LAYOUTS` ("moco", "deit", "moco-segmentation", "state-dict").
         state_dict (`dict[str, torch.Tensor]`): the model's weights, wrapper prefixes removed (MoCo: the base
             encoder without its projector head).
         arch (`str`, *optional*): the official architecture name stored with the weights (`arch`, or the DeiT
@@ -373,7 +374,7 @@ def load_official_checkpoint(path: str | os.PathLike) -> dict:
             ) from error
         raise CheckpointError(
             f"refused to load checkpoint {str(path)!r}: its pickle needs to run code (it references `{needed}`), "
-            f"and {PROGRAM} never executes code from a checkpoint (it loads with torch.load(weights_only=True)). "
+            f"and {CONVERTER_COMMAND} never executes code from a checkpoint (it loads with torch.load(weights_only=True)). "
             "Official CAST checkpoints hold only tensors, numbers and strings; this file is not one of them or was "
             "modified. If you trust its source, re-save its state dict as plain tensors and convert that."
         ) from error
@@ -484,10 +485,8 @@ def _split_moco_state_dict(state_dict: dict) -> tuple[dict, dict[str, list[str]]
     return backbone, dict(dropped)
 
 
-def check_checkpoint_matches(official: OfficialCheckpoint, entry) -> None:
+def check_checkpoint_matches(official: OfficialCheckpoint, entry: NamedModel) -> None:
     """Refuse a checkpoint whose layout, variant or `arch` does not belong to the named model `entry`."""
-    from modeling_cast.hub.named_models import named_model_for_arch
-
     if official.is_segmentation != (entry.architecture == _SEGMENTATION_ARCHITECTURE):
         found = "has" if official.is_segmentation else "has no"
         raise CheckpointError(
@@ -526,28 +525,49 @@ def _drop_reason(key: str, config: CastConfig, is_segmentation: bool) -> str | N
     return None
 
 
-def convert_official_checkpoint(official: OfficialCheckpoint, entry, config: CastConfig):
-    """Convert the weights of `official` for the named model `entry` (architecture and shapes from `config`).
+def official_architecture(official: OfficialCheckpoint) -> str:
+    """The model class the weights of `official` make: the segmentation head for the segmentation variant, the
+    classifier for a linear head outside MoCo-v3 (whose head is the projector), else the backbone."""
+    if official.is_segmentation:
+        return _SEGMENTATION_ARCHITECTURE
+    has_head = _has_linear_head(_strip_prefix(official.state_dict)) and official.layout != "moco"
+    return _CLASSIFIER_ARCHITECTURE if has_head else _BACKBONE_ARCHITECTURE
+
+
+def _convert_for(entry: NamedModel, state_dict: dict, config: CastConfig) -> dict[str, torch.Tensor]:
+    try:
+        return convert_state_dict(state_dict, config)
+    except ValueError as error:
+        raise CheckpointError(f"the checkpoint does not fit {entry.name} ({_describe(config)}): {error}") from error
+
+
+def _dropped_by_conversion(state_dict: dict, config: CastConfig, is_segmentation: bool) -> dict[str, list[str]]:
+    dropped = defaultdict(list)
+    for key in _strip_prefix(state_dict):
+        reason = _drop_reason(key, config, is_segmentation)
+        if reason is not None:
+            dropped[reason].append(key)
+    return dropped
+
+
+def convert_official_checkpoint(official: OfficialCheckpoint, entry: NamedModel):
+    """Convert the weights of `official` for the named model `entry` (architecture and shapes from its config).
 
     Returns `(tensors, dropped)`: the state dict of `entry.architecture` and the official keys left out, by reason.
     Raises CheckpointError when the weights do not fit the named configuration.
     """
-    try:
-        converted = convert_state_dict(official.state_dict, config)
-    except ValueError as error:
-        raise CheckpointError(f"the checkpoint does not fit {entry.name} ({_describe(config)}): {error}") from error
+    config = named_config(entry)
+    converted = _convert_for(entry, official.state_dict, config)
     dropped = defaultdict(list, {reason: list(keys) for reason, keys in official.dropped.items()})
-    for key in _strip_prefix(official.state_dict):
-        reason = _drop_reason(key, config, official.is_segmentation)
-        if reason is not None:
-            dropped[reason].append(key)
+    for reason, keys in _dropped_by_conversion(official.state_dict, config, official.is_segmentation).items():
+        dropped[reason] += keys
     has_classifier = "classifier.weight" in converted
-    if entry.architecture == "CastModel":
+    if entry.architecture == _BACKBONE_ARCHITECTURE:
         if has_classifier:
             reason = f"linear classification head (`head.*`): {entry.name} is a backbone"
             dropped[reason] += ["head.weight", "head.bias"]
         converted = {key[len("cast."):]: value for key, value in converted.items() if key.startswith("cast.")}
-    elif entry.architecture == "CastForImageClassification" and not has_classifier:
+    elif entry.architecture == _CLASSIFIER_ARCHITECTURE and not has_classifier:
         raise CheckpointError(
             f"{entry.name} is a classifier with {config.num_labels} classes, but the checkpoint has no linear head "
             f"`head.weight` of shape ({config.num_labels}, {config.hidden_size})"
@@ -555,11 +575,9 @@ def convert_official_checkpoint(official: OfficialCheckpoint, entry, config: Cas
     return converted, dict(dropped)
 
 
-def pretraining_entry(official: OfficialCheckpoint, entry):
+def pretraining_entry(official: OfficialCheckpoint, entry: NamedModel) -> NamedModel:
     """The table entry for converting a MoCo-v3 checkpoint into the whole `CastForPreTraining` (base encoder,
     projector, predictor, momentum encoder), with the projector widths read from the weights."""
-    from modeling_cast.hub.named_models import replace_entry
-
     if official.layout != "moco" or official.training_state_dict is None:
         raise CheckpointError(
             f"--with-pretraining-heads needs a MoCo-v3 training checkpoint, got a {official.layout} checkpoint"
@@ -569,23 +587,22 @@ def pretraining_entry(official: OfficialCheckpoint, entry):
     if first is None or last is None:
         raise CheckpointError("the MoCo-v3 checkpoint has no 3-layer projector `module.base_encoder.head.{0,6}.weight`")
     widths = {"pretraining_hidden_dim": int(first.shape[0]), "pretraining_projection_dim": int(last.shape[0])}
-    return replace_entry(entry, architecture=_PRETRAINING_ARCHITECTURE,
-                         config_kwargs={**entry.config_kwargs, **widths})
+    return replace(
+        entry, architecture=_PRETRAINING_ARCHITECTURE, config_kwargs={**entry.config_kwargs, **widths}
+    )
 
 
-def convert_pretraining_checkpoint(official: OfficialCheckpoint, entry, config: CastConfig):
-    """Convert a MoCo-v3 training checkpoint into `CastForPreTraining` weights, so that pretraining can resume from
-    it: `cast.*` (base encoder) and `momentum_cast.*` through `convert_state_dict`, the projectors and the predictor
-    by their module numbers. Returns `(tensors, dropped)` like `convert_official_checkpoint`."""
+def convert_pretraining_checkpoint(official: OfficialCheckpoint, entry: NamedModel):
+    """Convert a MoCo-v3 training checkpoint into `CastForPreTraining` weights (`entry` from `pretraining_entry`), so
+    that pretraining can resume from it: `cast.*` (base encoder) and `momentum_cast.*` through `convert_state_dict`,
+    the projectors and the predictor by their module numbers. Returns `(tensors, dropped)` like
+    `convert_official_checkpoint`."""
+    config = named_config(entry)
     raw = official.training_state_dict
     momentum = {MOCO_BACKBONE_PREFIX + key[len(_MOMENTUM_ENCODER_PREFIX):]: value for key, value in raw.items()
                 if key.startswith(_MOMENTUM_ENCODER_PREFIX)}
-    tensors = {}
-    try:
-        tensors.update(convert_state_dict(official.state_dict, config))
-        tensors.update({"momentum_" + key: value for key, value in convert_state_dict(momentum, config).items()})
-    except ValueError as error:
-        raise CheckpointError(f"the checkpoint does not fit {entry.name} ({_describe(config)}): {error}") from error
+    tensors = _convert_for(entry, official.state_dict, config)
+    tensors.update({"momentum_" + key: value for key, value in _convert_for(entry, momentum, config).items()})
     for key, value in raw.items():
         prefix = next((prefix for prefix in _PRETRAINING_HEADS if key.startswith(prefix)), None)
         if prefix is not None:
@@ -593,10 +610,8 @@ def convert_pretraining_checkpoint(official: OfficialCheckpoint, entry, config: 
     dropped = defaultdict(list, {reason: list(keys) for reason, keys in official.dropped.items()
                                  if reason not in _MOCO_PREFIXES.values()})
     for prefix, state_dict in (("", official.state_dict), (_MOMENTUM_ENCODER_PREFIX, momentum)):
-        for key in _strip_prefix(state_dict):
-            reason = _drop_reason(key, config, official.is_segmentation)
-            if reason is not None:
-                dropped[reason].append(prefix + key)
+        for reason, keys in _dropped_by_conversion(state_dict, config, official.is_segmentation).items():
+            dropped[reason] += [prefix + key for key in keys]
     return tensors, dict(dropped)
 
 
@@ -607,97 +622,49 @@ def _describe(config: CastConfig) -> str:
     )
 
 
-_SAFETENSORS_DTYPES = {
-    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
-    torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
-}
+def lacks_classifier(entry: NamedModel, tensors: Mapping[str, torch.Tensor]) -> bool:
+    """A pretrained segmentation backbone (e.g. cast-small-coco): its per-superpixel classifier is not in the
+    checkpoint; `from_pretrained(..., num_labels=K)` creates it when fine-tuning starts."""
+    return entry.architecture == _SEGMENTATION_ARCHITECTURE and "classifier.weight" not in tensors
 
 
-def write_safetensors(
-    tensors: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None,
-    progress: bool | None = None,
-) -> int:
-    """Write `tensors` as a safetensors file one tensor at a time: memory stays at one tensor beyond the inputs
-    (which may be memory-mapped), instead of the full serialised copy `safetensors.torch.save_file` builds.
-    Floating-point tensors are written in float32. `progress=None` shows a bar on terminals only. Returns the size
-    of the tensor data in bytes."""
-    if sys.byteorder != "little":
-        raise OSError("writing safetensors needs a little-endian machine")
-    prepared = {}
-    for name in sorted(tensors):
-        tensor = tensors[name]
-        if tensor.dtype not in _SAFETENSORS_DTYPES:
-            raise TypeError(f"tensor {name!r} has dtype {tensor.dtype}, which safetensors cannot store")
-        prepared[name] = tensor.float() if tensor.is_floating_point() and tensor.dtype != torch.float32 else tensor
-    header, offset = {}, 0
-    for name, tensor in prepared.items():
-        size = tensor.numel() * tensor.element_size()
-        header[name] = {"dtype": _SAFETENSORS_DTYPES[tensor.dtype], "shape": list(tensor.shape),
-                        "data_offsets": [offset, offset + size]}
-        offset += size
-    header["__metadata__"] = dict(metadata or {})
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)  # tensor data starts 8-byte aligned
-    with open(path, "wb") as handle, tqdm(
-        total=offset, unit="B", unit_scale=True, desc=f"writing {Path(path).name}",
-        disable=None if progress is None else not progress,
-    ) as bar:
-        handle.write(struct.pack("<Q", len(encoded)))
-        handle.write(encoded)
-        for tensor in prepared.values():
-            data = tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy()
-            handle.write(memoryview(data))
-            bar.update(data.nbytes)
-    return offset
-
-
-def _expected_model_shapes(entry, config: CastConfig) -> tuple[dict[str, torch.Size], int]:
-    """Shapes of `entry.architecture`'s state dict and its parameter count (built on the meta device)."""
-    from modeling_cast.hub.named_models import model_class
-
-    with torch.device("meta"):
-        model = model_class(entry.architecture)(config)
-    shapes = {name: tensor.shape for name, tensor in model.state_dict().items()}
-    return shapes, sum(parameter.numel() for parameter in model.parameters())
-
-
-def _verify_written_weights(path: Path, expected: dict[str, torch.Size]) -> None:
-    """Strict check of the written file against the model (transformers only warns about missing keys)."""
-    with safe_open(str(path), framework="pt") as handle:
-        found = {name: torch.Size(handle.get_slice(name).get_shape()) for name in handle.keys()}
-    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
-    wrong = [f"{name}: {tuple(found[name])} vs {tuple(shape)}" for name, shape in expected.items()
-             if name in found and found[name] != shape]
-    if missing or unexpected or wrong:
+def _model_with_weights(entry: NamedModel, tensors: Mapping[str, torch.Tensor]):
+    """`entry`'s model built on the `meta` device with `tensors` assigned (no copy; floating-point tensors in
+    float32, as the official weights), checked strictly: every weight present (but the classifier of a backbone
+    that `lacks_classifier`), nothing unexpected, every shape right. Returns `(model, state_dict to save)`."""
+    model = empty_model(entry)
+    untrained = set()
+    if lacks_classifier(entry, tensors):
+        untrained = {name for name in model.state_dict() if name.startswith("classifier.")}
+    weights = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in tensors.items()}
+    try:
+        # strict=False only to allow the untrained classifier: the key lists are checked below
+        incompatible = model.load_state_dict(weights, strict=False, assign=True)
+    except RuntimeError as error:  # shapes that do not fit
+        raise CheckpointError(f"the converted weights do not fit the model: {' '.join(str(error).split())}") from error
+    missing = sorted(set(incompatible.missing_keys) - untrained)
+    unexpected = sorted(incompatible.unexpected_keys)
+    if missing or unexpected:
         raise CheckpointError(
-            f"the converted weights do not fit the model: missing {missing[:20]}, unexpected {unexpected[:20]}, "
-            f"wrong shapes {wrong[:20]}"
+            f"the converted weights do not fit the model: missing {missing[:20]}, unexpected {unexpected[:20]}"
         )
+    return model, {name: tensor for name, tensor in model.state_dict().items() if name not in untrained}
 
 
 def write_converted_folder(
-    output_dir: str | os.PathLike, entry, tensors: Mapping[str, torch.Tensor], overwrite: bool = False,
-    progress: bool | None = None,
+    output_dir: str | os.PathLike, entry: NamedModel, tensors: Mapping[str, torch.Tensor], overwrite: bool = False
 ) -> Path:
     """Write a complete model folder (weights, config, processor config, card, code) atomically: everything goes to
     a hidden temporary sibling that replaces `output_dir` only once complete and checked, so an interrupted or
     failed run leaves no folder that loads. Returns `output_dir`."""
-    from modeling_cast.hub.named_models import make_shareable, named_config, write_named_model_files
-
     output_dir = Path(output_dir).absolute()
-    _check_output_dir(output_dir, overwrite)
+    check_output_dir(output_dir, overwrite)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.incomplete-", dir=output_dir.parent))
     try:
         make_shareable(staging)
-        weights = staging / SAFE_WEIGHTS_NAME
-        write_safetensors(tensors, weights, metadata={"format": "pt"}, progress=progress)
-        expected = _expected_model_shapes(entry, named_config(entry))[0]
-        if entry.architecture == _SEGMENTATION_ARCHITECTURE and "classifier.weight" not in tensors:
-            # a pretrained segmentation backbone: its per-superpixel classifier is created when fine-tuning starts
-            expected = {name: shape for name, shape in expected.items() if not name.startswith("classifier.")}
-        _verify_written_weights(weights, expected)
-        write_named_model_files(entry, staging)
+        model, state_dict = _model_with_weights(entry, tensors)
+        write_model_folder(entry, staging, model, state_dict)
         _replace_folder(staging, output_dir)
     except BaseException:  # also KeyboardInterrupt: never leave a half-written folder behind
         shutil.rmtree(staging, ignore_errors=True)
@@ -705,7 +672,9 @@ def write_converted_folder(
     return output_dir
 
 
-def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
+def check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    """Refuse an `--output-dir` that is a file, or a folder with content unless `overwrite` (nothing the user has
+    is replaced without being asked)."""
     if output_dir.exists() and not output_dir.is_dir():
         raise CheckpointError(f"`--output-dir` {str(output_dir)!r} exists and is not a folder")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
@@ -728,18 +697,16 @@ def verify_against_reference(folder: str | os.PathLike, reference: str | os.Path
     """Run the converted model on the inputs of a reference file (`inputs.pixel_values`, `inputs.superpixels`) and
     compare with its official outputs (`outputs.pooled`, and `outputs.logits` for classifiers). Returns the max
     absolute difference per output; raises CheckpointError above 1e-4."""
-    from modeling_cast.hub.named_models import model_class
-
-    if architecture not in ("CastModel", "CastForImageClassification", _PRETRAINING_ARCHITECTURE):
+    if architecture not in (_BACKBONE_ARCHITECTURE, _CLASSIFIER_ARCHITECTURE, _PRETRAINING_ARCHITECTURE):
         raise CheckpointError(f"--reference compares backbone features and logits; {architecture} is not supported")
     expected = load_file(str(reference))
     model = model_class(architecture).from_pretrained(folder).eval()
-    backbone = model if architecture == "CastModel" else model.cast
+    backbone = model if architecture == _BACKBONE_ARCHITECTURE else model.cast
     inputs = {"pixel_values": expected["inputs.pixel_values"], "superpixels": expected["inputs.superpixels"]}
     differences = {}
     with torch.no_grad():
         differences["pooled"] = (backbone(**inputs).pooler_output - expected["outputs.pooled"]).abs().max().item()
-        if architecture == "CastForImageClassification" and "outputs.logits" in expected:
+        if architecture == _CLASSIFIER_ARCHITECTURE and "outputs.logits" in expected:
             differences["logits"] = (model(**inputs).logits - expected["outputs.logits"]).abs().max().item()
         if architecture == _PRETRAINING_ARCHITECTURE and "outputs.projector" in expected:
             projection = model.projector(backbone(**inputs).pooler_output)
@@ -751,24 +718,3 @@ def verify_against_reference(folder: str | os.PathLike, reference: str | os.Path
     if failed:
         raise CheckpointError(f"converted model differs from the reference outputs in {reference}: max |diff| {failed}")
     return differences
-
-
-def push_folder_to_hub(
-    folder: str | os.PathLike, repo_id: str, private: bool | None = None, token: str | None = None,
-    commit_message: str | None = None,
-) -> str:
-    """Upload a converted folder (weights, configs, card and the flat remote code) to the Hub in one commit, through
-    transformers' shared Hub client. Returns the repo id."""
-    from transformers.utils import hub as transformers_hub
-
-    api = transformers_hub.hf_api()
-    repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-    operations = [
-        CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path))
-        for path in sorted(Path(folder).iterdir()) if path.is_file()
-    ]
-    api.create_commit(
-        repo_id=repo_id, operations=operations, token=token,
-        commit_message=commit_message or f"Upload CAST model converted with {PROGRAM}",
-    )
-    return repo_id

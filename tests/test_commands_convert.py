@@ -19,7 +19,6 @@ import pytest
 import torch
 from conftest import FIXTURES, REMOTE_CODE_PRELUDE, REPO_ROOT, SHARED_REFERENCE, block_superpixels
 from huggingface_hub import ModelCard
-from huggingface_hub.errors import EntryNotFoundError
 from safetensors.torch import load_file
 
 from modeling_cast import CastForImageClassification, CastForSemanticSegmentation, CastModel
@@ -147,7 +146,7 @@ class _RunsCode:
 def test_cli_refuses_pickle_that_needs_code_execution(tmp_path, official, capsys):
     marker = tmp_path / "code_ran"
     path = _save(tmp_path, {"state_dict": official, "payload": _RunsCode(marker)})
-    assert _convert(tmp_path, path, model_name="cast-small") == converter.EXIT_CONVERSION_FAILED
+    assert _convert(tmp_path, path, model_name="cast-small") == convert_command.EXIT_CONVERSION_FAILED
     error = capsys.readouterr().err
     assert "refused to load checkpoint" in error and "needs to run code" in error and "system" in error
     assert not marker.exists() and not (tmp_path / "out").exists()
@@ -156,7 +155,7 @@ def test_cli_refuses_pickle_that_needs_code_execution(tmp_path, official, capsys
 def test_cli_reports_truncated_checkpoint(tmp_path, official, capsys):
     path = _save(tmp_path, official)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    assert _convert(tmp_path, path, model_name="cast-small") == converter.EXIT_CONVERSION_FAILED
+    assert _convert(tmp_path, path, model_name="cast-small") == convert_command.EXIT_CONVERSION_FAILED
     error = capsys.readouterr().err
     assert f"checkpoint '{path}' is truncated or corrupt" in error
     assert not (tmp_path / "out").exists()
@@ -276,7 +275,7 @@ def test_cli_converts_deit_checkpoint_with_training_arguments(tmp_path, official
 
 def test_cli_output_folder_is_written_atomically(tmp_path, official, architecture_json, capsys):
     path = _save(tmp_path, official)
-    failing = mock.patch("modeling_cast.hub.named_models.write_named_model_files", side_effect=KeyboardInterrupt)
+    failing = mock.patch.object(converter, "write_model_folder", side_effect=KeyboardInterrupt)
     with failing, pytest.raises(KeyboardInterrupt):
         _convert(tmp_path, path, config=architecture_json)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pth", "tiny_architecture.json"]
@@ -287,14 +286,32 @@ def test_cli_output_folder_is_written_atomically(tmp_path, official, architectur
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pth", "out", "tiny_architecture.json"]
 
 
-def test_write_safetensors_streams_loadable_file(tmp_path):
-    tensors = {"b": torch.arange(6, dtype=torch.float16).view(2, 3), "a": torch.tensor(3), "c": torch.ones(0),
-               "flag": torch.tensor([True, False])}
-    converter.write_safetensors(tensors, tmp_path / "w.safetensors", metadata={"format": "pt"}, progress=False)
-    loaded = load_file(str(tmp_path / "w.safetensors"))
-    assert loaded["b"].dtype == torch.float32 and torch.equal(loaded["b"], tensors["b"].float())
-    assert torch.equal(loaded["a"], tensors["a"]) and loaded["c"].shape == (0,)
-    assert torch.equal(loaded["flag"], tensors["flag"])
+def test_cli_writes_float32_weights_with_save_pretrained(tmp_path, official, architecture_json):
+    """Half-precision official weights are stored in float32, like the official ones; integer tensors unchanged."""
+    half = {key: value.half() if value.is_floating_point() else value for key, value in official.items()}
+    assert _convert(tmp_path, _save(tmp_path, half), config=architecture_json) == 0
+    written = load_file(str(tmp_path / "out" / "model.safetensors"))
+    expected = convert_state_dict(half, infer_config(half, **TINY_ARCHITECTURE))
+    assert written.keys() == expected.keys()
+    for name, tensor in expected.items():
+        assert written[name].dtype == (torch.float32 if tensor.is_floating_point() else tensor.dtype), name
+        assert torch.equal(written[name], tensor.to(written[name].dtype)), name
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["dtype"] == "float32"
+
+
+def test_cli_progress_options_control_library_progress_bars(tmp_path, official, architecture_json, capsys):
+    """--progress / --no-progress switch the progress bars of writing the weights (transformers) and uploading
+    (huggingface_hub) for the run only."""
+    from huggingface_hub.utils import are_progress_bars_disabled
+    from transformers.utils import logging as transformers_logging
+
+    before = (transformers_logging.is_progress_bar_enabled(), are_progress_bars_disabled())
+    path = _save(tmp_path, official)
+    assert _convert(tmp_path, path, "--progress", config=architecture_json, output="shown") == 0
+    assert "Writing model shards" in capsys.readouterr().err
+    assert _convert(tmp_path, path, "--no-progress", config=architecture_json, output="hidden") == 0
+    assert "Writing model shards" not in capsys.readouterr().err
+    assert (transformers_logging.is_progress_bar_enabled(), are_progress_bars_disabled()) == before
 
 
 NAMED_LOADING_SCRIPT = textwrap.dedent(
@@ -376,34 +393,28 @@ REMOTE_SCRIPT = REMOTE_CODE_PRELUDE + textwrap.dedent(
 
 
 class FakeHfApi:
-    """Stands in for transformers' Hub client: commits are copied into a local folder."""
+    """Stands in for transformers' Hub client: uploaded folders are copied into a local folder."""
 
     def __init__(self, remote: Path):
         self.remote = remote
+        self.commits = []
 
     def create_repo(self, repo_id, **kwargs):
         (self.remote / repo_id).mkdir(parents=True, exist_ok=True)
         return argparse.Namespace(repo_id=repo_id)
 
-    def create_commit(self, repo_id, operations, commit_message=None, **kwargs):
-        for operation in operations:
-            target = self.remote / repo_id / operation.path_in_repo
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(operation.path_or_fileobj, target)
+    def upload_folder(self, repo_id, folder_path, commit_message=None, **kwargs):
+        self.commits.append(commit_message)
+        shutil.copytree(folder_path, self.remote / repo_id, dirs_exist_ok=True)
 
 
 def test_cli_push_to_fake_hub_loads_with_remote_code_only(tmp_path, official, architecture_json):
     remote = tmp_path / "remote"
-
-    def load_card(repo_id, **kwargs):
-        if not (remote / repo_id / "README.md").exists():
-            raise EntryNotFoundError(f"{repo_id} has no README.md")
-        return ModelCard.load(remote / repo_id / "README.md")
-
     path = _save(tmp_path, official)
-    with mock.patch("transformers.utils.hub.hf_api", return_value=FakeHfApi(remote)), \
-            mock.patch("transformers.utils.hub.ModelCard.load", side_effect=load_card):
+    hub = FakeHfApi(remote)
+    with mock.patch("transformers.utils.hub.hf_api", return_value=hub):
         assert _convert(tmp_path, path, "--push-to-hub", f"someone/{CUSTOM_NAME}", config=architecture_json) == 0
+    assert len(hub.commits) == 1  # one commit
     uploaded = remote / "someone" / CUSTOM_NAME
     files = sorted(p.name for p in uploaded.iterdir())
     assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md", "configuration_cast.py",

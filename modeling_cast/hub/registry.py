@@ -1,0 +1,485 @@
+# Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
+"""The released CAST models, described by one table, and what `from_pretrained` says when one is missing.
+
+The table (`NAMED_MODELS`) holds, per name, the architecture (from `CAST_PRESETS`), the official `arch` strings and
+checkpoint layout that identify the original file, and the facts of its model card (training data and recipe,
+results cited from the official README). The rest of `modeling_cast.hub` is generated from it: the model cards
+(`cards`), the `hub_configs/` folders and the converter's folders (`folders`).
+
+Weights never come from the network: the official files are PyTorch pickles without a config, so `cast-convert`
+converts them locally and installs them in the Hugging Face cache (`cache`). A released name that is neither a
+folder nor in the cache gets one message saying how (`missing_model_message`), raised by the `from_pretrained`
+explainer that `import modeling_cast` installs on the Auto classes and the CAST classes (`explain_missing_models`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import HFValidationError
+from safetensors import SafetensorError
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
+
+import modeling_cast
+from modeling_cast.configuration_cast import CAST_PRESETS, CastConfig
+from modeling_cast.modeling_cast import (
+    CastForImageClassification,
+    CastForSemanticSegmentation,
+    CastModel,
+    CastPreTrainedModel,
+    cast_auto_map,
+)
+from modeling_cast.pretraining_cast import CastForPreTraining
+
+from .cache import hub_cache_dir
+
+__all__ = [
+    "CHECKPOINT_LAYOUTS",
+    "CONVERTER_COMMAND",
+    "MissingModelError",
+    "NAMED_MODELS",
+    "NamedModel",
+    "OFFICIAL_REPOSITORY",
+    "ReportedResult",
+    "check_named_model",
+    "custom_named_model",
+    "empty_model",
+    "explain_missing_models",
+    "get_named_model",
+    "missing_model_message",
+    "model_class",
+    "named_config",
+    "named_model_for_arch",
+    "named_processor",
+]
+
+OFFICIAL_REPOSITORY = "https://github.com/twke18/CAST"
+CONVERTER_COMMAND = "cast-convert"
+# How the authors' training scripts store a checkpoint (`cast-convert` detects it from the keys).
+CHECKPOINT_LAYOUTS = {
+    "moco": "MoCo-v3 training checkpoint (base and momentum encoders, predictor, optimizer and scaler state)",
+    "deit": "DeiT training checkpoint (`model` state dict, optimizer and scheduler state, training arguments)",
+    "moco-segmentation": "MoCo-v3 training checkpoint of the segmentation variant (with `block_fusion.*` weights)",
+    "state-dict": "state dict (parameter names to tensors, bare or under a `state_dict` key)",
+}
+
+# Official input pipeline (MoCo-v3 recipe and linear probing): 224x224 views, 196 OpenCV-SEEDS superpixels computed on
+# the un-normalised view, ImageNet mean/std.
+TRAINING_RESOLUTION = 224
+TRAINING_SUPERPIXELS = 196
+# DeiT evaluation: resize the shorter side to 224 / 0.875 = 256 (bicubic), centre-crop 224.
+DEIT_EVAL_RESIZE = 256
+
+_CLASSIFIER_ARCHITECTURE = "CastForImageClassification"
+_MODEL_CLASSES = {
+    model_class.__name__: model_class
+    for model_class in (CastModel, CastForImageClassification, CastForSemanticSegmentation, CastForPreTraining)
+}
+
+
+@dataclass(frozen=True)
+class ReportedResult:
+    """One number a model card reports: cited from the official README for the released models, or measured by the
+    run that trained a model. `in_model_index=False` for numbers that describe another model (a baseline, or a
+    fine-tuned descendant of the checkpoint): they appear in the card's text only."""
+
+    task_type: str
+    dataset_type: str
+    dataset_name: str
+    metric_type: str
+    metric_name: str
+    value: float
+    in_model_index: bool = True
+    task_name: str | None = None
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A released CAST checkpoint: how to build it, where its weights come from, and what its card says. The image
+    processor settings and the card's pipeline tag follow from the architecture (a classifier is evaluated like DeiT,
+    everything else like the MoCo-v3 backbone)."""
+
+    name: str
+    title: str
+    config_kwargs: dict
+    architecture: str
+    summary: str
+    checkpoint_layout: str
+    official_arch: tuple[str, ...]
+    tags: tuple[str, ...]
+    datasets: tuple[str, ...]
+    training_data: str
+    training_recipe: str
+    results: tuple[ReportedResult, ...] = ()
+    results_note: str = ""
+    limitations: tuple[str, ...] = ()
+    released: bool = True
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.architecture == _CLASSIFIER_ARCHITECTURE
+
+    @property
+    def processor_kwargs(self) -> dict:
+        """The `CastImageProcessor` settings the weights were trained (and are evaluated) with."""
+        return dict(_CLASSIFIER_PROCESSOR if self.is_classifier else _BACKBONE_PROCESSOR)
+
+    @property
+    def pipeline_tag(self) -> str:
+        return "image-classification" if self.is_classifier else "image-segmentation"
+
+
+_BACKBONE_PROCESSOR = {
+    "superpixel_method": "seeds",
+    "n_segments": TRAINING_SUPERPIXELS,
+    "size": {"height": TRAINING_RESOLUTION, "width": TRAINING_RESOLUTION},
+    "image_mean": list(IMAGENET_DEFAULT_MEAN),
+    "image_std": list(IMAGENET_DEFAULT_STD),
+}
+_CLASSIFIER_PROCESSOR = {
+    **_BACKBONE_PROCESSOR,
+    "size": {"shortest_edge": DEIT_EVAL_RESIZE},
+    "resample": PILImageResampling.BICUBIC,
+    "do_center_crop": True,
+    "crop_size": {"height": TRAINING_RESOLUTION, "width": TRAINING_RESOLUTION},
+}
+
+_COMMON_TAGS = ("cast", "vision", "superpixels", "hierarchical-segmentation", "vision-transformer")
+_MOCO_TAGS = (*_COMMON_TAGS, "self-supervised", "moco-v3", "image-feature-extraction")
+
+_MOCO_IMAGENET_DATA = (
+    "ImageNet-1k training images, **without labels**: MoCo-v3 is self-supervised."
+)
+_MOCO_RECIPE = (
+    "MoCo-v3 with the official CAST scripts: 100 epochs on ImageNet-1k, batch 256, AdamW (lr 1.5e-4 x batch/256, "
+    "weight decay 0.1, 10 warm-up epochs then half-cycle cosine), mixed precision. Two encoders (base and momentum, "
+    "momentum 0.99 raised to 1 on a cosine schedule), a 3-layer projector (4096 hidden, 256 out) and a predictor, "
+    "contrastive loss with temperature 0.2. Each view is a 224x224 RandomResizedCrop (scale 0.08-1) with colour "
+    "jitter, grayscale, blur, solarisation and flips; its 196 OpenCV-SEEDS superpixels are computed on the "
+    "augmented, un-normalised view (1 level, prior 2, 15 histogram bins, 20 iterations), then ImageNet mean/std "
+    "normalisation is applied. The released file is the MoCo-v3 training checkpoint; this model is its base encoder "
+    "without the projector (the official linear-probing load). The momentum encoder, projector, predictor and "
+    "optimizer state are training state and are not part of it."
+)
+_LINEAR_PROBE_NOTE = (
+    "Linear probing (official protocol): a linear classifier on the frozen class-token feature, evaluated with "
+    "Resize(256) + CenterCrop(224) and SEEDS superpixels. The ViT baseline is the official MoCo-v3 ViT trained with "
+    "the same recipe."
+)
+
+
+def _moco_imagenet(name: str, preset: str, arch: str, title: str, results=(), results_note="") -> NamedModel:
+    config = CAST_PRESETS[preset]
+    depths = "/".join(str(depth) for depth in config["depths"])
+    return NamedModel(
+        name=name,
+        title=title,
+        config_kwargs=dict(config),
+        architecture="CastModel",
+        summary=(
+            f"CAST backbone ({config['hidden_size']} wide, {config['num_attention_heads']} heads, {depths} transformer "
+            "blocks per stage, 64/32/16/8 segments) pretrained with MoCo-v3 on ImageNet-1k without labels. It returns "
+            "an image feature (the class token) and a four-level hierarchical segmentation of the image."
+        ),
+        checkpoint_layout="moco",
+        official_arch=(arch,),
+        tags=_MOCO_TAGS,
+        datasets=("imagenet-1k",),
+        training_data=_MOCO_IMAGENET_DATA,
+        training_recipe=_MOCO_RECIPE,
+        results=tuple(results),
+        results_note=results_note,
+    )
+
+
+def _linear_probe(model: str, value: float, in_model_index: bool = True) -> ReportedResult:
+    return ReportedResult(
+        task_type="image-classification",
+        dataset_type="imagenet-1k",
+        dataset_name="ImageNet-1k",
+        metric_type="accuracy",
+        metric_name=f"{model} linear-probe top-1 accuracy (MoCo-v3, batch 256, 100 epochs)",
+        value=value,
+        in_model_index=in_model_index,
+    )
+
+
+NAMED_MODELS: dict[str, NamedModel] = {
+    entry.name: entry
+    for entry in (
+        _moco_imagenet(
+            "cast-small",
+            "cast-small",
+            "cast_small",
+            "CAST-S, MoCo-v3 on ImageNet-1k",
+            results=(_linear_probe("CAST-S", 68.1), _linear_probe("ViT-S (baseline)", 67.9, in_model_index=False)),
+            results_note=_LINEAR_PROBE_NOTE,
+        ),
+        _moco_imagenet(
+            "cast-small-deep",
+            "cast-small-deep",
+            "cast_small_deep",
+            "CAST-S-deep, MoCo-v3 on ImageNet-1k",
+            results=(
+                _linear_probe("CAST-S-deep", 69.1),
+                _linear_probe("CAST-S", 68.1, in_model_index=False),
+                _linear_probe("ViT-S (baseline)", 67.9, in_model_index=False),
+            ),
+            results_note=_LINEAR_PROBE_NOTE,
+        ),
+        _moco_imagenet(
+            "cast-base",
+            "cast-base",
+            "cast_base",
+            "CAST-B, MoCo-v3 on ImageNet-1k",
+            results=(
+                _linear_probe("CAST-B", 72.4),
+                _linear_probe("ViT-B (baseline)", 72.5, in_model_index=False),
+                ReportedResult("image-segmentation", "partimagenet", "PartImageNet", "mean_iou",
+                               "object region mIoU (open-vocabulary labelling of CAST-B segments)", 29.67),
+                ReportedResult("image-segmentation", "partimagenet", "PartImageNet", "mean_iou",
+                               "part region mIoU (open-vocabulary labelling of CAST-B segments)", 13.21),
+            ),
+            results_note=(
+                f"{_LINEAR_PROBE_NOTE} PartImageNet: the official notebook labels this model's segments with an "
+                "open-vocabulary classifier and measures region mIoU for objects and parts."
+            ),
+        ),
+        _moco_imagenet("cast-base-deep", "cast-base-deep", "cast_base_deep", "CAST-B-deep, MoCo-v3 on ImageNet-1k"),
+        NamedModel(
+            name="cast-small-deit",
+            title="CAST-S, supervised (DeiT recipe) on ImageNet-1k",
+            config_kwargs={**CAST_PRESETS["cast-small"], "position_embedding_type": "learned", "num_labels": 1000},
+            architecture="CastForImageClassification",
+            summary=(
+                "CAST-S (384 wide, 12 heads, 3/3/3/2 blocks, 64/32/16/8 segments) trained as a 1000-class ImageNet-1k "
+                "classifier with the DeiT recipe (the official DeiT variant of CAST, with a learned position "
+                "embedding that has a class-token slot). It returns class logits and a four-level hierarchical "
+                "segmentation of the image."
+            ),
+            checkpoint_layout="deit",
+            # the DeiT script names the model with `--model cast_small`; the layout tells it from the MoCo backbone
+            official_arch=("cast_small",),
+            tags=(*_COMMON_TAGS, "image-classification", "deit", "supervised"),
+            datasets=("imagenet-1k",),
+            training_data="ImageNet-1k training images with their 1000 class labels.",
+            training_recipe=(
+                "Supervised training with the official DeiT-based CAST scripts (`deit/main_suppix.py --model "
+                "cast_small`, 196 SEEDS superpixels per image, ImageNet mean/std); see the official repository for "
+                "the exact hyper-parameters. Evaluation: resize the shorter side to 256 (bicubic), centre-crop 224."
+            ),
+            results=(
+                ReportedResult("image-classification", "imagenet-1k", "ImageNet-1k", "accuracy",
+                               "top-1 accuracy (DeiT supervised)", 80.4),
+            ),
+            limitations=(
+                "Class names: the checkpoint stores class indices only, and ImageNet's label names are not available "
+                "offline, so `config.id2label` keeps the generic names `LABEL_0` ... `LABEL_999` (ImageNet-1k class "
+                "index order). Set `model.config.id2label` yourself to get names from the pipeline.",
+                "The official DeiT data loader ran SEEDS with 5 histogram bins and 15 iterations, while "
+                '`superpixel_method="seeds"` here uses the MoCo-v3 loader\'s settings (15 bins, 20 iterations): '
+                "superpixels, and so predictions, can differ slightly from the official evaluation.",
+            ),
+        ),
+        NamedModel(
+            name="cast-small-coco",
+            title="CAST-S segmentation backbone, MoCo-v3 on COCO",
+            config_kwargs=dict(CAST_PRESETS["cast-small"]),
+            architecture="CastForSemanticSegmentation",
+            summary=(
+                "The backbone of CAST's segmentation variant (CAST-S: 384 wide, 12 heads, 3/3/3/2 blocks, 64/32/16/8 "
+                "segments, plus the level-fusion module that brings every stage back onto the superpixel tokens), "
+                "pretrained with MoCo-v3 on COCO images without labels. It initialises semantic-segmentation "
+                "fine-tuning; its classifier is not trained."
+            ),
+            checkpoint_layout="moco-segmentation",
+            official_arch=("cast_seg_small_pretrain",),
+            tags=(*_COMMON_TAGS, "self-supervised", "moco-v3", "semantic-segmentation"),
+            datasets=("coco",),
+            training_data="COCO training images, **without labels** (MoCo-v3 is self-supervised).",
+            training_recipe=(
+                "MoCo-v3 with the official CAST scripts (`cast_seg_small_pretrain`: the segmentation variant in its "
+                "pretraining mode, where the fused superpixel tokens are averaged and fed to the MoCo projector), "
+                "224x224 views with 196 OpenCV-SEEDS superpixels per view, ImageNet mean/std. For fine-tuning, the "
+                "official recipe uses 320/160/80/40 segments per stage."
+            ),
+            results=(
+                ReportedResult("image-segmentation", "pascal-voc", "PASCAL VOC", "mean_iou",
+                               "semantic segmentation mIoU before fine-tuning", 38.4),
+                ReportedResult("image-segmentation", "pascal-voc", "PASCAL VOC", "mean_iou",
+                               "semantic segmentation mIoU after fine-tuning (a fine-tuned model, not this checkpoint)",
+                               67.6, in_model_index=False),
+            ),
+            limitations=(
+                "The checkpoint holds no semantic classifier: `AutoModelForSemanticSegmentation.from_pretrained(name, "
+                "num_labels=K)` creates one for fine-tuning; until it is trained, the class logits mean nothing (the "
+                "hierarchy does).",
+            ),
+        ),
+    )
+}
+
+
+def get_named_model(name: str) -> NamedModel:
+    """The table entry of a released checkpoint. Raises ValueError naming the known names."""
+    if name not in NAMED_MODELS:
+        raise ValueError(f"`name` must be one of the released CAST models {sorted(NAMED_MODELS)}, got {name!r}")
+    return NAMED_MODELS[name]
+
+
+def named_model_for_arch(arch: str, checkpoint_layout: str) -> str | None:
+    """Name of the released model an official checkpoint's `arch` string (and layout) belongs to, or None."""
+    for entry in NAMED_MODELS.values():
+        if arch in entry.official_arch and entry.checkpoint_layout == checkpoint_layout:
+            return entry.name
+    return None
+
+
+def custom_named_model(name: str, config: CastConfig, architecture: str, checkpoint_layout: str) -> NamedModel:
+    """A table entry for a checkpoint that is not one of the released models (e.g. a model trained with the official
+    code at another size): official preprocessing, a card without results."""
+    if checkpoint_layout not in CHECKPOINT_LAYOUTS:
+        raise ValueError(f"`checkpoint_layout` must be one of {sorted(CHECKPOINT_LAYOUTS)}, got {checkpoint_layout!r}")
+    kwargs = {key: value for key, value in config.to_diff_dict().items() if key in CastConfig.__dataclass_fields__}
+    if architecture == _CLASSIFIER_ARCHITECTURE:
+        kwargs["num_labels"] = config.num_labels
+    return NamedModel(
+        name=name,
+        title=f"{name}: CAST converted from an official-format checkpoint",
+        config_kwargs=kwargs,
+        architecture=architecture,
+        summary=(
+            f"A CAST model ({config.hidden_size} wide, {config.num_attention_heads} heads, depths {config.depths}, "
+            f"segments {config.num_segments}) converted from a {CHECKPOINT_LAYOUTS[checkpoint_layout]}. "
+            "It is not one of the models released with the paper."
+        ),
+        checkpoint_layout=checkpoint_layout,
+        official_arch=(),
+        tags=_COMMON_TAGS,
+        datasets=(),
+        training_data="Unknown: see the provenance of the original checkpoint.",
+        training_recipe="Unknown: see the provenance of the original checkpoint.",
+        released=False,
+    )
+
+
+def _entry(name_or_entry: str | NamedModel) -> NamedModel:
+    return name_or_entry if isinstance(name_or_entry, NamedModel) else get_named_model(name_or_entry)
+
+
+def named_config(name_or_entry: str | NamedModel) -> CastConfig:
+    """The `CastConfig` of a named model, as saved with its weights (architectures and the full `auto_map`)."""
+    entry = _entry(name_or_entry)
+    config = CastConfig(**entry.config_kwargs)
+    config.architectures = [entry.architecture]
+    config.auto_map = cast_auto_map()
+    config.dtype = torch.float32  # converted weights are written in float32, like the official ones
+    return config
+
+
+def model_class(architecture: str) -> type[CastPreTrainedModel]:
+    """The model class named `architecture` (e.g. "CastModel", "CastForPreTraining")."""
+    if architecture not in _MODEL_CLASSES:
+        raise ValueError(f"`architecture` must be a CAST model class exported by modeling_cast, got {architecture!r}")
+    return _MODEL_CLASSES[architecture]
+
+
+def empty_model(name_or_entry: str | NamedModel) -> CastPreTrainedModel:
+    """The named model's architecture on the `meta` device: no memory and no initialization, for shapes, parameter
+    counts and loading converted weights with `load_state_dict(..., assign=True)`."""
+    entry = _entry(name_or_entry)
+    with torch.device("meta"):
+        return model_class(entry.architecture)(named_config(entry))
+
+
+def named_processor(name_or_entry: str | NamedModel):
+    """The `CastImageProcessor` with the settings the named model's weights were trained with."""
+    # the package re-exports the processor: modeling_cast/* imports processing/* only in its __init__
+    return modeling_cast.CastImageProcessor(**_entry(name_or_entry).processor_kwargs)
+
+
+# ------------------------------------------------------------------------------------------------- missing models
+class MissingModelError(OSError):
+    """A CAST model that is neither a local folder nor in the local cache; the message says how to get it."""
+
+
+def missing_model_message(name: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """How to get a named model that is not in the local cache."""
+    if name in NAMED_MODELS:
+        entry = NAMED_MODELS[name]
+        source = (
+            f"The authors publish {name} as a PyTorch training checkpoint (`arch` {', '.join(entry.official_arch)}) "
+            f"under their Hugging Face account (see {OFFICIAL_REPOSITORY}): download that file"
+        )
+    else:
+        source = f"Named CAST models: {', '.join(sorted(NAMED_MODELS))}. Get the official checkpoint"
+    return (
+        f"CAST model {name!r} is not in the local Hugging Face cache ({hub_cache_dir(cache_dir)}). {source} and "
+        f"convert it once:\n    {CONVERTER_COMMAND} --checkpoint <official file> --model-name {name} "
+        "--output-dir <DIR> --install-to-cache\n"
+        f"Then `from_pretrained({name!r})` works offline. Alternatively pass the Hub repo id of a converted copy "
+        f"(e.g. 'USER/{name}', with trust_remote_code=True when this package is not installed) or a local folder."
+    )
+
+
+def check_named_model(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The folder `from_pretrained(name)` would load offline: `name` itself if it is a local folder, else its
+    snapshot in the local Hugging Face cache. Raises MissingModelError (an OSError) saying how to get the model
+    when it is missing."""
+    if Path(name).is_dir():
+        return Path(name)
+    try:
+        resolved = try_to_load_from_cache(name, "config.json", cache_dir=hub_cache_dir(cache_dir))
+    except HFValidationError as error:
+        raise ValueError(f"`name` {name!r} is neither a folder nor a valid Hugging Face repo id: {error}") from error
+    if isinstance(resolved, str):
+        return Path(resolved).parent
+    raise MissingModelError(missing_model_message(name, cache_dir))
+
+
+def explain_missing_models(*classes: type, any_name: bool = False) -> None:
+    """
+    Make `cls.from_pretrained(name)` say how to get a CAST model that is neither a local folder nor in the cache
+    (`missing_model_message`), instead of transformers' generic "couldn't connect" / "can't load" error, and raise a
+    ValueError naming the argument for a corrupt or truncated safetensors file.
+
+    The Auto classes load every model type, so for them (`any_name=False`) only the released names are explained;
+    the CAST classes load CAST models only, so there (`any_name=True`) every missing name is. Every other error
+    passes through unchanged, and an error an inner call already explained is not explained twice. `import
+    modeling_cast` applies it to `AutoConfig` (which `AutoModel*.from_pretrained` and `pipeline()` call first),
+    `AutoImageProcessor` and `CastPreTrainedModel` (all CAST model classes, and through them `AutoModel*`). Each
+    class is wrapped once.
+    """
+    for cls in classes:
+        original = cls.from_pretrained.__func__
+        if not getattr(original, "_explains_missing_cast_models", False):
+            cls.from_pretrained = classmethod(_explaining(original, any_name))
+
+
+def _explaining(original: Callable, any_name: bool) -> Callable:
+    @functools.wraps(original)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        try:
+            return original(cls, pretrained_model_name_or_path, *args, **kwargs)
+        except MissingModelError:
+            raise
+        except SafetensorError as error:
+            raise ValueError(
+                f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r} holds a corrupt or truncated "
+                f"safetensors checkpoint: {error}"
+            ) from error
+        except OSError as error:
+            name = str(pretrained_model_name_or_path)
+            if Path(name).is_dir() or not (any_name or name in NAMED_MODELS):
+                raise
+            message = missing_model_message(name, kwargs.get("cache_dir"))
+            raise MissingModelError(f"{message}\n(transformers said: {error})") from error
+
+    from_pretrained._explains_missing_cast_models = True
+    return from_pretrained
