@@ -32,6 +32,7 @@ __all__ = [
     "integer_array",
     "integer_maps",
     "rgb_uint8_image",
+    "split_batch",
 ]
 
 MAX_UINT8 = 255
@@ -141,6 +142,16 @@ def rgb_uint8_image(image, *, argument: str = "image", allow_float: bool = True)
     return np.ascontiguousarray(np.moveaxis(pixels, 0, -1))
 
 
+def split_batch(array, item_ndims: tuple[int, ...], requirement: str) -> list:
+    """`[array]` when it has one of `item_ndims` dimensions, its items when it has one more (a batch); else a
+    ValueError saying `requirement` and the shape received."""
+    if array.ndim in item_ndims:
+        return [array]
+    if array.ndim == max(item_ndims) + 1:
+        return list(array)
+    raise ValueError(f"{requirement}, got shape {tuple(array.shape)}")
+
+
 def _split_batch(image, argument: str) -> list:
     if isinstance(image, Image.Image):
         return [image]
@@ -149,13 +160,10 @@ def _split_batch(image, argument: str) -> list:
             f"`{argument}` must be PIL images, numpy arrays or torch tensors, or lists of them, "
             f"got a list item of type {type(image).__name__}"
         )
-    if image.ndim in (2, 3):
-        return [image]
-    if image.ndim == 4:
-        return list(image)
-    raise ValueError(
-        f"each entry of `{argument}` must have 2 (height, width) or 3 (with channels) dimensions, or 4 for a batch, "
-        f"got shape {tuple(image.shape)}"
+    return split_batch(
+        image,
+        (2, 3),
+        f"each entry of `{argument}` must have 2 (height, width) or 3 (with channels) dimensions, or 4 for a batch",
     )
 
 
@@ -305,14 +313,10 @@ def integer_maps(maps, argument: str, *, what: str = "segment ids", accept_pil: 
     shapes are checked by [`check_maps_match_images`].
     """
     if isinstance(maps, (np.ndarray, torch.Tensor)):
-        array = integer_array(maps, argument, what=what)
-        if array.ndim == 2:
-            return [array]
-        if array.ndim == 3:
-            return list(array)
-        raise ValueError(
-            f"`{argument}` must be a 2-D (height, width) map or a 3-D (batch_size, height, width) batch of maps, "
-            f"got shape {tuple(array.shape)}"
+        return split_batch(
+            integer_array(maps, argument, what=what),
+            (2,),
+            f"`{argument}` must be a 2-D (height, width) map or a 3-D (batch_size, height, width) batch of maps",
         )
     if isinstance(maps, (list, tuple)):
         return [integer_array(item, argument, what=what, accept_pil=accept_pil, in_list=True) for item in maps]
