@@ -613,9 +613,12 @@ def _checked_settings(settings: dict) -> dict:
         )
     if settings["do_pad"]:
         raise ValueError("`do_pad=True` is not supported by CastImageProcessor: padding would add fake superpixels")
-    fixed = _fixed_output_size(settings["do_resize"], settings["size"], settings["do_center_crop"], settings["crop_size"])
+    fixed = _fixed_output_size(
+        settings["do_resize"], settings["size"], settings["do_center_crop"], settings["crop_size"]
+    )
     if fixed is not None:
-        _check_multiple_of_patch_size(fixed[1], checked["patch_size"], fixed[0])
+        name, output_size = fixed
+        _check_multiple_of_patch_size(output_size, checked["patch_size"], name)
     return checked
 
 
