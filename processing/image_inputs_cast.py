@@ -261,7 +261,10 @@ def check_integer_dtype(values, argument: str, what: str = "segment ids") -> Non
 
 
 def check_non_negative(values, argument: str, what: str | None = None) -> None:
-    """ValueError if the array or tensor `values` (not empty) holds a negative value; `what` names the values."""
+    """ValueError if the array or tensor `values` holds a negative value; `what` names the values (without it the
+    message says that `argument` must "be non-negative")."""
+    if values.reshape(-1).shape[0] == 0:
+        return
     minimum = int(values.min())
     if minimum < 0:
         requirement = f"hold non-negative {what}" if what else "be non-negative"

@@ -134,9 +134,9 @@ def check_outputs(
 
 def hierarchy_label_maps(checked: CheckedOutputs) -> list[torch.Tensor] | list[dict]:
     """
-    Label maps of the checked levels at the target sizes, one `(num_levels, height, width)` tensor per image; with
-    scores, one dict per image with `"segmentation"` and `"segments_info"` (per level, per segment: id, level, mean
-    score, pixel count).
+    Label maps of the checked levels at the target sizes, one `(num_levels, height, width)` tensor per image; when
+    the scores were checked (`return_scores`), one dict per image with `"segmentation"` and `"segments_info"` (per
+    level, per segment: id, level, mean score, pixel count).
     """
     results = []
     for index, size in enumerate(checked.target_sizes):
