@@ -1,6 +1,6 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
 """Shared pieces of the CAST training examples: data loading (Hub dataset, image folder or a generated set of
-coloured shapes), configuration building and model cards."""
+coloured shapes from `processing.synthetic.shapes`), configuration building and model cards."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-import numpy as np
 import transformers
-from PIL import Image, ImageDraw
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(_REPO_ROOT) not in sys.path:  # run as `python examples/<script>.py` from a source checkout
@@ -22,6 +20,7 @@ if str(_REPO_ROOT) not in sys.path:  # run as `python examples/<script>.py` from
 
 from modeling_cast import CAST_PRESETS, CastConfig  # noqa: E402
 from modeling_cast.hub.cards import save_model_card, training_model_card  # noqa: E402
+from processing.synthetic.shapes import SHAPE_NAMES, make_shapes_dataset  # noqa: E402
 
 __all__ = [
     "DataTrainingArguments",
@@ -36,10 +35,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SHAPE_NAMES = ("circle", "square", "triangle", "cross")
 _SYNTHETIC_DATASET_NAME = "synthetic-shapes"
-_MIN_SHAPE_FRACTION, _MAX_SHAPE_FRACTION = 0.35, 0.7  # shape size relative to the image side
-_MIN_COLOUR_DISTANCE = 120  # foreground and background differ by at least this (sum over RGB), so shapes are visible
 
 
 @dataclass
@@ -123,51 +119,6 @@ def setup_logging(training_args: transformers.TrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
-
-
-def _draw_shape(
-    draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, float, float, float], colour: tuple[int, ...]
-) -> None:
-    left, top, right, bottom = box
-    if shape == "circle":
-        draw.ellipse(box, fill=colour)
-    elif shape == "square":
-        draw.rectangle(box, fill=colour)
-    elif shape == "triangle":
-        draw.polygon([((left + right) / 2, top), (right, bottom), (left, bottom)], fill=colour)
-    else:  # cross: two bars of a third of the side
-        third_w, third_h = (right - left) / 3, (bottom - top) / 3
-        draw.rectangle((left + third_w, top, right - third_w, bottom), fill=colour)
-        draw.rectangle((left, top + third_h, right, bottom - third_h), fill=colour)
-
-
-def _random_colours(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    while True:
-        background, foreground = rng.integers(0, 256, size=(2, 3))
-        if np.abs(background - foreground).sum() >= _MIN_COLOUR_DISTANCE:
-            return tuple(int(v) for v in background), tuple(int(v) for v in foreground)
-
-
-def make_shapes_dataset(
-    num_samples: int, image_size: int = 64, num_classes: int = 3, seed: int = 0
-) -> datasets.Dataset:
-    """Images of one filled shape (circle, square, ...) of random colour, size and position on a random plain
-    background; the label is the shape. Classes are balanced (example `i` has class `i % num_classes`)."""
-    rng = np.random.default_rng(seed)
-    images, labels = [], []
-    for index in range(num_samples):
-        label = index % num_classes
-        background, foreground = _random_colours(rng)
-        image = Image.new("RGB", (image_size, image_size), background)
-        side = rng.uniform(_MIN_SHAPE_FRACTION, _MAX_SHAPE_FRACTION) * image_size
-        left, top = rng.uniform(0, image_size - side, size=2)
-        _draw_shape(ImageDraw.Draw(image), SHAPE_NAMES[label], (left, top, left + side, top + side), foreground)
-        images.append(image)
-        labels.append(label)
-    features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(SHAPE_NAMES[:num_classes]))}
-    )
-    return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
 
 
 def load_image_datasets(

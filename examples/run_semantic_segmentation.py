@@ -30,7 +30,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from datasets import Dataset, Features
 from datasets import Image as ImageFeature
@@ -52,6 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modeling_cast import CastForSemanticSegmentation, CastImageProcessor  # noqa: E402
 from modeling_cast.hub.cards import save_model_card, training_model_card  # noqa: E402
 from processing.evaluation.metrics import mean_iou  # noqa: E402
+# the built-in data, under the names this script has always exported
+from processing.synthetic.shapes import SEGMENTATION_ID2LABEL as SYNTHETIC_ID2LABEL  # noqa: E402
+from processing.synthetic.shapes import make_segmentation_shapes as synthetic_shapes  # noqa: E402
 
 
 __all__ = [
@@ -68,78 +70,6 @@ logger = logging.get_logger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TOKEN_POOLING_RESOLUTIONS = ("grid", "pixel")
-
-# ---------------------------------------------------------------------------------------------------------------
-# Built-in data: textured coloured shapes on a textured background
-# ---------------------------------------------------------------------------------------------------------------
-
-SYNTHETIC_ID2LABEL = {0: "background", 1: "disc", 2: "square", 3: "triangle"}
-# Each class has its own colour family and shape, so the classes are learnable from colour alone or shape alone.
-_SHAPE_COLOURS = {1: (200, 50, 50), 2: (50, 180, 70), 3: (60, 80, 210)}
-_COLOUR_JITTER = 30
-_NOISE_STD = 10.0
-_TEXTURE_AMPLITUDE = 18.0
-_SIZE_RANGE = (0.75, 1.25)  # image sides relative to `image_size`: the processor resizes them
-_SHAPE_RADIUS_RANGE = (0.2, 0.38)  # relative to the shorter image side
-_MAX_SHAPES = 3
-
-
-def synthetic_shapes(num_samples: int, image_size: int, seed: int) -> dict[str, list[Image.Image]]:
-    """
-    Images with known per-pixel classes (see `SYNTHETIC_ID2LABEL`): one to three red discs, green squares and blue
-    triangles, each with a striped texture and noise, on a grey textured background. Later shapes cover earlier
-    ones. Image sides vary between 0.75 and 1.25 times `image_size`. Deterministic for a given `seed`.
-
-    Returns:
-        `dict` with `"image"` (RGB PIL images) and `"annotation"` (mode "L" PIL masks of class ids), `num_samples`
-        each.
-    """
-    rng = np.random.default_rng(seed)
-    images, annotations = [], []
-    low, high = (round(image_size * factor) for factor in _SIZE_RANGE)
-    for _ in range(num_samples):
-        height, width = (int(side) for side in rng.integers(low, high + 1, size=2))
-        rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
-        grey = rng.uniform(90, 170) + rng.uniform(-10, 10, size=3)
-        image = grey + _stripes(rng, rows, cols)[..., None] + rng.normal(0, _NOISE_STD, (height, width, 3))
-        mask = np.zeros((height, width), dtype=np.uint8)
-        for _ in range(int(rng.integers(1, _MAX_SHAPES + 1))):
-            label = int(rng.integers(1, len(SYNTHETIC_ID2LABEL)))
-            inside = _shape_mask(rng, label, rows, cols)
-            colour = np.array(_SHAPE_COLOURS[label]) + rng.uniform(-_COLOUR_JITTER, _COLOUR_JITTER, size=3)
-            texture = colour + _stripes(rng, rows, cols)[..., None] + rng.normal(0, _NOISE_STD, (height, width, 3))
-            image[inside] = texture[inside]
-            mask[inside] = label
-        images.append(Image.fromarray(np.clip(np.rint(image), 0, 255).astype(np.uint8)))
-        annotations.append(Image.fromarray(mask, mode="L"))
-    return {"image": images, "annotation": annotations}
-
-
-def _stripes(rng: np.random.Generator, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    angle, period, phase = rng.uniform(0, np.pi), rng.uniform(4, 12), rng.uniform(0, 2 * np.pi)
-    position = rows * np.cos(angle) + cols * np.sin(angle)
-    return _TEXTURE_AMPLITUDE * np.sin(2 * np.pi * position / period + phase)
-
-
-def _shape_mask(rng: np.random.Generator, label: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    height, width = rows.shape
-    radius = rng.uniform(*_SHAPE_RADIUS_RANGE) * min(height, width)
-    center_row, center_col = rng.uniform(0, height), rng.uniform(0, width)
-    dy, dx = rows - center_row, cols - center_col
-    if label == 1:  # disc
-        return dy**2 + dx**2 <= radius**2
-    angle = rng.uniform(0, 2 * np.pi)
-    # coordinates in the shape's own rotated frame
-    along, across = dy * np.cos(angle) + dx * np.sin(angle), -dy * np.sin(angle) + dx * np.cos(angle)
-    if label == 2:  # square
-        return (np.abs(along) <= radius / math.sqrt(2)) & (np.abs(across) <= radius / math.sqrt(2))
-    # equilateral triangle: inside the three half-planes whose normals point to its vertices
-    inside = np.ones(rows.shape, dtype=bool)
-    for vertex in range(3):
-        normal = 2 * np.pi * vertex / 3
-        inside &= along * np.cos(normal) + across * np.sin(normal) <= radius / 2
-    return inside
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Arguments
@@ -275,7 +205,7 @@ def _datasets(data_args: DataTrainingArguments, seed: int) -> tuple[Dataset | No
 
 def _transform(image_processor: CastImageProcessor, flip: bool):
     def transform(batch: dict) -> dict:
-        images = [image.convert("RGB") for image in batch["image"]]
+        images = list(batch["image"])  # the image processor decodes every mode
         masks = list(batch["annotation"])
         if flip:
             for index in range(len(images)):

@@ -5,7 +5,8 @@ CAST (Ke, Mo, Yu, ICLR 2024) pools its stem features per superpixel, so every im
 pixels. Pipelines cannot pass extra model inputs, hence the maps are computed here, on the resized image, and returned
 as `superpixels` beside `pixel_values`.
 
-Hub-flat: imports only numpy, PIL, torch, the public `transformers` API and its sibling `superpixels_cast`.
+Hub-flat: imports only numpy, PIL, torch, the public `transformers` API and its siblings (`image_inputs_cast` decodes
+the inputs, `superpixels_cast` segments them, `post_processing_cast` reads the outputs).
 """
 
 import numbers
@@ -23,21 +24,18 @@ from transformers.image_utils import (
     ImageInput,
     PILImageResampling,
     SizeDict,
-    is_valid_image,
 )
 from transformers.processing_utils import ImagesKwargs, Unpack
 from transformers.utils import TensorType, logging
 
+from .image_inputs_cast import check_maps_match_images, decode_image, flatten_images, integer_maps
 from .post_processing_cast import (
-    class_segments,
-    hierarchy_segments_info,
-    nearest_resize,
-    resize_logits,
-    resolve_levels,
-    resolve_target_sizes,
+    check_level_type,
+    check_outputs,
+    class_maps,
+    hierarchy_label_maps,
+    level_segments,
     segmentation_logits,
-    validated_hierarchy,
-    validated_scores,
 )
 from .superpixels_cast import SUPERPIXEL_METHODS, compute_superpixels, relabel_sequential_ids
 
@@ -46,23 +44,26 @@ __all__ = ["CastImageProcessor", "CastImageProcessorKwargs"]
 
 logger = logging.get_logger(__name__)
 
-_MAX_UINT8 = 255
-_MAX_UINT16 = 65535
-_UINT16_TO_UINT8 = 257  # 65535 / 255: a 16-bit value v is the 8-bit value round(v / 257)
-_RGB_CHANNELS = 3
-# PIL modes holding 16-bit samples ("I" is how Pillow opens 16-bit PNGs in several versions; read as 16-bit too).
-_SIXTEEN_BIT_PIL_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-_FLOAT_PIL_MODES = ("F",)
-# Channel counts recognised when guessing the channel axis of an array.
-_CONVERTIBLE_CHANNELS = (1, 2, 3, 4)
-_KNOWN_CHANNELS = (1, 3, 4)
 # Label reduction (`do_reduce_labels`) maps the background class 0 to the ignore label, SegFormer's convention; the
 # ignore label is also the default `CastConfig.semantic_loss_ignore_index`.
 _IGNORE_LABEL = 255
-# PIL modes that hold one integer class label per pixel ("P" gives the palette indices, not the colours).
-_LABEL_PIL_MODES = ("L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N")
 # Label maps are resized by PIL in its 32-bit integer mode.
 _MAX_LABEL = np.iinfo(np.int32).max
+# The settings this processor checks itself (transformers checks the generic ones): once when they are set, and
+# once per call, merged with the call's overrides.
+_CHECKED_SETTINGS = (
+    "n_segments",
+    "compactness",
+    "superpixel_method",
+    "patch_size",
+    "segmentation_level",
+    "do_reduce_labels",
+    "do_pad",
+    "do_resize",
+    "size",
+    "do_center_crop",
+    "crop_size",
+)
 
 
 class CastImageProcessorKwargs(ImagesKwargs, total=False):
@@ -194,12 +195,9 @@ class CastImageProcessor(PilBackend):
             raise ValueError(
                 "`superpixels` are per-image inputs: pass them when calling the processor, not to its constructor"
             )
-        kwargs = _coerce_superpixel_kwargs(kwargs)
-        _check_bool(kwargs.get("do_reduce_labels"), "do_reduce_labels")
         super().__init__(**kwargs)
-        _check_level_type(self.segmentation_level, "segmentation_level")
-        _validate_superpixel_settings(self.n_segments, self.compactness, self.superpixel_method, self.patch_size)
-        _validate_output_size_settings(self.do_resize, self.size, self.do_center_crop, self.crop_size, self.patch_size)
+        for name, value in _checked_settings(self._settings()).items():
+            setattr(self, name, value)
 
     def preprocess(
         self,
@@ -237,41 +235,40 @@ class CastImageProcessor(PilBackend):
             (int64, `(batch_size, height, width)`) and, with `segmentation_maps`, `labels` (int64,
             `(batch_size, height, width)`).
         """
-        if superpixels is not None and not isinstance(superpixels, (np.ndarray, torch.Tensor, list, tuple)):
-            raise TypeError(
-                "`superpixels` must be a numpy array, a torch tensor or a list of them, "
-                f"got {type(superpixels).__name__}"
+        # The maps are read (types and dtypes) here and checked against the images once those are decoded.
+        if superpixels is not None:
+            superpixels = integer_maps(superpixels, "superpixels", what="segment ids")
+        if segmentation_maps is not None:
+            segmentation_maps = integer_maps(
+                segmentation_maps, "segmentation_maps", what="class labels", accept_pil=True
             )
-        if segmentation_maps is not None and not isinstance(
-            segmentation_maps, (Image.Image, np.ndarray, torch.Tensor, list, tuple)
-        ):
-            raise TypeError(
-                "`segmentation_maps` must be a PIL image, a numpy array, a torch tensor or a list of them, "
-                f"got {type(segmentation_maps).__name__}"
-            )
-        kwargs = _coerce_superpixel_kwargs(kwargs)
-        _check_bool(kwargs.get("do_reduce_labels"), "do_reduce_labels")
-        # `image_like_kwargs` skips the settings validation, which knows only the declared processor arguments
+        kwargs = self._checked_call_settings(kwargs)
+        # `image_like_kwargs` skips transformers' type validation, which knows only the declared processor arguments
         return super().preprocess(
             images, superpixels=superpixels, image_like_kwargs={"segmentation_maps": segmentation_maps}, **kwargs
         )
 
-    def _validate_preprocess_kwargs(self, **kwargs) -> None:
-        if kwargs.get("do_pad"):
-            raise ValueError(
-                "`do_pad=True` is not supported by CastImageProcessor: padding would add fake superpixels"
+    def _settings(self) -> dict:
+        return {name: getattr(self, name, None) for name in _CHECKED_SETTINGS}
+
+    def _checked_call_settings(self, kwargs: dict) -> dict:
+        """The call's arguments with its overrides of the checked settings coerced, after checking them merged with
+        the processor's own settings (an override of `patch_size` must fit the processor's `size`, ...)."""
+        overrides = {name: kwargs[name] for name in _CHECKED_SETTINGS if kwargs.get(name) is not None}
+        if "size" in overrides or "crop_size" in overrides:
+            # sizes as transformers will read them (dicts, ints and pairs become `SizeDict`s)
+            standardized = self._standardize_kwargs(
+                size=overrides.get("size"),
+                crop_size=overrides.get("crop_size"),
+                default_to_square=kwargs.get("default_to_square", self.default_to_square),
             )
-        super()._validate_preprocess_kwargs(**kwargs)
-        _validate_superpixel_settings(
-            kwargs["n_segments"], kwargs["compactness"], kwargs["superpixel_method"], kwargs["patch_size"]
-        )
-        _validate_output_size_settings(
-            kwargs["do_resize"], kwargs["size"], kwargs["do_center_crop"], kwargs["crop_size"], kwargs["patch_size"]
-        )
+            overrides.update({name: standardized[name] for name in ("size", "crop_size") if name in overrides})
+        checked = _checked_settings({**self._settings(), **overrides})
+        return {**kwargs, **{name: checked[name] for name in overrides}}
 
     def _prepare_images_structure(self, images: ImageInput, expected_ndims: int = 3) -> list:
         # Unlike the default, also accept 2-D (grayscale) arrays and report bad inputs without printing them.
-        return _flatten_images(self.fetch_images(images))
+        return flatten_images(self.fetch_images(images))
 
     def process_image(
         self,
@@ -281,17 +278,11 @@ class CastImageProcessor(PilBackend):
         **kwargs,
     ) -> np.ndarray:
         """
-        Convert one input image to a channels-first numpy array: uint8 for 8- and 16-bit images, float32 for float
-        images, 3 RGB channels when `do_convert_rgb`.
+        Convert one input image to a channels-first numpy array (see `image_inputs_cast.decode_image`): uint8 for
+        boolean, 8- and 16-bit images, float32 for float images, 3 RGB channels when `do_convert_rgb`.
         """
-        array, is_sixteen_bit, is_pil = _image_to_array(image, do_convert_rgb)
-        array = _to_eight_bit_range(array, is_sixteen_bit)
-        if is_pil:
-            input_data_format = ChannelDimension.LAST
-        array = _to_channels_first(array, input_data_format, do_convert_rgb)
-        if do_convert_rgb:
-            array = _channels_to_rgb(array)
-        return array
+        pixels = decode_image(image, do_convert_rgb=do_convert_rgb, input_data_format=input_data_format)
+        return pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32, copy=False)
 
     def _preprocess_image_like_inputs(
         self,
@@ -308,9 +299,12 @@ class CastImageProcessor(PilBackend):
         )
         image_sizes = [image.shape[-2:] for image in images]
         if superpixels is not None:
-            superpixels = _prepare_superpixel_maps(superpixels, image_sizes)
+            # "be non-negative": the argument's name already says that it holds segment ids
+            superpixels = check_maps_match_images(superpixels, image_sizes, "superpixels")
         if segmentation_maps is not None:
-            segmentation_maps = _prepare_segmentation_maps(segmentation_maps, image_sizes)
+            segmentation_maps = check_maps_match_images(
+                segmentation_maps, image_sizes, "segmentation_maps", what="class labels", maximum=_MAX_LABEL
+            )
         return self._preprocess(
             images,
             superpixels=superpixels,
@@ -352,6 +346,8 @@ class CastImageProcessor(PilBackend):
                     f"got {sizes}"
                 )
         resizing_argument = "crop_size" if do_center_crop else ("size" if do_resize else "images")
+        # a fixed output size was checked with the settings; others depend on the image and are checked per image
+        size_is_fixed = _fixed_output_size(do_resize, size, do_center_crop, crop_size) is not None
         pixel_values, superpixel_outputs, label_outputs = [], [], []
         for index, image in enumerate(images):
             if do_resize:
@@ -359,11 +355,12 @@ class CastImageProcessor(PilBackend):
             resized_size = tuple(image.shape[-2:])
             if do_center_crop:
                 image = self.center_crop(image, crop_size)
-            _check_multiple_of_patch_size(tuple(image.shape[-2:]), patch_size, resizing_argument)
+            if not size_is_fixed:
+                _check_multiple_of_patch_size(tuple(image.shape[-2:]), patch_size, resizing_argument)
 
             if superpixels is None:
-                unit_image = _unit_range_channels_last(image, do_rescale, rescale_factor)
-                labels = compute_superpixels(unit_image, superpixel_method, n_segments, compactness)
+                superpixel_view = _superpixel_view(image, do_rescale, rescale_factor)
+                labels = compute_superpixels(superpixel_view, superpixel_method, n_segments, compactness)
             else:
                 labels = self._fit_superpixel_map(superpixels[index], resized_size, do_center_crop, crop_size)
             if segmentation_maps is not None:
@@ -372,18 +369,10 @@ class CastImageProcessor(PilBackend):
                         segmentation_maps[index], resized_size, do_center_crop, crop_size, do_reduce_labels
                     )
                 )
-
-            if do_rescale:
-                if np.issubdtype(image.dtype, np.floating) and image.size and image.max() <= 1:
-                    logger.warning_once(
-                        "It looks like you are trying to rescale already rescaled images (float pixels in [0, 1]). "
-                        "If that is the case, pass `do_rescale=False`."
-                    )
-                image = self.rescale(image, rescale_factor)
-            if do_normalize:
-                image = self.normalize(image, image_mean, image_std)
-            pixel_values.append(image.astype(np.float32, copy=False))
             superpixel_outputs.append(labels)
+            pixel_values.append(
+                self._pixel_values(image, do_rescale, rescale_factor, do_normalize, image_mean, image_std)
+            )
         # `size={"shortest_edge": ...}` keeps aspect ratios, so outputs may still differ in size.
         sizes = _distinct_sizes(pixel_values)
         if len(sizes) > 1:
@@ -395,6 +384,27 @@ class CastImageProcessor(PilBackend):
         if segmentation_maps is not None:
             data["labels"] = label_outputs
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def _pixel_values(
+        self,
+        image: np.ndarray,
+        do_rescale: bool,
+        rescale_factor: float,
+        do_normalize: bool,
+        image_mean: float | tuple[float, ...],
+        image_std: float | tuple[float, ...],
+    ) -> np.ndarray:
+        """The model's float32 input from one resized and cropped image."""
+        if do_rescale:
+            if np.issubdtype(image.dtype, np.floating) and image.size and image.max() <= 1:
+                logger.warning_once(
+                    "It looks like you are trying to rescale already rescaled images (float pixels in [0, 1]). "
+                    "If that is the case, pass `do_rescale=False`."
+                )
+            image = self.rescale(image, rescale_factor)
+        if do_normalize:
+            image = self.normalize(image, image_mean, image_std)
+        return image.astype(np.float32, copy=False)
 
     def _fit_superpixel_map(
         self,
@@ -461,24 +471,8 @@ class CastImageProcessor(PilBackend):
             is the non-negative level index, `score` the mean `hierarchy_scores` (assignment probability) of the
             segment's pixels and `area` its pixel count, both at the target size.
         """
-        hierarchy = validated_hierarchy(outputs)
-        scores = validated_scores(outputs, hierarchy) if return_scores else None
-        batch_size, num_levels = hierarchy.shape[:2]
-        sizes = resolve_target_sizes(target_sizes, batch_size, tuple(hierarchy.shape[-2:]))
-        level_indices = resolve_levels(levels, num_levels)
-        results = []
-        for index, size in enumerate(sizes):
-            segmentation = nearest_resize(hierarchy[index, level_indices], size).long()
-            if scores is None:
-                results.append(segmentation)
-                continue
-            level_scores = nearest_resize(scores[index, level_indices], size)
-            segments_info = [
-                hierarchy_segments_info(level_map, level_score, level)
-                for level_map, level_score, level in zip(segmentation, level_scores, level_indices)
-            ]
-            results.append({"segmentation": segmentation, "segments_info": segments_info})
-        return results
+        checked = check_outputs(outputs, target_sizes, levels=levels, return_scores=return_scores)
+        return hierarchy_label_maps(checked)
 
     def post_process_semantic_segmentation(
         self,
@@ -506,28 +500,8 @@ class CastImageProcessor(PilBackend):
             `return_segmentation_scores=True` one `SemanticSegmentationPostProcessorOutput` per image with
             `segmentation` (that map) and `segmentation_scores` (`(num_labels, height, width)` logits).
         """
-        logits = segmentation_logits(outputs)
-        if logits is None:
-            raise ValueError(
-                "`outputs` must carry per-pixel class `logits` of shape (batch_size, num_labels, height, width) "
-                "from a segmentation head for semantic segmentation; the segments of CAST backbones and image "
-                "classifiers come from `post_process_hierarchical_segmentation` or "
-                "`post_process_panoptic_segmentation`"
-            )
-        sizes = resolve_target_sizes(target_sizes, logits.shape[0], tuple(logits.shape[-2:]))
-        results = []
-        for image_logits, size in zip(logits, sizes):
-            resized = resize_logits(image_logits, size)
-            segmentation = resized.argmax(dim=0)
-            if return_segmentation_scores:
-                results.append(
-                    SemanticSegmentationPostProcessorOutput(
-                        data={"segmentation": segmentation, "segmentation_scores": resized}
-                    )
-                )
-            else:
-                results.append(segmentation)
-        return results
+        checked = check_outputs(outputs, target_sizes, read="logits")
+        return class_maps(checked, return_segmentation_scores)
 
     def post_process_panoptic_segmentation(
         self,
@@ -594,94 +568,74 @@ class CastImageProcessor(PilBackend):
         return self._segments_of_level(outputs, target_sizes, level)
 
     def _segments_of_level(self, outputs, target_sizes, level: int | None) -> list[dict]:
-        logits = segmentation_logits(outputs)
-        if logits is not None and level is None:
-            sizes = resolve_target_sizes(target_sizes, logits.shape[0], tuple(logits.shape[-2:]))
-            results = []
-            for image_logits, size in zip(logits, sizes):
-                segmentation, segments_info = class_segments(resize_logits(image_logits, size))
-                results.append({"segmentation": segmentation, "segments_info": segments_info})
-            return results
-
+        if level is None and segmentation_logits(outputs) is not None:
+            return level_segments(check_outputs(outputs, target_sizes, read="logits"))
         argument = "level" if level is not None else "segmentation_level"
         level = self.segmentation_level if level is None else level
-        _check_level_type(level, argument)
-        num_levels = validated_hierarchy(outputs).shape[1]
-        (level,) = resolve_levels(level, num_levels, argument=argument)
-        results = []
-        for result in self.post_process_hierarchical_segmentation(
-            outputs, target_sizes=target_sizes, levels=[level], return_scores=True
-        ):
-            segments_info = [_panoptic_segment(segment) for segment in result["segments_info"][0]]
-            results.append({"segmentation": result["segmentation"][0], "segments_info": segments_info})
-        return results
-
-
-def _panoptic_segment(segment: dict) -> dict:
-    """A hierarchy segment as transformers' panoptic post-processing describes one. Its label id `(level, id)` is
-    never a class id; a CAST config's `id2label` names it "level l segment k"."""
-    return {
-        "id": segment["id"],
-        "label_id": (segment["level"], segment["id"]),
-        "was_fused": False,
-        "score": segment["score"],
-    }
-
-
-def _check_level_type(level, argument: str) -> None:
-    if isinstance(level, bool) or not isinstance(level, numbers.Integral):
-        raise TypeError(
-            f"`{argument}` must be an int (0 = finest level, -1 = coarsest), got {type(level).__name__} {level!r}"
+        checked = check_outputs(
+            outputs, target_sizes, levels=level, levels_argument=argument, single_level=True, return_scores=True
         )
+        return level_segments(checked)
 
 
-def _coerce_superpixel_kwargs(kwargs: dict) -> dict:
-    """Type-check the CAST-specific arguments and turn numpy scalars and ints into the declared Python types."""
-    kwargs = dict(kwargs)
+def _checked_settings(settings: dict) -> dict:
+    """
+    Coerce and check the processor's own settings (`_CHECKED_SETTINGS`; the call's overrides merged over the
+    processor's attributes): types become the declared Python types (numpy numbers and ints are accepted for
+    floats), values are checked, and a fixed output size must be a multiple of `patch_size`.
+    """
+    checked = dict(settings)
     for name in ("n_segments", "patch_size"):
-        value = kwargs.get(name)
-        if value is None:
-            continue
+        value = settings[name]
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(f"`{name}` must be an integer, got {type(value).__name__} {value!r}")
-        kwargs[name] = int(value)
-    compactness = kwargs.get("compactness")
-    if compactness is not None:
-        if isinstance(compactness, bool) or not isinstance(compactness, numbers.Real):
-            raise TypeError(f"`compactness` must be a number, got {type(compactness).__name__} {compactness!r}")
-        kwargs["compactness"] = float(compactness)
-    method = kwargs.get("superpixel_method")
-    if method is not None and not isinstance(method, str):
+        if value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {value}")
+        checked[name] = int(value)
+    compactness = settings["compactness"]
+    if isinstance(compactness, bool) or not isinstance(compactness, numbers.Real):
+        raise TypeError(f"`compactness` must be a number, got {type(compactness).__name__} {compactness!r}")
+    if not np.isfinite(compactness) or compactness <= 0:
+        raise ValueError(f"`compactness` must be a positive finite number, got {compactness}")
+    checked["compactness"] = float(compactness)
+    method = settings["superpixel_method"]
+    if not isinstance(method, str):
         raise TypeError(
             f"`superpixel_method` must be one of {SUPERPIXEL_METHODS}, got {type(method).__name__} {method!r}"
         )
-    return kwargs
+    if method not in SUPERPIXEL_METHODS:
+        raise ValueError(f"`superpixel_method` must be one of {SUPERPIXEL_METHODS}, got {method!r}")
+    check_level_type(settings["segmentation_level"], "segmentation_level")
+    do_reduce_labels = settings["do_reduce_labels"]
+    if do_reduce_labels is not None and not isinstance(do_reduce_labels, (bool, np.bool_)):
+        raise TypeError(
+            f"`do_reduce_labels` must be a bool, got {type(do_reduce_labels).__name__} {do_reduce_labels!r}"
+        )
+    if settings["do_pad"]:
+        raise ValueError("`do_pad=True` is not supported by CastImageProcessor: padding would add fake superpixels")
+    fixed = _fixed_output_size(
+        settings["do_resize"], settings["size"], settings["do_center_crop"], settings["crop_size"]
+    )
+    if fixed is not None:
+        name, output_size = fixed
+        _check_multiple_of_patch_size(output_size, checked["patch_size"], name)
+    return checked
 
 
-def _validate_superpixel_settings(n_segments: int, compactness: float, superpixel_method: str, patch_size: int):
-    if n_segments < 1:
-        raise ValueError(f"`n_segments` must be a positive integer, got {n_segments}")
-    if not np.isfinite(compactness) or compactness <= 0:
-        raise ValueError(f"`compactness` must be a positive finite number, got {compactness}")
-    if superpixel_method not in SUPERPIXEL_METHODS:
-        raise ValueError(f"`superpixel_method` must be one of {SUPERPIXEL_METHODS}, got {superpixel_method!r}")
-    if patch_size < 1:
-        raise ValueError(f"`patch_size` must be a positive integer, got {patch_size}")
-
-
-def _validate_output_size_settings(
-    do_resize: bool, size: SizeDict | None, do_center_crop: bool, crop_size: SizeDict | None, patch_size: int
-) -> None:
-    """Check the output sizes that are known before seeing any image (fixed height and width)."""
+def _fixed_output_size(
+    do_resize: bool, size: SizeDict | None, do_center_crop: bool, crop_size: SizeDict | None
+) -> tuple[str, tuple[int, int]] | None:
+    """The output (height, width) when the settings fix it, with the name of the setting that does; None when it
+    depends on the image (aspect-preserving `size`, no resizing)."""
     if do_center_crop and crop_size is not None:
         name, output_size = "crop_size", crop_size
     elif do_resize and size is not None:
         name, output_size = "size", size
     else:
-        return
-    # Aspect-preserving sizes (`shortest_edge`, ...) are checked per image once resized.
-    if output_size.height is not None and output_size.width is not None:
-        _check_multiple_of_patch_size((output_size.height, output_size.width), patch_size, name)
+        return None
+    if output_size.height is None or output_size.width is None:
+        return None
+    return name, (output_size.height, output_size.width)
 
 
 def _check_multiple_of_patch_size(output_size: tuple[int, int], patch_size: int, argument: str) -> None:
@@ -703,263 +657,12 @@ def _distinct_sizes(images: list[np.ndarray]) -> list[tuple[int, int]]:
     return sorted({tuple(image.shape[-2:]) for image in images})
 
 
-def _flatten_images(images) -> list:
-    """Flat list of single images from an image, a batch array or a (nested) list of them."""
-    if is_valid_image(images):
-        return _split_batch(images)
-    if isinstance(images, (list, tuple)):
-        if len(images) == 0:
-            raise ValueError("`images` must contain at least one image, got an empty list")
-        flat = []
-        for item in images:
-            if isinstance(item, (list, tuple)):
-                for nested_item in item:
-                    flat.extend(_split_batch(nested_item))
-            else:
-                flat.extend(_split_batch(item))
-        return flat
-    raise TypeError(
-        f"`images` must be PIL images, numpy arrays or torch tensors, or lists of them, got {type(images).__name__}"
-    )
-
-
-def _split_batch(image) -> list:
-    if isinstance(image, Image.Image):
-        return [image]
-    if not is_valid_image(image):
-        raise TypeError(
-            "`images` must be PIL images, numpy arrays or torch tensors, or lists of them, "
-            f"got a list item of type {type(image).__name__}"
-        )
-    if image.ndim in (2, 3):
-        return [image]
-    if image.ndim == 4:
-        return list(image)
-    raise ValueError(
-        "each entry of `images` must have 2 (height, width) or 3 (with channels) dimensions, or 4 for a batch, "
-        f"got shape {tuple(image.shape)}"
-    )
-
-
-def _image_to_array(image, do_convert_rgb: bool | None) -> tuple[np.ndarray, bool, bool]:
-    """Numpy pixels of one image, whether they are 16-bit, and whether they came from PIL (channels last)."""
-    if isinstance(image, Image.Image):
-        if image.mode in _SIXTEEN_BIT_PIL_MODES:
-            return np.asarray(image), True, True
-        if image.mode not in _FLOAT_PIL_MODES and do_convert_rgb and image.mode != "RGB":
-            # For RGBA/LA/P images this drops transparency rather than compositing onto a background.
-            image = image.convert("RGB")
-        return np.asarray(image), False, True
-    if isinstance(image, torch.Tensor):
-        image = image.detach().cpu()
-        if image.dtype in (torch.float16, torch.bfloat16):
-            image = image.float()
-        return image.numpy(), False, False
-    return np.asarray(image), False, False
-
-
-def _to_eight_bit_range(array: np.ndarray, is_sixteen_bit: bool) -> np.ndarray:
-    """uint8 pixels for integer images (16-bit ones scaled down), finite float32 pixels for float images."""
-    if array.size == 0:
-        raise ValueError(f"`images` must have a non-zero height and width, got an image of shape {array.shape}")
-    if array.dtype == np.bool_:
-        return array.astype(np.uint8) * _MAX_UINT8
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all():
-            raise ValueError("`images` must hold finite pixel values, got NaN or infinite values")
-        return array.astype(np.float32, copy=False)
-    if not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"`images` must hold integer, boolean or floating-point pixels, got dtype {array.dtype}")
-    if array.dtype == np.uint8:
-        return array
-    minimum, maximum = int(array.min()), int(array.max())
-    if minimum < 0:
-        raise ValueError(f"`images` must hold non-negative pixel values, got minimum {minimum}")
-    if maximum > _MAX_UINT16:
-        raise ValueError(
-            f"integer `images` must be 8- or 16-bit (values at most {_MAX_UINT16}), got maximum {maximum}"
-        )
-    if is_sixteen_bit or array.dtype == np.uint16 or maximum > _MAX_UINT8:
-        # round(v / 257) in integer arithmetic: a 16-bit image made from an 8-bit one (v = 257 * u) gives u back.
-        return ((array.astype(np.uint32) + _UINT16_TO_UINT8 // 2) // _UINT16_TO_UINT8).astype(np.uint8)
-    return array.astype(np.uint8)
-
-
-def _to_channels_first(
-    array: np.ndarray, input_data_format: str | ChannelDimension | None, do_convert_rgb: bool | None
-) -> np.ndarray:
-    if array.ndim == 2:
-        return array[None]
-    if array.ndim != 3:
-        raise ValueError(f"each image in `images` must have 2 or 3 dimensions, got shape {array.shape}")
-    if input_data_format is not None:
-        channel_format = ChannelDimension(input_data_format)
-    else:
-        known_channels = _CONVERTIBLE_CHANNELS if do_convert_rgb else _KNOWN_CHANNELS
-        if array.shape[0] in known_channels:
-            # (3, H, 3)-like shapes are ambiguous; like transformers, assume channels first.
-            channel_format = ChannelDimension.FIRST
-        elif array.shape[-1] in known_channels:
-            channel_format = ChannelDimension.LAST
-        else:
-            raise ValueError(
-                f"each image in `images` must have {known_channels} channels first or last, got shape {array.shape}; "
-                "pass `input_data_format` to say where the channels are"
-            )
-    if channel_format == ChannelDimension.LAST:
-        array = np.moveaxis(array, -1, 0)
-    return np.ascontiguousarray(array)
-
-
-def _channels_to_rgb(array: np.ndarray) -> np.ndarray:
-    """(C, H, W) -> (3, H, W): gray is repeated, alpha is dropped."""
-    num_channels = array.shape[0]
-    if num_channels in (1, 2):
-        return np.repeat(array[:1], _RGB_CHANNELS, axis=0)
-    if num_channels in (3, 4):
-        return array[:_RGB_CHANNELS]
-    raise ValueError(
-        f"`images` must have 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels to be converted to RGB, "
-        f"got {num_channels}; pass `do_convert_rgb=False` to keep them"
-    )
-
-
-def _unit_range_channels_last(image: np.ndarray, do_rescale: bool, rescale_factor: float) -> np.ndarray:
-    """The resized, un-normalised image as float64 (height, width, channels) in [0, 1], as superpixels expect it."""
-    if np.issubdtype(image.dtype, np.integer):
-        unit = image / _MAX_UINT8
-    else:
-        unit = image.astype(np.float64) * (rescale_factor if do_rescale else 1.0)
-    return np.moveaxis(np.clip(unit, 0.0, 1.0), 0, -1)
-
-
-def _maps_to_list(superpixels) -> list[np.ndarray]:
-    """Flat list of 2-D maps from a map, a 3-D batch of maps or a list of maps (numpy or torch)."""
-    if isinstance(superpixels, (np.ndarray, torch.Tensor)):
-        array = _map_to_numpy(superpixels)
-        if array.ndim == 2:
-            return [array]
-        if array.ndim == 3:
-            return list(array)
-        raise ValueError(
-            "`superpixels` must be a 2-D (height, width) map or a 3-D (batch_size, height, width) batch of maps, "
-            f"got shape {tuple(array.shape)}"
-        )
-    return [_map_to_numpy(label_map) for label_map in superpixels]
-
-
-def _map_to_numpy(label_map) -> np.ndarray:
-    if isinstance(label_map, torch.Tensor):
-        if label_map.is_floating_point() or label_map.is_complex() or label_map.dtype == torch.bool:
-            raise TypeError(f"`superpixels` must hold integer segment ids, got dtype {label_map.dtype}")
-        return label_map.detach().cpu().numpy()
-    if isinstance(label_map, np.ndarray):
-        return label_map
-    raise TypeError(
-        f"each map in `superpixels` must be a numpy array or a torch tensor, got {type(label_map).__name__}"
-    )
-
-
-def _prepare_superpixel_maps(superpixels, image_sizes: list[tuple[int, int]]) -> list[np.ndarray]:
-    """Validate user-supplied maps against the images (at their original sizes)."""
-    label_maps = _maps_to_list(superpixels)
-    if len(label_maps) != len(image_sizes):
-        raise ValueError(
-            f"`superpixels` must hold one map per image, got {len(label_maps)} maps for {len(image_sizes)} images"
-        )
-    for index, (label_map, image_size) in enumerate(zip(label_maps, image_sizes, strict=True)):
-        if label_map.ndim != 2:
-            raise ValueError(
-                f"`superpixels[{index}]` must be a 2-D (height, width) map, got shape {tuple(label_map.shape)}"
-            )
-        if not np.issubdtype(label_map.dtype, np.integer):
-            raise TypeError(f"`superpixels` must hold integer segment ids, got dtype {label_map.dtype}")
-        if tuple(label_map.shape) != tuple(image_size):
-            raise ValueError(
-                f"`superpixels[{index}]` has shape {tuple(label_map.shape)} but `images[{index}]` has (height, width) "
-                f"{tuple(image_size)}; give each map at its image's original size"
-            )
-        minimum = int(label_map.min())
-        if minimum < 0:
-            raise ValueError(f"`superpixels` must be non-negative, got minimum {minimum}")
-    return label_maps
-
-
-def _check_bool(value, argument: str) -> None:
-    if value is not None and not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{argument}` must be a bool, got {type(value).__name__} {value!r}")
-
-
-def _segmentation_map_to_numpy(label_map) -> np.ndarray:
-    """One class-label map as a numpy array (PIL images in a label mode, numpy arrays, torch tensors)."""
-    if isinstance(label_map, Image.Image):
-        if label_map.mode in ("1", "F"):
-            raise TypeError(
-                f"`segmentation_maps` must hold integer class labels, got a PIL image in mode {label_map.mode!r}"
-            )
-        if label_map.mode not in _LABEL_PIL_MODES:
-            raise ValueError(
-                f"`segmentation_maps` PIL images must have one class label per pixel (mode in {_LABEL_PIL_MODES}), "
-                f"got mode {label_map.mode!r}"
-            )
-        return np.asarray(label_map)
-    if isinstance(label_map, torch.Tensor):
-        label_map = label_map.detach().cpu()
-        if label_map.is_floating_point() or label_map.is_complex() or label_map.dtype == torch.bool:
-            raise TypeError(f"`segmentation_maps` must hold integer class labels, got dtype {label_map.dtype}")
-        return label_map.numpy()
-    if isinstance(label_map, np.ndarray):
-        return label_map
-    raise TypeError(
-        "each map in `segmentation_maps` must be a PIL image, a numpy array or a torch tensor, "
-        f"got {type(label_map).__name__}"
-    )
-
-
-def _segmentation_maps_to_list(segmentation_maps) -> list[np.ndarray]:
-    """Flat list of 2-D maps from a map, a 3-D batch of maps or a list of maps."""
-    if isinstance(segmentation_maps, (np.ndarray, torch.Tensor)):
-        array = _segmentation_map_to_numpy(segmentation_maps)
-        if array.ndim == 2:
-            return [array]
-        if array.ndim == 3:
-            return list(array)
-        raise ValueError(
-            "`segmentation_maps` must be a 2-D (height, width) map or a 3-D (batch_size, height, width) batch of "
-            f"maps, got shape {tuple(array.shape)}"
-        )
-    if isinstance(segmentation_maps, Image.Image):
-        return [_segmentation_map_to_numpy(segmentation_maps)]
-    return [_segmentation_map_to_numpy(label_map) for label_map in segmentation_maps]
-
-
-def _prepare_segmentation_maps(segmentation_maps, image_sizes: list[tuple[int, int]]) -> list[np.ndarray]:
-    """Validate class-label maps against the images (at their original sizes)."""
-    label_maps = _segmentation_maps_to_list(segmentation_maps)
-    if len(label_maps) != len(image_sizes):
-        raise ValueError(
-            f"`segmentation_maps` must hold one map per image, got {len(label_maps)} maps for {len(image_sizes)} "
-            "images"
-        )
-    for index, (label_map, image_size) in enumerate(zip(label_maps, image_sizes, strict=True)):
-        if label_map.ndim != 2:
-            raise ValueError(
-                f"`segmentation_maps[{index}]` must be a 2-D (height, width) map of class labels, "
-                f"got shape {tuple(label_map.shape)}"
-            )
-        if not np.issubdtype(label_map.dtype, np.integer):
-            raise TypeError(f"`segmentation_maps` must hold integer class labels, got dtype {label_map.dtype}")
-        if tuple(label_map.shape) != tuple(image_size):
-            raise ValueError(
-                f"`segmentation_maps[{index}]` has shape {tuple(label_map.shape)} but `images[{index}]` has "
-                f"(height, width) {tuple(image_size)}; give each map at its image's original size"
-            )
-        minimum, maximum = int(label_map.min()), int(label_map.max())
-        if minimum < 0:
-            raise ValueError(f"`segmentation_maps` must hold non-negative class labels, got minimum {minimum}")
-        if maximum > _MAX_LABEL:
-            raise ValueError(f"`segmentation_maps` labels must be at most {_MAX_LABEL}, got maximum {maximum}")
-    return label_maps
+def _superpixel_view(image: np.ndarray, do_rescale: bool, rescale_factor: float) -> np.ndarray:
+    """The resized, un-normalised image (height, width, channels) as the superpixel back-ends read it: uint8 pixels
+    as they are, float pixels rescaled like `pixel_values` and clipped to [0, 1]."""
+    if image.dtype != np.uint8:
+        image = np.clip(image.astype(np.float64) * (rescale_factor if do_rescale else 1.0), 0.0, 1.0)
+    return np.moveaxis(image, 0, -1)
 
 
 def _reduce_labels(label_map: np.ndarray) -> np.ndarray:

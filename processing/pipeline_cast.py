@@ -115,4 +115,4 @@ def _render(image: Image.Image, segmentation: torch.Tensor, level_indices: list[
 
     # the drawing expects the levels finest first, as the model orders them
     order = torch.from_numpy(np.argsort(level_indices, kind="stable"))
-    return draw_hierarchy(image.convert("RGB"), segmentation[order].numpy())
+    return draw_hierarchy(image, segmentation[order].numpy())

@@ -4,34 +4,66 @@
 CAST outputs hold `hierarchy` (int64 `(batch_size, num_levels, height, width)`: the segment id of every input pixel at
 each level, finest level first) and `hierarchy_scores` (float, same shape: each pixel's assignment probability). A
 segmentation head would instead (or also) hold per-pixel class `logits` `(batch_size, num_labels, height, width)`.
-Outputs are read by key, so any mapping or `ModelOutput` works and the model package is never imported.
+Outputs are read by key, so any mapping or `ModelOutput` works and the model package is never imported. Every
+`post_process_*` method checks its inputs once, with [`check_outputs`], and then builds its results from the
+[`CheckedOutputs`].
 
-Hub-flat: imports only torch and the standard library.
+Hub-flat: imports only torch, the public `transformers` API, the standard library and its sibling
+`image_inputs_cast`.
 """
 
 from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
+from transformers.image_processing_outputs import SemanticSegmentationPostProcessorOutput
+
+from .image_inputs_cast import check_integer_dtype, check_non_negative
 
 
 __all__ = [
+    "CheckedOutputs",
+    "check_level_type",
+    "check_outputs",
+    "class_maps",
     "class_segments",
     "get_output",
-    "hierarchy_segments_info",
+    "hierarchy_label_maps",
+    "level_segments",
     "nearest_resize",
-    "resize_logits",
     "resolve_levels",
     "resolve_target_sizes",
     "segmentation_logits",
-    "validated_hierarchy",
-    "validated_scores",
 ]
 
 _SEGMENTATION_LOGITS_NDIM = 4  # (batch_size, num_labels, height, width); image classifiers have 2-D logits
+_HIERARCHY_NDIM = 4  # (batch_size, num_levels, height, width)
+
+
+@dataclass(frozen=True)
+class CheckedOutputs:
+    """
+    What post-processing reads from one model output, checked once by [`check_outputs`].
+
+    Args:
+        target_sizes (`list[tuple[int, int]]`): `(height, width)` of every image's result.
+        hierarchy (`torch.Tensor` of shape `(batch_size, num_levels, height, width)`, *optional*): integer segment
+            ids (read from hierarchies).
+        scores (`torch.Tensor` of the shape of `hierarchy`, *optional*): float assignment probabilities, when asked.
+        levels (`list[int]`, *optional*): the requested levels as non-negative indices (read from hierarchies).
+        logits (`torch.Tensor` of shape `(batch_size, num_labels, height, width)`, *optional*): class logits of a
+            segmentation head (read from logits).
+    """
+
+    target_sizes: list[tuple[int, int]]
+    hierarchy: torch.Tensor | None = None
+    scores: torch.Tensor | None = None
+    levels: list[int] | None = None
+    logits: torch.Tensor | None = None
 
 
 def get_output(outputs, name: str):
@@ -41,7 +73,142 @@ def get_output(outputs, name: str):
     return getattr(outputs, name, None)
 
 
-def validated_hierarchy(outputs) -> torch.Tensor:
+def segmentation_logits(outputs) -> torch.Tensor | None:
+    """Per-pixel class logits `(batch_size, num_labels, height, width)` of a segmentation head, or None."""
+    logits = get_output(outputs, "logits")
+    if isinstance(logits, torch.Tensor) and logits.ndim == _SEGMENTATION_LOGITS_NDIM:
+        return logits
+    return None
+
+
+def check_outputs(
+    outputs,
+    target_sizes=None,
+    *,
+    read: str = "hierarchy",
+    levels=None,
+    levels_argument: str = "levels",
+    single_level: bool = False,
+    return_scores: bool = False,
+) -> CheckedOutputs:
+    """
+    The one validator of every `post_process_*` method: reads and checks, once, what the method needs.
+
+    Args:
+        outputs (`ModelOutput` or `Mapping`):
+            Output of a CAST model, read by key.
+        target_sizes (`list[tuple[int, int]]` or `torch.Tensor` of shape `(batch_size, 2)`, *optional*):
+            `(height, width)` of each result; by default the size of the hierarchy (or logits).
+        read (`str`, *optional*, defaults to `"hierarchy"`):
+            `"hierarchy"` (`hierarchy`, and `hierarchy_scores` with `return_scores`) or `"logits"` (per-pixel class
+            logits of a segmentation head).
+        levels (`int` or `list[int]`, *optional*):
+            Levels of the hierarchy to return (all by default); negative values count from the coarsest.
+        levels_argument (`str`, *optional*, defaults to `"levels"`):
+            Name of the argument `levels` came in, for error messages.
+        single_level (`bool`, *optional*, defaults to `False`):
+            Whether `levels` must be one int (panoptic and instance segmentation).
+        return_scores (`bool`, *optional*, defaults to `False`):
+            Whether `hierarchy_scores` are needed.
+    """
+    if read == "logits":
+        logits = segmentation_logits(outputs)
+        if logits is None:
+            raise ValueError(
+                "`outputs` must carry per-pixel class `logits` of shape (batch_size, num_labels, height, width) "
+                "from a segmentation head for semantic segmentation; the segments of CAST backbones and image "
+                "classifiers come from `post_process_hierarchical_segmentation` or "
+                "`post_process_panoptic_segmentation`"
+            )
+        sizes = resolve_target_sizes(target_sizes, logits.shape[0], tuple(logits.shape[-2:]))
+        return CheckedOutputs(target_sizes=sizes, logits=logits)
+    if single_level:
+        check_level_type(levels, levels_argument)
+    hierarchy = _checked_hierarchy(outputs)
+    scores = _checked_scores(outputs, hierarchy) if return_scores else None
+    batch_size, num_levels = hierarchy.shape[:2]
+    sizes = resolve_target_sizes(target_sizes, batch_size, tuple(hierarchy.shape[-2:]))
+    level_indices = resolve_levels(levels, num_levels, argument=levels_argument)
+    return CheckedOutputs(target_sizes=sizes, hierarchy=hierarchy, scores=scores, levels=level_indices)
+
+
+def hierarchy_label_maps(checked: CheckedOutputs) -> list[torch.Tensor] | list[dict]:
+    """
+    Label maps of the checked levels at the target sizes, one `(num_levels, height, width)` tensor per image; when
+    the scores were checked (`return_scores`), one dict per image with `"segmentation"` and `"segments_info"` (per
+    level, per segment: id, level, mean score, pixel count).
+    """
+    results = []
+    for index, size in enumerate(checked.target_sizes):
+        segmentation = nearest_resize(checked.hierarchy[index, checked.levels], size).long()
+        if checked.scores is None:
+            results.append(segmentation)
+            continue
+        level_scores = nearest_resize(checked.scores[index, checked.levels], size)
+        segments_info = [
+            [
+                {"id": segment_id, "level": level, "score": score, "area": area}
+                for segment_id, score, area in _segment_statistics(level_map, level_score)
+            ]
+            for level_map, level_score, level in zip(segmentation, level_scores, checked.levels)
+        ]
+        results.append({"segmentation": segmentation, "segments_info": segments_info})
+    return results
+
+
+def class_maps(
+    checked: CheckedOutputs, return_segmentation_scores: bool = False
+) -> list[torch.Tensor] | list[SemanticSegmentationPostProcessorOutput]:
+    """Class maps from checked logits (resized bilinearly, then the argmax), with the resized logits if asked."""
+    results = []
+    for image_logits, size in zip(checked.logits, checked.target_sizes):
+        resized = _resize_logits(image_logits, size)
+        segmentation = resized.argmax(dim=0)
+        if return_segmentation_scores:
+            results.append(
+                SemanticSegmentationPostProcessorOutput(
+                    data={"segmentation": segmentation, "segmentation_scores": resized}
+                )
+            )
+        else:
+            results.append(segmentation)
+    return results
+
+
+def level_segments(checked: CheckedOutputs) -> list[dict]:
+    """
+    Panoptic-style results: per image, `"segmentation"` `(height, width)` and `"segments_info"`. From logits, one
+    segment per predicted class ([`class_segments`]); from a hierarchy, the segments of its one checked level, whose
+    label id `(level, id)` is never a class id (a CAST config's `id2label` names it "level l segment k").
+    """
+    if checked.logits is not None:
+        results = []
+        for image_logits, size in zip(checked.logits, checked.target_sizes):
+            segmentation, segments_info = class_segments(_resize_logits(image_logits, size))
+            results.append({"segmentation": segmentation, "segments_info": segments_info})
+        return results
+    return [
+        {
+            "segmentation": result["segmentation"][0],
+            "segments_info": [
+                {"id": segment["id"], "label_id": (segment["level"], segment["id"]), "was_fused": False,
+                 "score": segment["score"]}
+                for segment in result["segments_info"][0]
+            ],
+        }
+        for result in hierarchy_label_maps(checked)
+    ]
+
+
+def check_level_type(level, argument: str) -> None:
+    """TypeError unless `level` is an int (a level index of the hierarchy)."""
+    if not _is_int(level):
+        raise TypeError(
+            f"`{argument}` must be an int (0 = finest level, -1 = coarsest), got {type(level).__name__} {level!r}"
+        )
+
+
+def _checked_hierarchy(outputs) -> torch.Tensor:
     """The `hierarchy` of `outputs`, checked: a 4-D integer tensor `(batch_size, num_levels, height, width)`."""
     hierarchy = get_output(outputs, "hierarchy")
     if hierarchy is None:
@@ -51,20 +218,17 @@ def validated_hierarchy(outputs) -> torch.Tensor:
         )
     if not isinstance(hierarchy, torch.Tensor):
         raise TypeError(f"`outputs['hierarchy']` must be a torch.Tensor, got {type(hierarchy).__name__}")
-    if hierarchy.is_floating_point() or hierarchy.is_complex() or hierarchy.dtype == torch.bool:
-        raise TypeError(f"`outputs['hierarchy']` must hold integer segment ids, got dtype {hierarchy.dtype}")
-    if hierarchy.ndim != 4 or 0 in hierarchy.shape:
+    check_integer_dtype(hierarchy, "outputs['hierarchy']", "segment ids")
+    if hierarchy.ndim != _HIERARCHY_NDIM or 0 in hierarchy.shape:
         raise ValueError(
             "`outputs['hierarchy']` must have shape (batch_size, num_levels, height, width) with no empty "
             f"dimension, got {tuple(hierarchy.shape)}"
         )
-    minimum = int(hierarchy.min())
-    if minimum < 0:
-        raise ValueError(f"`outputs['hierarchy']` must hold non-negative segment ids, got minimum {minimum}")
+    check_non_negative(hierarchy, "outputs['hierarchy']", "segment ids")
     return hierarchy
 
 
-def validated_scores(outputs, hierarchy: torch.Tensor) -> torch.Tensor:
+def _checked_scores(outputs, hierarchy: torch.Tensor) -> torch.Tensor:
     """The `hierarchy_scores` of `outputs`, checked against `hierarchy`."""
     scores = get_output(outputs, "hierarchy_scores")
     if scores is None:
@@ -83,14 +247,6 @@ def validated_scores(outputs, hierarchy: torch.Tensor) -> torch.Tensor:
             f"got {tuple(scores.shape)}"
         )
     return scores
-
-
-def segmentation_logits(outputs) -> torch.Tensor | None:
-    """Per-pixel class logits `(batch_size, num_labels, height, width)` of a segmentation head, or None."""
-    logits = get_output(outputs, "logits")
-    if isinstance(logits, torch.Tensor) and logits.ndim == _SEGMENTATION_LOGITS_NDIM:
-        return logits
-    return None
 
 
 def resolve_target_sizes(target_sizes, batch_size: int, default_size: tuple[int, int]) -> list[tuple[int, int]]:
@@ -162,15 +318,7 @@ def nearest_resize(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return maps.index_select(-2, rows).index_select(-1, cols)
 
 
-def hierarchy_segments_info(segmentation: torch.Tensor, scores: torch.Tensor, level: int) -> list[dict]:
-    """Segments of one level map `(height, width)`: id, level, mean score of their pixels and pixel count."""
-    return [
-        {"id": segment_id, "level": level, "score": score, "area": area}
-        for segment_id, score, area in _segment_statistics(segmentation, scores)
-    ]
-
-
-def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def _resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize of one image's class logits `(num_labels, height, width)` (the transformers convention)."""
     if tuple(logits.shape[-2:]) == tuple(size):
         return logits

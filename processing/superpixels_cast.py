@@ -1,9 +1,10 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
 """Superpixel back-ends of the CAST image processor.
 
-Every function takes one image as a float array of shape (height, width, channels) with values in [0, 1] (the
-un-normalised view the official CAST data loaders segment) and returns an int64 map of shape (height, width) whose
-ids are contiguous from 0. Two back-ends follow the official recipes:
+Every function takes one image of shape (height, width, channels), the un-normalised view the official CAST data
+loaders segment: uint8 pixels, or floats in [0, 1]. Each back-end reads it in its own type (SLIC in floats, SEEDS in
+uint8), so 8-bit images never make a float round trip into SEEDS. The maps returned are int64, of shape (height,
+width). Two back-ends follow the official recipes:
 
 - `"slic"`: scikit-image SLIC (the `datasets_slic.py` alternative of the official code), with its retry rule.
 - `"seeds"`: OpenCV-contrib SEEDS (what the released checkpoints were trained with). OpenCV is optional and is
@@ -51,6 +52,16 @@ _MAX_UINT8 = 255
 _RGB_CHANNELS = 3
 
 
+def _unit_float(image: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1]: uint8 pixels divided by 255 (in float64), floats as given."""
+    return image / _MAX_UINT8 if image.dtype == np.uint8 else image
+
+
+def _eight_bit(image: np.ndarray) -> np.ndarray:
+    """uint8 pixels: as given, or floats in [0, 1] rounded (not truncated, so that u / 255 gives u back)."""
+    return image if image.dtype == np.uint8 else np.round(image * _MAX_UINT8).astype(np.uint8)
+
+
 def relabel_sequential_ids(labels: np.ndarray) -> np.ndarray:
     """
     Renumber the ids of a label map to `0..K-1`, keeping their order.
@@ -76,7 +87,7 @@ def slic_superpixels(image: np.ndarray, n_segments: int, compactness: float) -> 
 
     Args:
         image (`np.ndarray` of shape `(height, width, channels)`):
-            Float image with values in [0, 1]. Converted to Lab when it has 3 channels.
+            uint8 pixels or floats in [0, 1], read as floats in [0, 1]. Converted to Lab when it has 3 channels.
         n_segments (`int`):
             Approximate number of superpixels.
         compactness (`float`):
@@ -89,6 +100,7 @@ def slic_superpixels(image: np.ndarray, n_segments: int, compactness: float) -> 
         raise ImportError(
             'superpixel_method="slic" needs scikit-image, which is not installed: pip install scikit-image'
         )
+    image = _unit_float(image)
     minimum_segments = n_segments // SLIC_MIN_SEGMENTS_DIVISOR
     current_compactness = float(compactness)
     for attempt in range(SLIC_MAX_RETRIES + 1):
@@ -137,7 +149,7 @@ def seeds_superpixels(image: np.ndarray, n_segments: int) -> np.ndarray:
 
     Args:
         image (`np.ndarray` of shape `(height, width, channels)`):
-            Float image with values in [0, 1]. Quantised to uint8 and converted to Lab when it has 3 channels.
+            uint8 pixels, or floats in [0, 1] (rounded to uint8). Converted to Lab when it has 3 channels.
         n_segments (`int`):
             Requested number of superpixels.
 
@@ -146,8 +158,7 @@ def seeds_superpixels(image: np.ndarray, n_segments: int) -> np.ndarray:
     """
     cv2 = _import_opencv()
     height, width, num_channels = image.shape
-    # Round rather than truncate: images that came from uint8 pixels map back to exactly the same bytes.
-    image_uint8 = np.ascontiguousarray(np.round(image * _MAX_UINT8).astype(np.uint8))
+    image_uint8 = np.ascontiguousarray(_eight_bit(image))
     if num_channels == _RGB_CHANNELS:
         image_uint8 = cv2.cvtColor(image_uint8, cv2.COLOR_RGB2Lab)
     seeds = cv2.ximgproc.createSuperpixelSEEDS(
@@ -173,7 +184,7 @@ def compute_superpixels(image: np.ndarray, method: str, n_segments: int, compact
 
     Args:
         image (`np.ndarray` of shape `(height, width, channels)`):
-            Float image with values in [0, 1].
+            uint8 pixels or floats in [0, 1].
         method (`str`):
             One of `SUPERPIXEL_METHODS` (`"slic"` or `"seeds"`).
         n_segments (`int`):

@@ -6,6 +6,8 @@ and every finer segment keeps the hue of the coarse segment it lies in, its sibl
 saturation and value. The first child of a segment (in raster order) keeps its parent's colour exactly, so a finer
 level always shows at least the colours of the coarser one. Colours depend only on the partition the hierarchy
 describes (not on its id values, the image or any random state), so the same hierarchy always gives the same picture.
+
+Images are read by `image_inputs_cast.rgb_uint8_image`, hierarchies by its integer-map helpers.
 """
 
 from __future__ import annotations
@@ -17,17 +19,15 @@ import numpy as np
 from PIL import Image
 
 
+from .image_inputs_cast import MAX_UINT8, check_non_negative, integer_array, rgb_uint8_image
+
+
 try:
     from skimage.color import hsv2rgb as _hsv2rgb
     from skimage.segmentation import find_boundaries as _find_boundaries
 except ImportError:  # reported with an install hint when a picture is actually drawn
     _hsv2rgb = None
     _find_boundaries = None
-
-try:
-    import torch
-except ImportError:  # torch is optional here: numpy hierarchies need no torch
-    torch = None
 
 
 __all__ = ["draw_hierarchy", "hierarchy_colors", "save_hierarchy_picture"]
@@ -48,12 +48,8 @@ _VALUE_RANGE = (0.55, 1.0)
 _COARSEST_SATURATION_FRACTION = 0.7
 _COARSEST_VALUE_FRACTION = 0.85
 
-_MAX_UINT8 = 255
-_MAX_UINT16 = 65535
-_UINT16_TO_UINT8 = 257
 _RGB_CHANNELS = 3
 _HSV_CHANNELS = 3
-_SIXTEEN_BIT_PIL_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 DEFAULT_BOUNDARY_COLOR = (255, 255, 255)
 DEFAULT_GAP = 4
@@ -127,8 +123,9 @@ def draw_hierarchy(
 
     Args:
         image (`PIL.Image.Image`, `np.ndarray` or `torch.Tensor`):
-            The segmented image, `(height, width)` or `(height, width, channels)`. Grayscale is repeated to RGB, alpha
-            channels are dropped, 16-bit images are scaled to 8 bits and float images must lie in `[0, 1]`.
+            The segmented image, `(height, width)` or `(height, width, channels)`, decoded as the image processor
+            decodes it: grayscale is repeated to RGB, alpha channels are dropped, 16-bit images (uint16 arrays, PIL
+            modes `"I;16"` and `"I"`) are scaled to 8 bits; float images must lie in `[0, 1]`.
         hierarchy (`np.ndarray` or `torch.Tensor` of shape `(num_levels, height, width)`):
             Non-negative integer segment ids at the image's size, finest level first, nested from fine to coarse
             (e.g. a label map stack from `CastImageProcessor.post_process_hierarchical_segmentation`).
@@ -159,7 +156,7 @@ def draw_hierarchy(
     ```
     """
     _require_skimage()
-    pixels = _image_to_rgb_array(image)
+    pixels = rgb_uint8_image(image)
     labels = _hierarchy_to_numpy(hierarchy)
     if labels.shape[1:] != pixels.shape[:2]:
         raise ValueError(
@@ -179,7 +176,7 @@ def draw_hierarchy(
         panel = level_colors
         if alpha < 1.0:
             blended = alpha * level_colors.astype(np.float64) + (1.0 - alpha) * pixels
-            panel = np.clip(np.round(blended), 0, _MAX_UINT8).astype(np.uint8)
+            panel = np.clip(np.round(blended), 0, MAX_UINT8).astype(np.uint8)
         if show_boundaries:
             panel = panel.copy()
             panel[_find_boundaries(level_labels, mode="thick")] = boundary_rgb
@@ -273,19 +270,12 @@ def _segment_rgb(hues: np.ndarray, shades: np.ndarray) -> np.ndarray:
     ):
         hsv[:, channel] = low + ((start + shades * step) % 1.0) * (high - low)
     rgb = _hsv2rgb(hsv[:, None, :])[:, 0]
-    return np.round(rgb * _MAX_UINT8).astype(np.uint8)
+    return np.round(rgb * MAX_UINT8).astype(np.uint8)
 
 
 def _hierarchy_to_numpy(hierarchy) -> np.ndarray:
     """Validate a hierarchy and return it as an int64 array of shape (num_levels, height, width)."""
-    if torch is not None and isinstance(hierarchy, torch.Tensor):
-        if hierarchy.is_floating_point() or hierarchy.is_complex() or hierarchy.dtype == torch.bool:
-            raise TypeError(f"`hierarchy` must hold integer segment ids, got dtype {hierarchy.dtype}")
-        hierarchy = hierarchy.detach().cpu().numpy()
-    elif not isinstance(hierarchy, np.ndarray):
-        raise TypeError(f"`hierarchy` must be a numpy array or a torch tensor, got {type(hierarchy).__name__}")
-    if not np.issubdtype(hierarchy.dtype, np.integer) or hierarchy.dtype == np.bool_:
-        raise TypeError(f"`hierarchy` must hold integer segment ids, got dtype {hierarchy.dtype}")
+    hierarchy = integer_array(hierarchy, "hierarchy", what="segment ids")
     if hierarchy.ndim == 2:
         hierarchy = hierarchy[None]
     if hierarchy.ndim != 3:
@@ -295,57 +285,8 @@ def _hierarchy_to_numpy(hierarchy) -> np.ndarray:
         )
     if 0 in hierarchy.shape:
         raise ValueError(f"`hierarchy` must have at least one level and pixel, got shape {tuple(hierarchy.shape)}")
-    minimum = int(hierarchy.min())
-    if minimum < 0:
-        raise ValueError(f"`hierarchy` must hold non-negative segment ids, got minimum {minimum}")
+    check_non_negative(hierarchy, "hierarchy", "segment ids")
     return hierarchy.astype(np.int64, copy=False)
-
-
-def _image_to_rgb_array(image) -> np.ndarray:
-    """(height, width, 3) uint8 RGB from a PIL image, array or tensor (gray repeated, alpha dropped, 16-bit scaled)."""
-    if isinstance(image, Image.Image):
-        if image.mode not in _SIXTEEN_BIT_PIL_MODES:
-            return np.asarray(image.convert("RGB"))
-        image = np.asarray(image)
-    elif torch is not None and isinstance(image, torch.Tensor):
-        image = image.detach().cpu()
-        image = (image.float() if image.dtype in (torch.float16, torch.bfloat16) else image).numpy()
-    elif not isinstance(image, np.ndarray):
-        raise TypeError(f"`image` must be a PIL image, a numpy array or a torch tensor, got {type(image).__name__}")
-
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(
-            "`image` must have shape (height, width) or (height, width, channels) with 1 (gray), 2 (gray+alpha), "
-            f"3 (RGB) or 4 (RGBA) channels last, got shape {tuple(image.shape)}"
-        )
-    if 0 in image.shape:
-        raise ValueError(f"`image` must have a non-zero height and width, got shape {tuple(image.shape)}")
-    image = _to_uint8(image)
-    channels = image[..., :1].repeat(_RGB_CHANNELS, axis=-1) if image.shape[-1] < _RGB_CHANNELS else image
-    return np.ascontiguousarray(channels[..., :_RGB_CHANNELS])
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype == np.bool_:
-        return image.astype(np.uint8) * _MAX_UINT8
-    if np.issubdtype(image.dtype, np.floating):
-        if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
-            raise ValueError(
-                f"float `image` values must be finite and in [0, 1], got range [{image.min()}, {image.max()}]"
-            )
-        return np.round(image * _MAX_UINT8).astype(np.uint8)
-    if not np.issubdtype(image.dtype, np.integer):
-        raise TypeError(f"`image` must hold integer, boolean or float pixels, got dtype {image.dtype}")
-    minimum, maximum = int(image.min()), int(image.max())
-    if minimum < 0 or maximum > _MAX_UINT16:
-        raise ValueError(f"integer `image` values must be in [0, {_MAX_UINT16}], got range [{minimum}, {maximum}]")
-    if image.dtype == np.uint16 or maximum > _MAX_UINT8:
-        return ((image.astype(np.uint32) + _UINT16_TO_UINT8 // 2) // _UINT16_TO_UINT8).astype(np.uint8)
-    return image.astype(np.uint8)
 
 
 def _check_color(color, name: str) -> np.ndarray:
@@ -355,9 +296,9 @@ def _check_color(color, name: str) -> np.ndarray:
         or values.shape != (_RGB_CHANNELS,)
         or not np.issubdtype(values.dtype, np.integer)
         or values.min() < 0
-        or values.max() > _MAX_UINT8
+        or values.max() > MAX_UINT8
     ):
-        raise ValueError(f"`{name}` must be three integers in [0, {_MAX_UINT8}] (R, G, B), got {color!r}")
+        raise ValueError(f"`{name}` must be three integers in [0, {MAX_UINT8}] (R, G, B), got {color!r}")
     return values.astype(np.uint8)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -31,6 +33,15 @@ REMOTE_CODE_PRELUDE = textwrap.dedent(
     sys.meta_path.insert(0, BlockProjectPackages())
     """
 )
+
+def run_remote_code(script: str, *args: str, workdir: Path) -> subprocess.CompletedProcess:
+    """Run `REMOTE_CODE_PRELUDE + script` with `args` in a fresh interpreter, in `workdir`, without this repository on
+    `PYTHONPATH`, offline and with its own modules cache (`workdir/modules`), as a Hub user without the package."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(workdir / "modules"))
+    command = [sys.executable, "-c", REMOTE_CODE_PRELUDE + script, *args]
+    return subprocess.run(command, cwd=workdir, env=environment, capture_output=True, text=True, check=False)
+
 
 for path in (str(REPO_ROOT), str(TESTS_DIR)):
     if path not in sys.path:
@@ -62,6 +73,19 @@ def block_superpixels(batch_size: int, height: int, width: int, block: int = 8, 
         ids = torch.randperm(rows * cols, generator=generator).view(rows, cols)
         maps.append(ids.repeat_interleave(block, 0).repeat_interleave(block, 1))
     return torch.stack(maps)
+
+
+def smooth_image(
+    height: int, width: int, seed: int, *, channels: int = 3, cells: int = 3, noise_std: float = 6.0
+) -> np.ndarray:
+    """Channels-last uint8 image of `cells` x `cells` flat colour blobs plus Gaussian noise, so that superpixels follow
+    its content."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(cells, cells, channels)).astype(np.float64)
+    rows = np.rint(np.linspace(0, cells - 1, height)).astype(int)
+    cols = np.rint(np.linspace(0, cells - 1, width)).astype(int)
+    noisy = coarse[rows][:, cols] + rng.normal(0, noise_std, size=(height, width, channels))
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 
 # Options of the example and benchmark scripts for a tiny run: seconds on a loaded 2-core machine, yet two levels of 8

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import REMOTE_CODE_PRELUDE, REPO_ROOT, block_superpixels, tiny_config_kwargs
+from conftest import REMOTE_CODE_PRELUDE, block_superpixels, tiny_config_kwargs
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor, CastModel

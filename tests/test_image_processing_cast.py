@@ -8,8 +8,6 @@ user-supplied superpixels, serialisation and the errors raised for bad input.
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 import unittest
 
@@ -23,7 +21,7 @@ from transformers import AutoImageProcessor, PretrainedConfig
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 
-from conftest import REMOTE_CODE_PRELUDE, SHARED_REFERENCE  # conftest also sets HF_HUB_OFFLINE and the import paths
+from conftest import SHARED_REFERENCE, run_remote_code, smooth_image  # conftest also sets HF_HUB_OFFLINE, import paths
 from hf_common_tests import import_common
 from processing import CastImageProcessor, superpixels_cast
 
@@ -60,13 +58,7 @@ def _small_processor(**kwargs) -> CastImageProcessor:
 
 def _random_image(height: int = 40, width: int = 48, channels: int = 3, seed: int = 0) -> np.ndarray:
     """Channels-last uint8 image with smooth colour blobs (so superpixels follow content) plus noise."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(4, 4, channels)).astype(np.float64)
-    rows = np.linspace(0, 3, height)[:, None]
-    cols = np.linspace(0, 3, width)[None, :]
-    smooth = coarse[np.rint(rows).astype(int), np.rint(cols).astype(int)]
-    noisy = smooth + rng.normal(0, 8, size=smooth.shape)
-    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    return smooth_image(height, width, seed, channels=channels, cells=4, noise_std=8)
 
 
 def _assert_same_outputs(first, second) -> None:
@@ -372,7 +364,7 @@ def test_processor_remote_code_round_trip(tmp_path, monkeypatch):
     }
     image = _random_image()
     np.save(tmp_path / "image.npy", image)
-    script = REMOTE_CODE_PRELUDE + (
+    script = (
         "import sys, numpy as np\n"
         "from transformers import AutoImageProcessor\n"
         "folder = sys.argv[1]\n"
@@ -381,17 +373,8 @@ def test_processor_remote_code_round_trip(tmp_path, monkeypatch):
         "outputs = processor(np.load(folder + '/image.npy'), return_tensors='np')\n"
         "np.savez(folder + '/outputs.npz', **outputs)\n"
     )
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    environment.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
 
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_remote_code(script, str(tmp_path), workdir=tmp_path)
 
     assert result.returncode == 0, result.stderr[-3000:]
     remote = np.load(tmp_path / "outputs.npz")
@@ -638,6 +621,16 @@ def test_processor_rejects_bad_superpixel_settings(kwargs, error, message):
         _small_processor()(_random_image(), **kwargs)
 
 
+def test_processor_checks_call_overrides_with_its_own_settings():
+    # checked once per call, merged: an override of `patch_size` must fit the processor's 32x32 `size`
+    with pytest.raises(ValueError, match=r"`size` must give an output height and width .* `patch_size`=12"):
+        _small_processor()(_random_image(), patch_size=12)
+    processor = _small_processor()
+    processor.n_segments = 0  # attributes set after construction are checked by the next call
+    with pytest.raises(ValueError, match="`n_segments` must be a positive integer, got 0"):
+        processor(_random_image())
+
+
 def test_processor_rejects_superpixels_in_constructor():
     with pytest.raises(ValueError, match="`superpixels` are per-image inputs"):
         CastImageProcessor(superpixels=np.zeros((8, 8), dtype=np.int64))
@@ -646,60 +639,6 @@ def test_processor_rejects_superpixels_in_constructor():
 def test_processor_rejects_padding():
     with pytest.raises(ValueError, match="`do_pad=True` is not supported"):
         _small_processor()(_random_image(), do_pad=True, pad_size={"height": 64, "width": 64})
-
-
-@pytest.mark.parametrize(
-    "superpixels, error, message",
-    [
-        (
-            np.zeros((16, 16), dtype=np.float32),
-            TypeError,
-            "`superpixels` must hold integer segment ids, got dtype float32",
-        ),
-        (torch.zeros(16, 16), TypeError, "`superpixels` must hold integer segment ids, got dtype torch.float32"),
-        (np.zeros((16, 16), dtype=bool), TypeError, "`superpixels` must hold integer segment ids, got dtype bool"),
-        (np.zeros(16, dtype=np.int64), ValueError, r"`superpixels` must be a 2-D .* got shape \(16,\)"),
-        (
-            np.zeros((1, 1, 16, 16), dtype=np.int64),
-            ValueError,
-            r"`superpixels` must be a 2-D .* got shape \(1, 1, 16, 16\)",
-        ),
-        (
-            [np.zeros((1, 16, 16), dtype=np.int64)],
-            ValueError,
-            r"`superpixels\[0\]` must be a 2-D \(height, width\) map",
-        ),
-        (
-            np.zeros((20, 20), dtype=np.int64),
-            ValueError,
-            r"`superpixels\[0\]` has shape \(20, 20\) but `images\[0\]` has \(height, width\) \(16, 16\)",
-        ),
-        (np.full((16, 16), -3, dtype=np.int64), ValueError, "`superpixels` must be non-negative, got minimum -3"),
-        (
-            np.zeros((2, 16, 16), dtype=np.int64),
-            ValueError,
-            "`superpixels` must hold one map per image, got 2 maps for 1 images",
-        ),
-        ("segments.png", TypeError, "`superpixels` must be a numpy array, a torch tensor or a list of them, got str"),
-        ([[[0, 1], [1, 0]]], TypeError, "each map in `superpixels` must be a numpy array or a torch tensor, got list"),
-    ],
-    ids=[
-        "float",
-        "torch-float",
-        "bool",
-        "one-dim",
-        "four-dim",
-        "list-of-3d",
-        "shape-mismatch",
-        "negative",
-        "count",
-        "string",
-        "nested-list",
-    ],
-)
-def test_processor_rejects_bad_user_superpixels(superpixels, error, message):
-    with pytest.raises(error, match=message):
-        _small_processor()(_random_image(height=16, width=16), superpixels=superpixels)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -804,48 +743,90 @@ def test_processor_saves_do_reduce_labels(tmp_path):
     assert CastImageProcessor.from_pretrained(tmp_path).do_reduce_labels is True
 
 
-@pytest.mark.parametrize(
-    "segmentation_maps, error, message",
-    [
-        (
-            np.zeros((16, 16), dtype=np.float32),
-            TypeError,
-            "`segmentation_maps` must hold integer class labels, got dtype float32",
-        ),
-        (torch.zeros(16, 16), TypeError, "`segmentation_maps` must hold integer class labels, got dtype torch"),
-        (np.zeros((16, 16), dtype=bool), TypeError, "`segmentation_maps` must hold integer .* got dtype bool"),
-        (Image.new("F", (16, 16)), TypeError, "`segmentation_maps` must hold integer class labels, got a PIL image"),
-        (Image.new("RGB", (16, 16)), ValueError, "`segmentation_maps` PIL images must have one class label per pixel"),
-        (np.zeros(16, dtype=np.int64), ValueError, r"`segmentation_maps` must be a 2-D .* got shape \(16,\)"),
-        (
-            [np.zeros((1, 16, 16), dtype=np.int64)],
-            ValueError,
-            r"`segmentation_maps\[0\]` must be a 2-D \(height, width\) map",
-        ),
-        (
-            np.zeros((20, 16), dtype=np.int64),
-            ValueError,
-            r"`segmentation_maps\[0\]` has shape \(20, 16\) but `images\[0\]` has \(height, width\) \(16, 16\)",
-        ),
-        (
-            np.zeros((2, 16, 16), dtype=np.int64),
-            ValueError,
-            "`segmentation_maps` must hold one map per image, got 2 maps for 1 images",
-        ),
-        (
-            np.full((16, 16), -1, dtype=np.int64),
-            ValueError,
-            "`segmentation_maps` must hold non-negative class labels, got minimum -1",
-        ),
-        ("mask.png", TypeError, "`segmentation_maps` must be a PIL image, a numpy array, a torch tensor or a list"),
-        ([[[0, 1], [1, 0]]], TypeError, "each map in `segmentation_maps` must be a PIL image, a numpy array or a"),
-    ],
-    ids=["float", "torch-float", "bool", "pil-float", "pil-rgb", "one-dim", "list-of-3d", "shape", "count",
-         "negative", "string", "nested-list"],
-)
-def test_processor_rejects_bad_segmentation_maps(segmentation_maps, error, message):
+# Bad maps of both kinds, read by the same helpers: (case, maps for one 16x16 image, error, message for
+# `superpixels`, message for `segmentation_maps`); None where the case is not one for that argument.
+BAD_MAPS = [
+    (
+        "float",
+        np.zeros((16, 16), dtype=np.float32),
+        TypeError,
+        "`superpixels` must hold integer segment ids, got dtype float32",
+        "`segmentation_maps` must hold integer class labels, got dtype float32",
+    ),
+    (
+        "torch-float",
+        torch.zeros(16, 16),
+        TypeError,
+        "`superpixels` must hold integer segment ids, got dtype torch.float32",
+        "`segmentation_maps` must hold integer class labels, got dtype torch",
+    ),
+    (
+        "bool",
+        np.zeros((16, 16), dtype=bool),
+        TypeError,
+        "`superpixels` must hold integer segment ids, got dtype bool",
+        "`segmentation_maps` must hold integer .* got dtype bool",
+    ),
+    (
+        "one-dim",
+        np.zeros(16, dtype=np.int64),
+        ValueError,
+        r"`superpixels` must be a 2-D .* got shape \(16,\)",
+        r"`segmentation_maps` must be a 2-D .* got shape \(16,\)",
+    ),
+    ("four-dim", np.zeros((1, 1, 16, 16), dtype=np.int64), ValueError,
+     r"`superpixels` must be a 2-D .* got shape \(1, 1, 16, 16\)", None),
+    (
+        "list-of-3d",
+        [np.zeros((1, 16, 16), dtype=np.int64)],
+        ValueError,
+        r"`superpixels\[0\]` must be a 2-D \(height, width\) map",
+        r"`segmentation_maps\[0\]` must be a 2-D \(height, width\) map",
+    ),
+    ("shape-mismatch", np.zeros((20, 20), dtype=np.int64), ValueError,
+     r"`superpixels\[0\]` has shape \(20, 20\) but `images\[0\]` has \(height, width\) \(16, 16\)", None),
+    ("shape", np.zeros((20, 16), dtype=np.int64), ValueError, None,
+     r"`segmentation_maps\[0\]` has shape \(20, 16\) but `images\[0\]` has \(height, width\) \(16, 16\)"),
+    (
+        "count",
+        np.zeros((2, 16, 16), dtype=np.int64),
+        ValueError,
+        "`superpixels` must hold one map per image, got 2 maps for 1 images",
+        "`segmentation_maps` must hold one map per image, got 2 maps for 1 images",
+    ),
+    ("negative", np.full((16, 16), -3, dtype=np.int64), ValueError,
+     "`superpixels` must be non-negative, got minimum -3", None),
+    ("negative-label", np.full((16, 16), -1, dtype=np.int64), ValueError, None,
+     "`segmentation_maps` must hold non-negative class labels, got minimum -1"),
+    ("string", "segments.png", TypeError,
+     "`superpixels` must be a numpy array, a torch tensor or a list of them, got str", None),
+    ("string-path", "mask.png", TypeError, None,
+     "`segmentation_maps` must be a PIL image, a numpy array, a torch tensor or a list"),
+    (
+        "nested-list",
+        [[[0, 1], [1, 0]]],
+        TypeError,
+        "each map in `superpixels` must be a numpy array or a torch tensor, got list",
+        "each map in `segmentation_maps` must be a PIL image, a numpy array or a",
+    ),
+    ("pil-float", Image.new("F", (16, 16)), TypeError, None,
+     "`segmentation_maps` must hold integer class labels, got a PIL image"),
+    ("pil-rgb", Image.new("RGB", (16, 16)), ValueError, None,
+     "`segmentation_maps` PIL images must have one class label per pixel"),
+]
+
+
+def _bad_map_cases():
+    for case, maps, error, *messages in BAD_MAPS:
+        for argument, message in zip(("superpixels", "segmentation_maps"), messages, strict=True):
+            if message is not None:
+                yield pytest.param(argument, maps, error, message, id=f"{argument}-{case}")
+
+
+@pytest.mark.parametrize("argument, maps, error, message", list(_bad_map_cases()))
+def test_processor_rejects_bad_maps(argument, maps, error, message):
     with pytest.raises(error, match=message):
-        _small_processor()(_random_image(height=16, width=16), segmentation_maps=segmentation_maps)
+        _small_processor()(_random_image(height=16, width=16), **{argument: maps})
 
 
 def test_processor_rejects_non_bool_do_reduce_labels():

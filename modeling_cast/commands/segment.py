@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from transformers import AutoImageProcessor, AutoModel
 from transformers.utils import logging as transformers_logging
 
+from processing.image_inputs_cast import rgb_uint8_image
 from processing.visualization_cast import save_hierarchy_picture
 
 
@@ -162,22 +163,26 @@ class _Segmenter:
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
             return f"cannot read the image ({error})"
         try:
-            segmentation, segments_info, num_superpixels = self._segment(image)
+            # decoded once, as the image processor decodes images (16-bit files are scaled, not saturated)
+            pixels = rgb_uint8_image(image)
+            segmentation, segments_info, num_superpixels = self._segment(pixels)
         except ValueError as error:
             return f"cannot segment the image ({error})"
         try:
-            self._write_outputs(image_path, stem, image, segmentation, segments_info, num_superpixels)
+            self._write_outputs(image_path, stem, pixels, segmentation, segments_info, num_superpixels)
         except (OSError, ValueError) as error:
             return f"cannot write the outputs ({error})"
         return None
 
-    def _segment(self, image: Image.Image) -> tuple[torch.Tensor, list[list[dict]], int]:
-        inputs = self.processor(images=image, return_tensors="pt", **self.processor_overrides)
+    def _segment(self, pixels: np.ndarray) -> tuple[torch.Tensor, list[list[dict]], int]:
+        inputs = self.processor(
+            images=pixels, input_data_format="channels_last", return_tensors="pt", **self.processor_overrides
+        )
         num_superpixels = int(inputs["superpixels"].max()) + 1
         with torch.inference_mode():
             outputs = self.model(**inputs.to(self.device))
         result = self.processor.post_process_hierarchical_segmentation(
-            outputs, target_sizes=[(image.height, image.width)], return_scores=True
+            outputs, target_sizes=[pixels.shape[:2]], return_scores=True
         )[0]
         return result["segmentation"].cpu(), result["segments_info"], num_superpixels
 
@@ -185,13 +190,13 @@ class _Segmenter:
         self,
         image_path: Path,
         stem: str,
-        image: Image.Image,
+        pixels: np.ndarray,
         segmentation: torch.Tensor,
         segments_info: list[list[dict]],
         num_superpixels: int,
     ) -> None:
         picture_name = f"{stem}_hierarchy.png"
-        save_hierarchy_picture(image, segmentation, self.output_dir / picture_name)
+        save_hierarchy_picture(pixels, segmentation, self.output_dir / picture_name)
         levels = []
         for level in self.levels:
             label_map_name = f"{stem}_level{level}.png"
@@ -205,10 +210,11 @@ class _Segmenter:
                     "segments": [_json_segment(segment) for segment in segments_info[level]],
                 }
             )
+        height, width = pixels.shape[:2]
         summary = {
             "image": str(image_path),
             "model": self.model_name,
-            "image_size": {"height": image.height, "width": image.width},
+            "image_size": {"height": height, "width": width},
             "num_superpixels": num_superpixels,
             "picture": picture_name,
             "levels": levels,
@@ -237,11 +243,11 @@ def _load_model_and_processor(name: str) -> tuple:
 
 
 def _read_image(image_path: Path) -> Image.Image:
-    """Open and fully decode an image (truncated files fail here, not later), upright as viewers show it."""
+    """Open and fully load an image file (truncated files fail here, not later), upright as viewers show it. Its
+    pixels are decoded by `processing.image_inputs_cast`."""
     with Image.open(image_path) as opened:
         opened.load()
-        image = ImageOps.exif_transpose(opened)
-    return image.convert("RGB") if image.mode != "RGB" else image
+        return ImageOps.exif_transpose(opened)
 
 
 def _label_map_image(labels: np.ndarray, num_ids: int) -> Image.Image:

@@ -4,9 +4,10 @@ unsupervised segments (region mIoU with oracle labels, Hungarian-matched mIoU, b
 quality).
 
 `evaluate.load("mean_iou")` needs the Hub, so the examples and tests use these instead; the same metrics are also
-`evaluate` modules loadable by local path (`processing/evaluation/evaluate_metrics/`). The module imports only numpy; scipy and
-scikit-image (dependencies of the package) are imported by the functions that use them. The functions work on any
-integer maps (numpy arrays, torch tensors, nested lists), without the model package.
+`evaluate` modules loadable by local path (`processing/evaluation/evaluate_metrics/`). scipy and scikit-image
+(dependencies of the package) are imported by the functions that use them. The functions work on any integer maps
+(numpy arrays, torch tensors, nested lists), read by the integer-map helpers of `processing.image_inputs_cast`,
+without the model package.
 
 Conventions (those of the `mean_iou` metric on the Hub and of mmsegmentation): pixels whose reference is
 `ignore_index` are left out; a class that appears neither in the predictions nor in the references has an undefined
@@ -16,7 +17,11 @@ IoU (NaN) and is left out of the means.
 from __future__ import annotations
 
 import numbers
+
 import numpy as np
+import torch
+
+from ..image_inputs_cast import check_non_negative, integer_array, split_batch
 
 
 __all__ = [
@@ -559,9 +564,9 @@ def _paired_maps(first, second, first_name: str, second_name: str) -> tuple[list
 def _check_non_negative(values: np.ndarray, argument: str, ignore_index: int | None = None) -> None:
     if ignore_index is not None:
         values = values[values != ignore_index]
-    if values.size and int(values.min()) < 0:
-        allowed = "non-negative ids" + (f" (or ignore_index={ignore_index})" if ignore_index is not None else "")
-        raise ValueError(f"`{argument}` must hold {allowed}, got minimum {int(values.min())}")
+    if values.size:
+        allowed = "ids" + (f" (or ignore_index={ignore_index})" if ignore_index is not None else "")
+        check_non_negative(values, argument, allowed)
 
 
 def _nan_mean(values: np.ndarray) -> float:
@@ -570,20 +575,15 @@ def _nan_mean(values: np.ndarray) -> float:
 
 
 def _as_map_list(maps, argument: str) -> list[np.ndarray]:
-    """A list of integer 2-D maps from a map, a batch of maps or an iterable of maps (numpy, torch or lists)."""
-    if hasattr(maps, "detach"):  # a torch tensor, without importing torch
-        maps = maps.detach().cpu().numpy()
-    if isinstance(maps, np.ndarray):
-        if maps.ndim == 2:
-            return [_integer_map(maps, argument)]
-        if maps.ndim == 3:
-            return [_integer_map(item, argument) for item in maps]
-        raise ValueError(
-            f"`{argument}` must be a (height, width) map, a (batch_size, height, width) batch or a list of maps, "
-            f"got shape {maps.shape}"
+    """A list of int64 2-D maps from a map, a batch of maps or an iterable of maps (numpy, torch or lists)."""
+    if isinstance(maps, (np.ndarray, torch.Tensor)):
+        return split_batch(
+            integer_array(maps, argument, what="class labels").astype(np.int64, copy=False),
+            (2,),
+            f"`{argument}` must be a (height, width) map, a (batch_size, height, width) batch or a list of maps",
         )
     if isinstance(maps, (list, tuple)):
-        if any(isinstance(item, np.ndarray) or hasattr(item, "detach") for item in maps):
+        if any(isinstance(item, (np.ndarray, torch.Tensor)) for item in maps):
             return [single for item in maps for single in _as_map_list(item, argument)]
         try:
             array = np.asarray(maps)  # nested lists of numbers
@@ -593,12 +593,6 @@ def _as_map_list(maps, argument: str) -> list[np.ndarray]:
             raise TypeError(f"`{argument}` must hold integer class labels, got a list of mixed types")
         return _as_map_list(array, argument)
     raise TypeError(f"`{argument}` must be numpy arrays, torch tensors or lists of maps, got {type(maps).__name__}")
-
-
-def _integer_map(array: np.ndarray, argument: str) -> np.ndarray:
-    if not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"`{argument}` must hold integer class labels, got dtype {array.dtype}")
-    return array.astype(np.int64, copy=False)
 
 
 def _check_range(values: np.ndarray, num_labels: int, argument: str, ignore_index: int | None = None) -> None:

@@ -28,6 +28,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
+from ..image_inputs_cast import rgb_uint8_image
+
+
 __all__ = [
     "ClassificationTransform",
     "TwoViewTransform",
@@ -44,17 +47,15 @@ _SEED_BOUND = 2**62
 
 
 def to_rgb_image(image) -> Image.Image:
-    """A PIL image in RGB mode from a PIL image of any mode or a uint8 numpy array (H, W) or (H, W, C)."""
-    if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim not in (2, 3):
-            raise ValueError(
-                f"`image` arrays must be uint8 with shape (height, width) or (height, width, channels), got "
-                f"{image.dtype} {image.shape}"
-            )
-        return Image.fromarray(image).convert("RGB")
-    raise TypeError(f"`image` must be a PIL image or a uint8 numpy array, got {type(image).__name__}")
+    """
+    A PIL image in RGB mode, decoded as the image processor decodes images (`image_inputs_cast.rgb_uint8_image`):
+    from a PIL image of any mode (16-bit ones scaled to 8 bits) or an integer or boolean array or tensor `(height,
+    width)` or `(height, width, channels)`. Float pixels are refused: their scale (`[0, 1]` or `[0, 255]`) is the
+    image processor's `do_rescale` setting, which the augmentations, working on 8-bit pictures, do not have.
+    """
+    if isinstance(image, Image.Image) and image.mode == "RGB":
+        return image
+    return Image.fromarray(rgb_uint8_image(image, allow_float=False))
 
 
 def random_resized_crop_box(
@@ -166,7 +167,7 @@ class ViewAugmentation:
         return image
 
     def __call__(self, image, rng: np.random.Generator) -> Image.Image:
-        """Augment `image` (PIL image or uint8 array) with the random draws of `rng`; returns an RGB PIL image."""
+        """Augment `image` (see [`to_rgb_image`]) with the random draws of `rng`; returns an RGB PIL image."""
         image = to_rgb_image(image)
         left, top, crop_width, crop_height = random_resized_crop_box(*image.size, self.scale, self.ratio, rng)
         height, width = self.size

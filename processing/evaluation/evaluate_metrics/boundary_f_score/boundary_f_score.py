@@ -1,11 +1,8 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
 """`evaluate` module: boundary precision, recall and F-score with the BSDS distance tolerance."""
 
-import datasets
-import evaluate
-import numpy as np
-
-from processing.evaluation.metrics import BSDS_BOUNDARY_TOLERANCE, boundary_f_score
+from processing.evaluation import map_metric  # the module: evaluate loads a script's first Metric class
+from processing.evaluation.metrics import boundary_f_score
 
 
 _DESCRIPTION = """
@@ -39,22 +36,7 @@ _CITATION = """
 }
 """
 
-_MAP = datasets.List(datasets.List(datasets.Value("int64")))
 
-
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class BoundaryFScore(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": _MAP, "references": _MAP}),
-        )
-
-    def _compute(self, predictions, references, tolerance=BSDS_BOUNDARY_TOLERANCE):
-        return boundary_f_score(
-            [np.asarray(item, dtype=np.int64) for item in predictions],
-            [np.asarray(item, dtype=np.int64) for item in references],
-            tolerance=tolerance,
-        )
+class BoundaryFScore(map_metric.MapMetric):
+    description, inputs_description, citation = _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION
+    score = staticmethod(boundary_f_score)

@@ -1,11 +1,8 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
 """`evaluate` module: mIoU after Hungarian matching of predicted clusters to reference classes."""
 
-import datasets
-import evaluate
-import numpy as np
-
-from processing.evaluation.metrics import DEFAULT_IGNORE_INDEX, hungarian_mean_iou
+from processing.evaluation import map_metric  # the module: evaluate loads a script's first Metric class
+from processing.evaluation.metrics import hungarian_mean_iou
 
 
 _DESCRIPTION = """
@@ -30,24 +27,7 @@ Examples:
     0.5833333333333333
 """
 
-_MAP = datasets.List(datasets.List(datasets.Value("int64")))
 
-
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class HungarianMeanIoU(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": _MAP, "references": _MAP}),
-        )
-
-    def _compute(self, predictions, references, ignore_index=DEFAULT_IGNORE_INDEX, per_image=False):
-        result = hungarian_mean_iou(
-            [np.asarray(item, dtype=np.int64) for item in predictions],
-            [np.asarray(item, dtype=np.int64) for item in references],
-            ignore_index=ignore_index,
-            per_image=per_image,
-        )
-        return {key: value.tolist() if isinstance(value, np.ndarray) else value for key, value in result.items()}
+class HungarianMeanIoU(map_metric.MapMetric):
+    description, inputs_description, citation = _DESCRIPTION, _KWARGS_DESCRIPTION, ""
+    score = staticmethod(hungarian_mean_iou)

@@ -1,11 +1,8 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
 """`evaluate` module: region mIoU of unsupervised segments with oracle segment labels (PartImageNet protocol)."""
 
-import datasets
-import evaluate
-import numpy as np
-
-from processing.evaluation.metrics import DEFAULT_IGNORE_INDEX, region_mean_iou
+from processing.evaluation import map_metric  # the module: evaluate loads a script's first Metric class
+from processing.evaluation.metrics import region_mean_iou
 
 
 _DESCRIPTION = """
@@ -39,23 +36,7 @@ _CITATION = """
 }
 """
 
-_MAP = datasets.List(datasets.List(datasets.Value("int64")))
 
-
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class RegionMeanIoU(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": _MAP, "references": _MAP}),
-        )
-
-    def _compute(self, predictions, references, ignore_index=DEFAULT_IGNORE_INDEX):
-        result = region_mean_iou(
-            [np.asarray(item, dtype=np.int64) for item in predictions],
-            [np.asarray(item, dtype=np.int64) for item in references],
-            ignore_index=ignore_index,
-        )
-        return {"mean_iou": result["mean_iou"], "per_image_iou": result["per_image_iou"].tolist()}
+class RegionMeanIoU(map_metric.MapMetric):
+    description, inputs_description, citation = _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION
+    score = staticmethod(region_mean_iou)

@@ -1,11 +1,8 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
 """`evaluate` module: superpixel boundary recall, undersegmentation error and achievable segmentation accuracy."""
 
-import datasets
-import evaluate
-import numpy as np
-
-from processing.evaluation.metrics import BSDS_BOUNDARY_TOLERANCE, DEFAULT_IGNORE_INDEX, superpixel_quality
+from processing.evaluation import map_metric  # the module: evaluate loads a script's first Metric class
+from processing.evaluation.metrics import superpixel_quality
 
 
 _DESCRIPTION = """
@@ -38,23 +35,7 @@ _CITATION = """
 }
 """
 
-_MAP = datasets.List(datasets.List(datasets.Value("int64")))
 
-
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class SuperpixelQuality(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": _MAP, "references": _MAP}),
-        )
-
-    def _compute(self, predictions, references, tolerance=BSDS_BOUNDARY_TOLERANCE, ignore_index=DEFAULT_IGNORE_INDEX):
-        return superpixel_quality(
-            [np.asarray(item, dtype=np.int64) for item in predictions],
-            [np.asarray(item, dtype=np.int64) for item in references],
-            tolerance=tolerance,
-            ignore_index=ignore_index,
-        )
+class SuperpixelQuality(map_metric.MapMetric):
+    description, inputs_description, citation = _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION
+    score = staticmethod(superpixel_quality)

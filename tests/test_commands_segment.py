@@ -134,6 +134,32 @@ def test_cast_segment_level_and_n_segments_options(model_dir, image_files, tmp_p
     assert summary["num_superpixels"] <= 2 * 12
 
 
+def test_cast_segment_reads_16_bit_images_like_their_8_bit_versions(model_dir, tmp_path):
+    gray = np.ascontiguousarray(skimage_data.camera()[::4, ::4])  # 128 x 128, uint8
+    Image.fromarray(gray).save(tmp_path / "eight.png")
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")  # v = 257 u: u in 16 bits
+    with Image.open(tmp_path / "sixteen.png") as written:
+        assert written.mode in ("I;16", "I"), written.mode  # Pillow reads it back as a 16-bit image
+    output_dir = tmp_path / "out"
+
+    status = segment_command.main(
+        [str(tmp_path / "eight.png"), str(tmp_path / "sixteen.png"), "--model", str(model_dir), "--output-dir",
+         str(output_dir)]
+    )
+
+    assert status == 0
+    width = gray.shape[1]
+    for stem in ("eight", "sixteen"):
+        # the first panel of the picture is the image itself: 16-bit pixels scaled to 8 bits, not saturated to 255
+        with Image.open(output_dir / f"{stem}_hierarchy.png") as picture:
+            np.testing.assert_array_equal(np.asarray(picture)[:, :width], np.repeat(gray[..., None], 3, axis=-1))
+    for level in range(len(NUM_SEGMENTS)):
+        with Image.open(output_dir / f"eight_level{level}.png") as eight, Image.open(
+            output_dir / f"sixteen_level{level}.png"
+        ) as sixteen:
+            np.testing.assert_array_equal(np.asarray(eight), np.asarray(sixteen))
+
+
 def test_cast_segment_reports_truncated_files_and_keeps_same_stems_apart(model_dir, image_files, tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()

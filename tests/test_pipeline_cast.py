@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config_kwargs
+from conftest import smooth_image, tiny_config_kwargs
 from PIL import Image
 from transformers import pipeline
 
@@ -20,18 +20,9 @@ IMAGE_SIZES = [(40, 48), (30, 70), (52, 36)]  # (height, width), none of them th
 NUM_LEVELS = len(tiny_config_kwargs()["num_segments"])
 
 
-def _smooth_image(height: int, width: int, seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(3, 3, 3)).astype(np.float64)
-    rows = np.rint(np.linspace(0, 2, height)).astype(int)
-    cols = np.rint(np.linspace(0, 2, width)).astype(int)
-    noisy = coarse[rows][:, cols] + rng.normal(0, 6, size=(height, width, 3))
-    return Image.fromarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8))
-
-
 @pytest.fixture(scope="module")
 def images():
-    return [_smooth_image(height, width, seed) for seed, (height, width) in enumerate(IMAGE_SIZES)]
+    return [Image.fromarray(smooth_image(height, width, seed)) for seed, (height, width) in enumerate(IMAGE_SIZES)]
 
 
 def _save(folder, model_class, **processor_kwargs):

@@ -1,27 +1,27 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""Metrics of unsupervised segments (`processing.evaluation.metrics`) on hand-made maps with answers worked out by hand,
-and the local `evaluate` modules that wrap them, loaded by path offline."""
+"""Tests of `processing.evaluation.metrics` on hand-made maps with answers worked out by hand: class maps (mean IoU,
+per-class IoU, pixel accuracy) and unsupervised segments (oracle labels, region mIoU, Hungarian matching,
+boundaries, superpixel quality, hierarchy levels)."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT
 
 from processing.evaluation.metrics import (
     BSDS_BOUNDARY_TOLERANCE,
     boundary_f_score,
     boundary_map,
+    confusion_matrix,
     hierarchy_level_scores,
     hungarian_mean_iou,
+    mean_iou,
+    metrics_from_confusion_matrix,
     oracle_segment_labels,
     region_mean_iou,
     superpixel_quality,
 )
-
-EVALUATE_MODULES = REPO_ROOT / "processing" / "evaluation" / "evaluate_metrics"
 
 
 def _halves(height: int = 8, width: int = 8, column: int = 4) -> np.ndarray:
@@ -29,6 +29,130 @@ def _halves(height: int = 8, width: int = 8, column: int = 4) -> np.ndarray:
     reference = np.zeros((height, width), dtype=np.int64)
     reference[:, column:] = 1
     return reference
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Class maps
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_mean_iou_perfect_prediction():
+    references = np.array([[0, 1, 2], [2, 1, 0]])
+
+    metrics = mean_iou(references.copy(), references, num_labels=3)
+
+    assert metrics["mean_iou"] == metrics["mean_accuracy"] == metrics["overall_accuracy"] == 1.0
+    np.testing.assert_array_equal(metrics["per_category_iou"], [1.0, 1.0, 1.0])
+
+
+def test_mean_iou_hand_computed_with_ignored_pixel():
+    references = np.array([[0, 0], [1, 255]])
+    predictions = np.array([[0, 1], [1, 1]])  # the prediction under the ignored pixel does not count
+
+    metrics = mean_iou(predictions, references, num_labels=2)
+
+    # class 0: 1 hit, 1 missed -> IoU 1/2, recall 1/2; class 1: 1 hit, 1 false alarm -> IoU 1/2, recall 1
+    np.testing.assert_allclose(metrics["per_category_iou"], [0.5, 0.5])
+    np.testing.assert_allclose(metrics["per_category_accuracy"], [0.5, 1.0])
+    assert metrics["mean_iou"] == pytest.approx(0.5)
+    assert metrics["mean_accuracy"] == pytest.approx(0.75)
+    assert metrics["overall_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_mean_iou_leaves_out_classes_absent_from_both():
+    references = np.array([[0, 0, 1, 1]])
+    predictions = np.array([[0, 1, 1, 1]])
+
+    metrics = mean_iou(predictions, references, num_labels=4)
+
+    # class 0: 1 / 2, class 1: 2 / 3; classes 2 and 3 appear nowhere
+    np.testing.assert_allclose(metrics["per_category_iou"][:2], [1 / 2, 2 / 3])
+    assert np.isnan(metrics["per_category_iou"][2:]).all()
+    assert metrics["mean_iou"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_mean_iou_counts_classes_only_predicted_as_zero():
+    references = np.zeros((2, 2), dtype=np.int64)
+    predictions = np.array([[0, 0], [0, 2]])
+
+    metrics = mean_iou(predictions, references, num_labels=3)
+
+    np.testing.assert_allclose(metrics["per_category_iou"], [0.75, np.nan, 0.0])
+    assert metrics["mean_iou"] == pytest.approx(0.375)  # the false-alarm class pulls the mean down
+    assert np.isnan(metrics["per_category_accuracy"][2])  # no reference pixel: recall undefined
+    assert metrics["mean_accuracy"] == pytest.approx(0.75)
+
+
+def test_mean_iou_majority_class_baseline():
+    # 3 of 4 pixels are class 0: predicting 0 everywhere gives IoU 3/4 for it and 0 for class 1
+    references = np.array([[0, 0], [0, 1]])
+
+    metrics = mean_iou(np.zeros_like(references), references, num_labels=2)
+
+    assert metrics["mean_iou"] == pytest.approx(0.375)
+    assert metrics["overall_accuracy"] == pytest.approx(0.75)
+
+
+def test_mean_iou_batches_lists_and_tensors_agree():
+    rng = np.random.default_rng(0)
+    first_ref, second_ref = rng.integers(0, 3, (4, 5)), rng.integers(0, 3, (6, 3))
+    first_pred, second_pred = rng.integers(0, 3, (4, 5)), rng.integers(0, 3, (6, 3))
+
+    summed = confusion_matrix(first_pred, first_ref, 3) + confusion_matrix(second_pred, second_ref, 3)
+    from_list = confusion_matrix([first_pred, second_pred], [first_ref, second_ref], 3)
+    np.testing.assert_array_equal(from_list, summed)
+    assert summed.sum() == 20 + 18
+
+    batch_pred, batch_ref = rng.integers(0, 3, (2, 4, 4)), rng.integers(0, 3, (2, 4, 4))
+    np.testing.assert_array_equal(
+        confusion_matrix(torch.from_numpy(batch_pred), torch.from_numpy(batch_ref), 3),
+        confusion_matrix(list(batch_pred), batch_ref.tolist(), 3),
+    )
+    assert mean_iou(batch_pred, batch_ref, 3)["mean_iou"] == pytest.approx(
+        metrics_from_confusion_matrix(confusion_matrix(batch_pred, batch_ref, 3))["mean_iou"]
+    )
+
+
+def test_confusion_matrix_rows_are_references():
+    matrix = confusion_matrix(np.array([[1, 1, 0]]), np.array([[0, 1, 1]]), num_labels=2)
+
+    np.testing.assert_array_equal(matrix, [[0, 1], [1, 1]])
+
+
+def test_mean_iou_without_labelled_pixels_is_nan():
+    metrics = mean_iou(np.zeros((2, 2), dtype=np.int64), np.full((2, 2), 255), num_labels=2)
+
+    assert all(math.isnan(metrics[key]) for key in ("mean_iou", "mean_accuracy", "overall_accuracy"))
+
+
+def test_mean_iou_custom_and_no_ignore_index():
+    references = np.array([[0, 1, 2]])
+    predictions = np.array([[0, 1, 1]])
+
+    with_ignore = mean_iou(predictions, references, num_labels=3, ignore_index=2)
+    without = mean_iou(predictions, references, num_labels=3, ignore_index=None)
+
+    assert with_ignore["mean_iou"] == 1.0
+    assert without["overall_accuracy"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize(
+    "predictions, references, num_labels, error, message",
+    [
+        (np.zeros((2, 2), int), np.zeros((2, 3), int), 2, ValueError, r"`predictions\[0\]` has shape \(2, 2\)"),
+        (np.full((2, 2), 5), np.zeros((2, 2), int), 2, ValueError, r"`predictions` must lie in \[0, 2\), got .* to 5"),
+        (np.zeros((2, 2), int), np.full((2, 2), 7), 2, ValueError, r"`references` must lie in \[0, 2\) or equal"),
+        (np.zeros((2, 2)), np.zeros((2, 2), int), 2, TypeError, "`predictions` must hold integer class labels"),
+        (np.zeros((3, 2, 2), int), np.zeros((2, 2, 2), int), 2, ValueError, "same number of maps, got 3 and 2"),
+        (np.zeros((1, 1, 2, 2), int), np.zeros((2, 2), int), 2, ValueError, r"`predictions` must be a \(height"),
+        (np.zeros((2, 2), int), np.zeros((2, 2), int), 0, ValueError, "`num_labels` must be a positive integer"),
+        ("mask", np.zeros((2, 2), int), 2, TypeError, "`predictions` must be numpy arrays"),
+    ],
+    ids=["shape", "prediction-range", "reference-range", "float", "count", "four-dims", "num-labels", "string"],
+)
+def test_mean_iou_rejects_bad_inputs(predictions, references, num_labels, error, message):
+    with pytest.raises(error, match=message):
+        mean_iou(predictions, references, num_labels=num_labels)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -277,61 +401,8 @@ def test_segment_metrics_reject_bad_inputs(call, error, message):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# evaluate modules, loaded by local path (offline: conftest sets HF_HUB_OFFLINE=1)
+# Hierarchy levels
 # ---------------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def evaluate_module():
-    evaluate = pytest.importorskip("evaluate", reason="evaluate is part of the `train` extra")
-    return lambda name: evaluate.load(str(EVALUATE_MODULES / name))
-
-
-def test_evaluate_region_miou_module(evaluate_module):
-    metric = evaluate_module("region_miou")
-
-    result = metric.compute(predictions=[np.array([[7, 3, 3, 3]])], references=[np.array([[0, 0, 1, 1]])])
-
-    assert result["mean_iou"] == pytest.approx(7 / 12)
-    assert result["per_image_iou"] == [pytest.approx(7 / 12)]
-
-
-def test_evaluate_hungarian_miou_module_split_and_per_image(evaluate_module):
-    metric = evaluate_module("hungarian_miou")
-    references = [[[0, 0, 1, 1]], [[0, 0, 1, 1]]]
-    predictions = [[[0, 0, 1, 1]], [[1, 1, 0, 0]]]
-
-    assert metric.compute(predictions=predictions, references=references)["mean_iou"] == pytest.approx(1 / 3)
-    assert metric.compute(predictions=predictions, references=references, per_image=True)["mean_iou"] == 1.0
-
-
-def test_evaluate_boundary_f_score_module_matches_the_function(evaluate_module):
-    metric = evaluate_module("boundary_f_score")
-    reference, prediction = _halves(), _halves()
-    prediction[4:, 4:] = 2
-
-    metric.add_batch(predictions=[prediction], references=[reference])
-    metric.add_batch(predictions=[reference], references=[reference])
-    result = metric.compute(tolerance=0.0)
-
-    assert result == boundary_f_score([prediction, reference], [reference, reference], tolerance=0.0)
-    assert result["precision"] == pytest.approx(16 / 20)
-
-
-def test_evaluate_superpixel_quality_module(evaluate_module):
-    metric = evaluate_module("superpixel_quality")
-
-    result = metric.compute(predictions=[np.array([[0, 1, 1, 2]] * 4)], references=[_halves(4, 4, 2)], tolerance=0.2)
-
-    assert result["undersegmentation_error"] == pytest.approx(0.5)
-    assert result["achievable_segmentation_accuracy"] == pytest.approx(0.75)
-    assert result["boundary_recall"] == 1.0
-
-
-def test_evaluate_modules_each_have_their_script():
-    for name in ("region_miou", "hungarian_miou", "boundary_f_score", "superpixel_quality"):
-        assert (EVALUATE_MODULES / name / f"{name}.py").is_file(), name
-    assert Path(EVALUATE_MODULES / "README.md").is_file()
 
 
 def test_hierarchy_level_scores_hand_computed_levels():

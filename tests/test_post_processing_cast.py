@@ -1,6 +1,6 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""Tests of the post-processing methods of `CastImageProcessor` (hierarchical, semantic, panoptic and instance
-segmentation) and of the `processing.post_processing_cast` helpers behind them."""
+"""Tests of `processing.post_processing_cast`: the post-processing methods of `CastImageProcessor` (hierarchical,
+semantic, panoptic and instance segmentation), their one validator and the helpers behind them."""
 
 from __future__ import annotations
 
@@ -9,25 +9,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config_kwargs
+from conftest import smooth_image, tiny_config_kwargs
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor, CastModel
+from processing import post_processing_cast
 from processing.post_processing_cast import nearest_resize
 
 # Original sizes of the test images: taller, wider, smaller and larger than the 32x32 model input.
 IMAGE_SIZES = [(40, 48), (30, 70), (64, 20)]
 NUM_SEGMENTS = tiny_config_kwargs()["num_segments"]  # [6, 3]: level 0 (finest) and level 1 (coarsest)
-
-
-def _smooth_image(height: int, width: int, seed: int) -> np.ndarray:
-    """uint8 image of a few colour blobs plus noise, so that superpixels follow content."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(3, 3, 3)).astype(np.float64)
-    rows = np.rint(np.linspace(0, 2, height)).astype(int)
-    cols = np.rint(np.linspace(0, 2, width)).astype(int)
-    noisy = coarse[rows][:, cols] + rng.normal(0, 6, size=(height, width, 3))
-    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 
 def _processor(**kwargs) -> CastImageProcessor:
@@ -39,7 +30,7 @@ def classifier_outputs():
     """Outputs of a tiny image classifier (2-D `logits` plus the hierarchy) for three images of different sizes."""
     torch.manual_seed(0)
     model = CastForImageClassification(CastConfig(**tiny_config_kwargs())).eval()
-    images = [_smooth_image(height, width, seed) for seed, (height, width) in enumerate(IMAGE_SIZES)]
+    images = [smooth_image(height, width, seed) for seed, (height, width) in enumerate(IMAGE_SIZES)]
     inputs = _processor()(images, return_tensors="pt")
     with torch.no_grad():
         return model(**inputs)
@@ -195,6 +186,23 @@ def test_hierarchical_segmentation_rejects_outputs_without_hierarchy(classifier_
         processor.post_process_hierarchical_segmentation({"hierarchy": classifier_outputs.hierarchy - 1})
 
 
+def test_post_processing_checks_the_hierarchy_once_per_call(classifier_outputs, monkeypatch):
+    calls = []
+    checked_hierarchy = post_processing_cast._checked_hierarchy
+
+    def counting(outputs):
+        calls.append(outputs)
+        return checked_hierarchy(outputs)
+
+    monkeypatch.setattr(post_processing_cast, "_checked_hierarchy", counting)
+    processor = _processor()
+    processor.post_process_hierarchical_segmentation(classifier_outputs, return_scores=True)
+    processor.post_process_panoptic_segmentation(classifier_outputs, target_sizes=IMAGE_SIZES)
+    processor.post_process_instance_segmentation(classifier_outputs, level=0)
+
+    assert len(calls) == 3
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # post_process_panoptic_segmentation / post_process_instance_segmentation
 # ---------------------------------------------------------------------------------------------------------------
@@ -253,7 +261,7 @@ def test_instance_segmentation_matches_panoptic(classifier_outputs):
 def test_panoptic_segmentation_of_backbone_outputs():
     torch.manual_seed(0)
     model = CastModel(CastConfig(**tiny_config_kwargs())).eval()
-    inputs = _processor()(_smooth_image(40, 48, seed=5), return_tensors="pt")
+    inputs = _processor()(smooth_image(40, 48, seed=5), return_tensors="pt")
     with torch.no_grad():
         outputs = model(**inputs)
 
@@ -363,7 +371,7 @@ def test_segmentation_level_saved_in_preprocessor_config(tmp_path):
 
 
 def test_segmentation_level_does_not_change_preprocessing():
-    image = _smooth_image(40, 48, seed=1)
+    image = smooth_image(40, 48, seed=1)
     default = _processor()(image, return_tensors="np")
 
     per_call = _processor()(image, segmentation_level=0, return_tensors="np")
