@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from transformers.utils import SAFE_WEIGHTS_NAME
 
 from modeling_cast.configuration_cast import CastConfig
-from modeling_cast.graph_pooling_cast import sincos_position_embedding
+from modeling_cast.modeling_cast import sincos_position_embedding
 
 __all__ = [
     "convert_state_dict",
