@@ -74,7 +74,24 @@ _LEARNED_POSITION_INIT_STD = 0.02
 
 
 @dataclass
-class CastModelOutput(BaseModelOutputWithPooling):
+class _CastHierarchyFields:
+    """The pixel hierarchy fields of CAST's outputs, declared once. Mixed in *before* a transformers output class,
+    they follow that class's fields (a dataclass orders fields from the last base to the first)."""
+
+    hierarchy: torch.LongTensor | None = None
+    hierarchy_scores: torch.FloatTensor | None = None
+
+
+@dataclass
+class _CastSegmentationFields(_CastHierarchyFields):
+    """The hierarchy fields followed by the per-level grouping fields."""
+
+    assignment_logits: tuple[torch.FloatTensor, ...] | None = None
+    seed_indices: tuple[torch.LongTensor, ...] | None = None
+
+
+@dataclass
+class CastModelOutput(_CastSegmentationFields, BaseModelOutputWithPooling):
     r"""
     Output of [`CastModel`].
 
@@ -110,40 +127,28 @@ class CastModelOutput(BaseModelOutputWithPooling):
             point sampling as segment seeds.
     """
 
-    hierarchy: torch.LongTensor | None = None
-    hierarchy_scores: torch.FloatTensor | None = None
-    assignment_logits: tuple[torch.FloatTensor, ...] | None = None
-    seed_indices: tuple[torch.LongTensor, ...] | None = None
-
 
 @dataclass
-class CastImageClassifierOutput(ImageClassifierOutput):
+class CastImageClassifierOutput(_CastSegmentationFields, ImageClassifierOutput):
     r"""
-    Output of [`CastForImageClassification`]: transformers' [`ImageClassifierOutput`] plus the segmentation.
+    Output of [`CastForImageClassification`]: the fields of transformers' [`ImageClassifierOutput`], then the
+    segmentation that [`CastModelOutput`] documents: `hierarchy` and `hierarchy_scores` (when `output_hierarchy=True`,
+    the default in eval mode), `assignment_logits` and `seed_indices` (when `output_assignments=True`).
 
     Args:
         loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is provided):
             Classification (or regression if `config.num_labels == 1`) loss.
         logits (`torch.FloatTensor` of shape `(batch_size, config.num_labels)`):
             Classification scores (before softmax).
-        hidden_states, attentions (*optional*, returned when `output_hidden_states=True` / `output_attentions=True`):
-            See [`CastModelOutput`].
-        hierarchy, hierarchy_scores (*optional*, returned when `output_hierarchy=True`, the default in eval mode):
-            See [`CastModelOutput`].
-        assignment_logits, seed_indices (*optional*, returned when `output_assignments=True`):
-            See [`CastModelOutput`].
     """
-
-    hierarchy: torch.LongTensor | None = None
-    hierarchy_scores: torch.FloatTensor | None = None
-    assignment_logits: tuple[torch.FloatTensor, ...] | None = None
-    seed_indices: tuple[torch.LongTensor, ...] | None = None
 
 
 @dataclass
-class CastSemanticSegmenterOutput(SemanticSegmenterOutput):
+class CastSemanticSegmenterOutput(_CastHierarchyFields, SemanticSegmenterOutput):
     r"""
-    Output of [`CastForSemanticSegmentation`]: transformers' [`SemanticSegmenterOutput`] plus the hierarchy.
+    Output of [`CastForSemanticSegmentation`]: the fields of transformers' [`SemanticSegmenterOutput`], then
+    `hierarchy` and `hierarchy_scores` (see [`CastModelOutput`]; when `output_hierarchy=True`, the default in eval
+    mode).
 
     Args:
         loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is provided):
@@ -151,14 +156,7 @@ class CastSemanticSegmenterOutput(SemanticSegmenterOutput):
         logits (`torch.FloatTensor` of shape `(batch_size, config.num_labels, height, width)`):
             Class scores at the input resolution: each superpixel's scores painted onto its pixels, so predictions
             follow superpixel boundaries exactly.
-        hidden_states, attentions (*optional*, returned when `output_hidden_states=True` / `output_attentions=True`):
-            See [`CastModelOutput`].
-        hierarchy, hierarchy_scores (*optional*, returned when `output_hierarchy=True`, the default in eval mode):
-            See [`CastModelOutput`].
     """
-
-    hierarchy: torch.LongTensor | None = None
-    hierarchy_scores: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -372,10 +370,8 @@ class CastEmbeddings(nn.Module):
             return resized.permute(0, 2, 3, 1).reshape(height * width, -1)
         return sincos_position_embedding(height, width, table.shape[-1], device=table.device)
 
-    def forward(
-        self, pixel_values: torch.Tensor, superpixel_tokens: SuperpixelTokens
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The class token (B, 1, C) and the superpixel tokens (B, N, C) of `superpixel_tokens`' mapping."""
+    def forward(self, pixel_values: torch.Tensor, superpixel_tokens: SuperpixelTokens) -> torch.Tensor:
+        """The class token followed by the superpixel tokens of `superpixel_tokens`' mapping, (B, 1 + N, C)."""
         features = self.patch_embeddings(pixel_values)
         if self.pixel_pooling:
             # official segmentation variant: average at the superpixel map's resolution, so no superpixel vanishes
@@ -390,7 +386,7 @@ class CastEmbeddings(nn.Module):
         class_token = self.cls_token
         if self.learned_positions:
             class_token = class_token + self.position_embeddings[:1]
-        return class_token.expand(features.shape[0], -1, -1), tokens
+        return torch.cat([class_token.expand(features.shape[0], -1, -1), tokens], dim=1)
 
 
 class CastGraphPooling(nn.Module):
@@ -491,23 +487,21 @@ class CastStage(nn.Module):
 
     def forward(
         self,
-        class_token: torch.Tensor,
-        tokens: torch.Tensor,
+        hidden_states: torch.Tensor,
         token_mask: torch.Tensor | None,
         seed_candidate_mask: torch.Tensor | None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, CastGroupingOutput]:
-        """`[class token, tokens]` (B, 1 + N, C) after the blocks, and the grouping of the tokens.
+        """`hidden_states` = `[class token, tokens]` (B, 1 + N, C) after the blocks, and the grouping of the tokens.
 
         `token_mask` (B, N): True for real tokens (None: no padding); `seed_candidate_mask` (B, N): tokens that may
         become segment seeds (None: all).
         """
-        hidden_states = torch.cat([class_token, tokens], dim=1)
         block_mask = pooling_mask = None
         if token_mask is not None:
             with_class = F.pad(token_mask, (1, 0), value=True)
             block_mask = create_bidirectional_mask(self.config, hidden_states, with_class)
-            pooling_mask = create_bidirectional_mask(self.config, tokens, token_mask)
+            pooling_mask = create_bidirectional_mask(self.config, hidden_states[:, 1:], token_mask)
         for layer in self.layers:
             hidden_states = layer(hidden_states, block_mask, **kwargs)
         class_token, tokens = hidden_states[:, :1], hidden_states[:, 1:]
@@ -529,21 +523,21 @@ class CastEncoder(nn.Module):
         )
 
     def forward(
-        self,
-        class_token: torch.Tensor,
-        tokens: torch.Tensor,
-        token_mask: torch.Tensor | None,
-        seed_candidate_mask: torch.Tensor | None,
-        **kwargs: Unpack[TransformersKwargs],
+        self, embeddings: torch.Tensor, superpixel_tokens: SuperpixelTokens, **kwargs: Unpack[TransformersKwargs]
     ) -> tuple[list[torch.Tensor], list[CastGroupingOutput]]:
-        """Returns each stage's `[class token, tokens]` after its blocks, and each stage's grouping."""
+        """Runs the stages on the `embeddings` (B, 1 + N, C) of `superpixel_tokens`' mapping. Returns each stage's
+        `[class token, tokens]` after its blocks, and each stage's grouping."""
+        hidden_states = embeddings
+        # an unpadded batch needs no masks (the attention kernels run without one)
+        token_mask = superpixel_tokens.token_mask if superpixel_tokens.has_padding else None
+        seed_candidate_mask = superpixel_tokens.seed_candidate_mask
         stage_hidden_states, groupings = [], []
         for stage in self.stages:
-            hidden_states, grouping = stage(class_token, tokens, token_mask, seed_candidate_mask, **kwargs)
-            stage_hidden_states.append(hidden_states)
+            stage_output, grouping = stage(hidden_states, token_mask, seed_candidate_mask, **kwargs)
+            stage_hidden_states.append(stage_output)
             groupings.append(grouping)
             if grouping.segment_tokens is not None:
-                class_token, tokens = grouping.class_token, grouping.segment_tokens
+                hidden_states = torch.cat([grouping.class_token, grouping.segment_tokens], dim=1)
                 token_mask = seed_candidate_mask = grouping.segment_mask
         return stage_hidden_states, groupings
 
@@ -589,6 +583,11 @@ class CastPreTrainedModel(PreTrainedModel):
     def save_pretrained(self, save_directory, *args, **kwargs):
         self.config.auto_map = {**CAST_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _resolve_output_hierarchy(self, output_hierarchy: bool | None) -> bool:
+        """`output_hierarchy` defaults to eval mode: the pixel hierarchy feeds no training loss, and each forward in
+        training would otherwise write two (B, L, H, W) maps (about 150 MB for a batch of 64 at 224x224)."""
+        return not self.training if output_hierarchy is None else output_hierarchy
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -710,11 +709,8 @@ class CastModel(CastPreTrainedModel):
         superpixel_tokens = self.embeddings.map_superpixels(
             superpixels.long(), with_pixel_tokens=output_hierarchy or output_pixel_tokens
         )
-        class_token, tokens = self.embeddings(pixel_values, superpixel_tokens)
-        token_mask = superpixel_tokens.token_mask if superpixel_tokens.has_padding else None
-        stage_hidden_states, groupings = self.encoder(
-            class_token, tokens, token_mask, superpixel_tokens.seed_candidate_mask, **kwargs
-        )
+        embeddings = self.embeddings(pixel_values, superpixel_tokens)
+        stage_hidden_states, groupings = self.encoder(embeddings, superpixel_tokens, **kwargs)
         encoding = CastEncoding(stage_hidden_states, groupings, superpixel_tokens)
         if output_hierarchy:
             assignment_logits = [grouping.assignment_logits for grouping in groupings]
@@ -743,11 +739,10 @@ class CastModel(CastPreTrainedModel):
         output_assignments (`bool`, *optional*, defaults to `False`):
             Also return the per-level `assignment_logits` and `seed_indices`.
         output_hierarchy (`bool`, *optional*, defaults to `not self.training`):
-            Also return the pixel hierarchy, `hierarchy` and `hierarchy_scores`. Off in training by default: the
-            two full-resolution maps per level (about 150 MB for a batch of 64 at 224x224) feed no loss.
+            Also return the pixel hierarchy, `hierarchy` and `hierarchy_scores`. Off in training by default: these
+            full-resolution maps (about 150 MB for a batch of 64 at 224x224) feed no loss.
         """
-        if output_hierarchy is None:
-            output_hierarchy = not self.training
+        output_hierarchy = self._resolve_output_hierarchy(output_hierarchy)
         encoding = self.encode(pixel_values, superpixels, output_hierarchy=output_hierarchy, **kwargs)
         last_hidden_state = encoding.stage_hidden_states[-1]
         if self.layernorm is not None:
@@ -787,7 +782,7 @@ class CastForImageClassification(CastPreTrainedModel):
         self,
         pixel_values: torch.Tensor | None = None,
         superpixels: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
+        labels: torch.LongTensor | torch.FloatTensor | None = None,
         output_assignments: bool | None = None,
         output_hierarchy: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
@@ -795,13 +790,12 @@ class CastForImageClassification(CastPreTrainedModel):
         r"""
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Labels for the classification loss, in `[0, config.num_labels)`; with `config.num_labels == 1` a
-            regression loss (mean squared error) is computed.
+            regression loss (mean squared error) is computed (float labels).
         output_hierarchy (`bool`, *optional*, defaults to `not self.training`):
             Also return the pixel hierarchy (`hierarchy`, `hierarchy_scores`); training needs neither.
         See [`CastModel.forward`] for the other arguments.
         """
-        if output_hierarchy is None:
-            output_hierarchy = not self.training
+        output_hierarchy = self._resolve_output_hierarchy(output_hierarchy)
         outputs: CastModelOutput = self.cast(
             pixel_values,
             superpixels,
@@ -885,8 +879,7 @@ class CastForSemanticSegmentation(CastPreTrainedModel):
             pixels in any case.
         See [`CastModel.forward`] for the other arguments.
         """
-        if output_hierarchy is None:
-            output_hierarchy = not self.training
+        output_hierarchy = self._resolve_output_hierarchy(output_hierarchy)
         encoding = self.cast.encode(
             pixel_values, superpixels, output_hierarchy=output_hierarchy, output_pixel_tokens=True, **kwargs
         )

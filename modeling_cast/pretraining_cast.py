@@ -291,8 +291,7 @@ class CastForPreTraining(CastPreTrainedModel):
                     f"height, width) with batch_size {pixel_values.shape[0]} as `pixel_values`, got shape "
                     f"{tuple(pixel_values_2.shape)}"
                 )
-        if output_hierarchy is None:
-            output_hierarchy = not self.training
+        output_hierarchy = self._resolve_output_hierarchy(output_hierarchy)
         outputs: CastModelOutput = self.cast(
             pixel_values, superpixels, output_hierarchy=output_hierarchy, return_dict=True, **kwargs
         )
