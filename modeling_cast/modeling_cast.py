@@ -734,8 +734,8 @@ class CastModel(CastPreTrainedModel):
             Images as returned by [`CastImageProcessor`]; height and width must be multiples of `config.patch_size`.
         superpixels (`torch.LongTensor` of shape `(batch_size, height, width)`):
             Superpixel id of every pixel (non-negative; [`CastImageProcessor`] returns contiguous ids from 0). An
-            image's tokens are the ids up to its largest id that survives on the stem grid; ids below that which
-            vanish on the grid give empty tokens (zero features, never segment seeds), as in the official model.
+            image's tokens are the ids up to its largest id found on the stem grid, as in the official model (the
+            full rule, with ids that vanish from the grid, is that of [`SuperpixelTokens`]).
         output_assignments (`bool`, *optional*, defaults to `False`):
             Also return the per-level `assignment_logits` and `seed_indices`.
         output_hierarchy (`bool`, *optional*, defaults to `not self.training`):

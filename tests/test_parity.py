@@ -93,7 +93,7 @@ def test_parity_with_official_outputs(case, attn_implementation):
             block = outputs.hidden_states[stage_ends[level - 1]][image : image + 1, 1 : 1 + rows]
             torch.testing.assert_close(block, ref(f"block_{level}"), atol=ATOL, rtol=RTOL)
             # segmentation parity on every pixel whose superpixel has a token (the official code has no rule for
-            # ids above an image's largest surviving id; see pixels_to_tokens)
+            # ids above an image's largest surviving id; see SuperpixelTokens)
             own = superpixels[image] < ref("assign_logits_1").shape[1]
             expected_segmentation = ref(f"segmentation_{level}")[0]
             assert torch.equal(outputs.hierarchy[image, level - 1][own], expected_segmentation[own])
