@@ -326,8 +326,8 @@ def sincos_position_embedding(height: int, width: int, hidden_size: int, device=
 
 
 class CastEmbeddings(nn.Module):
-    """Superpixel tokens: stem features plus a position embedding, averaged over each superpixel's cells of the
-    stem grid (or its pixels, with `token_pooling_resolution="pixel"`), and the class token."""
+    """The class token and the superpixel tokens: stem features plus a position embedding, averaged over each
+    superpixel's cells of the stem grid (or its pixels, with `token_pooling_resolution="pixel"`)."""
 
     def __init__(self, config: CastConfig):
         super().__init__()
@@ -672,7 +672,8 @@ def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor |
 
 class CastModel(CastPreTrainedModel):
     """The bare CAST encoder: superpixel tokens, transformer stages with graph pooling, final LayerNorm. Returns
-    the image feature (`pooler_output`) and the hierarchical segmentation of each image (`hierarchy`).
+    the image feature (`pooler_output`) and, in eval mode or when asked, the hierarchical segmentation of each image
+    (`hierarchy`).
 
     `add_final_layernorm` and `pool_last_stage` let heads that read other features (the segmentation head fuses
     every stage) build exactly the modules they use.
