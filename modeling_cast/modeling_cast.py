@@ -863,7 +863,7 @@ class CastForSemanticSegmentation(CastPreTrainedModel):
         self.post_init()
 
     @merge_with_config_defaults
-    @capture_outputs(tie_last_hidden_states=False)
+    @capture_outputs  # (its output has no `last_hidden_state` to tie to the last recorded hidden state)
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
