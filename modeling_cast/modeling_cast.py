@@ -584,11 +584,6 @@ class CastPreTrainedModel(PreTrainedModel):
         self.config.auto_map = {**CAST_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
         return super().save_pretrained(save_directory, *args, **kwargs)
 
-    def _resolve_output_hierarchy(self, output_hierarchy: bool | None) -> bool:
-        """`output_hierarchy` defaults to eval mode: the pixel hierarchy feeds no training loss, and each forward in
-        training would otherwise write two (B, L, H, W) maps (about 150 MB for a batch of 64 at 224x224)."""
-        return not self.training if output_hierarchy is None else output_hierarchy
-
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         """Official initialisation (MoCo-v3 ViT recipe used by CAST); children are visited before parents."""
@@ -621,6 +616,11 @@ class CastPreTrainedModel(PreTrainedModel):
                 init.copy_(module.position_embeddings, table.to(module.position_embeddings.device))
         elif isinstance(module, CastGraphPooling):
             init.normal_(module.centering_bias, std=self.config.initializer_range)
+
+    def _resolve_output_hierarchy(self, output_hierarchy: bool | None) -> bool:
+        """`output_hierarchy` defaults to eval mode: the pixel hierarchy feeds no training loss, and each forward in
+        training would otherwise write two (B, L, H, W) maps (about 150 MB for a batch of 64 at 224x224)."""
+        return not self.training if output_hierarchy is None else output_hierarchy
 
 
 def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor | None, config: CastConfig) -> None:
