@@ -810,7 +810,8 @@ class CastForImageClassification(CastPreTrainedModel):
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config, **kwargs)
         # every field of the backbone's output but the features themselves
-        segmentation = {key: value for key, value in outputs.items() if key not in ("last_hidden_state", "pooler_output")}
+        features = ("last_hidden_state", "pooler_output")
+        segmentation = {key: value for key, value in outputs.items() if key not in features}
         return CastImageClassifierOutput(loss=loss, logits=logits, **segmentation)
 
 
