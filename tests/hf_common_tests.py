@@ -3,7 +3,8 @@
 The pip wheel of transformers ships no tests; its source distribution does. This module downloads the sdist
 of the *installed* transformers version with pip (once, into a cache folder), extracts the top-level test
 mixins into a package named ``transformers_tests`` and adds the small stand-ins for the sub-folders the sdist
-leaves out. Nothing from the sdist is committed to this repository.
+leaves out. Nothing from the sdist is committed to this repository. It also holds what every CAST test class that
+runs `ModelTesterMixin` shares: `CastModelTesterBase` (the tiny sizes) and `CastModelTestMixin` (settings, skips).
 
 Usage inside a test module::
 
