@@ -6,6 +6,7 @@ Run from the repository root:
     .venv/bin/python benchmarks/bench_train.py                      # batch 8, 224x224, CPU
     .venv/bin/python benchmarks/bench_train.py --rounds 3 --repeats 5 --threads 2
     .venv/bin/python benchmarks/bench_train.py --device cuda --bf16  # where a GPU is available
+    .venv/bin/python benchmarks/bench_train.py --memory --batch-size 8  # memory of the pixel hierarchy only (no timing)
 
 What is timed, for each model, in a fresh process of its own (so that the peak memory is the model's):
 
@@ -22,6 +23,13 @@ What is timed, for each model, in a fresh process of its own (so that the peak m
 With `--rounds N` the two models alternate N times (CAST, ViT, CAST, ViT, ...), which evens out load changes on a
 shared machine; the steps of all rounds are pooled and their median and minimum reported (on a busy machine the
 minimum is the least disturbed measurement). Nothing is asserted: this prints numbers.
+
+With `--memory` nothing is timed: one CAST-S training step (forward with labels and backward; the optimizer's state
+does not depend on it) runs twice in one process, without the pixel hierarchy (`output_hierarchy=False`, the
+training default) and with it (`output_hierarchy=True`, what every training step computed before it became
+optional), and the peak tensor memory of each is printed: on CPU from the allocator events that `torch.profiler`
+records (`profile_memory=True`; the running sum of allocations and frees from the start of the step), on CUDA from
+`torch.cuda.max_memory_allocated`, both above what was allocated before the step.
 """
 
 from __future__ import annotations
@@ -61,6 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's own)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for forward and loss")
+    parser.add_argument(
+        "--memory", action="store_true", help="only compare CAST-S step memory without and with the pixel hierarchy"
+    )
     parser.add_argument("--worker", choices=_MODELS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.image_size % 16:
@@ -165,6 +176,76 @@ def run_worker(args: argparse.Namespace) -> dict:
     }
 
 
+def _cpu_step_memory(step) -> tuple[int, int]:
+    """Peak of the tensor memory live while `step()` runs, above what was live before, and the bytes it allocates
+    in all (CPU allocator events of `torch.profiler`, summed in time order)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        step()
+    events = [event for event in profiler.profiler.kineto_results.events() if event.name() == "[memory]"]
+    live = peak = allocated = 0
+    for event in sorted(events, key=lambda event: event.start_ns()):
+        live += event.nbytes()  # negative for a free
+        peak = max(peak, live)
+        allocated += max(event.nbytes(), 0)
+    return peak, allocated
+
+
+def run_memory(args: argparse.Namespace) -> dict:
+    """Peak tensor memory of one CAST-S training step (forward with labels, backward) without and with the
+    pixel hierarchy."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, inputs, counts = _build("cast-small", args)
+    cuda = args.device.startswith("cuda")
+    autocast = torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=args.bf16)
+
+    def step(output_hierarchy: bool) -> None:
+        with autocast:
+            loss = model(**inputs, output_hierarchy=output_hierarchy).loss
+        loss.backward()
+
+    step(False)  # first-call allocations (kernels, workspaces) out of the way
+    result = {"superpixels": counts}
+    for output_hierarchy, name in ((False, "without"), (True, "with")):
+        model.zero_grad(set_to_none=True)  # gradients are allocated inside the step, as after optimizer.zero_grad
+        if cuda:
+            torch.cuda.synchronize()
+            before = torch.cuda.memory_stats()
+            torch.cuda.reset_peak_memory_stats()
+            step(output_hierarchy)
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated() - before["allocated_bytes.all.current"]
+            key = "allocated_bytes.all.allocated"
+            allocated = torch.cuda.memory_stats()[key] - before[key]
+        else:
+            peak, allocated = _cpu_step_memory(lambda: step(output_hierarchy))
+        result[f"{name}_peak_mib"], result[f"{name}_allocated_mib"] = peak / _KIB**2, allocated / _KIB**2
+    return result
+
+
+def print_memory(args: argparse.Namespace) -> None:
+    result = run_memory(args)
+    print(
+        f"Tensor memory of one CAST-S training step (forward + backward), batch {args.batch_size}, "
+        f"{args.image_size}x{args.image_size}, device {args.device}{', bf16 autocast' if args.bf16 else ''}"
+    )
+    print(f"Superpixels per image: {result['superpixels']}")
+    print(f"{'':52s} {'peak (MiB)':>11s} {'allocated (MiB)':>16s}")
+    for name, label in (("without", "without the pixel hierarchy (training default)"),
+                        ("with", "with the pixel hierarchy (output_hierarchy=True)")):
+        print(f"  {label:50s} {result[f'{name}_peak_mib']:11.1f} {result[f'{name}_allocated_mib']:16.1f}")
+    for measure in ("peak", "allocated"):
+        saved = result[f"with_{measure}_mib"] - result[f"without_{measure}_mib"]
+        print(
+            f"  saved, {measure}: {saved:.1f} MiB per step ({100 * saved / result[f'with_{measure}_mib']:.1f}%), "
+            f"{saved / args.batch_size:.2f} MiB per image"
+        )
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # driver
 
@@ -182,6 +263,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.worker:
         print(json.dumps(run_worker(args)))
+        return
+    if args.memory:
+        print_memory(args)
         return
 
     print(

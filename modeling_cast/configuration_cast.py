@@ -24,6 +24,8 @@ _STEM_CONVOLUTIONS = 4  # the ConvStem has four 3x3 convolutions (C/8, C/4, C/2,
 _SUPPORTED_ACTIVATIONS = ("gelu",)  # exact (erf) GELU, as in the official blocks
 _POSITION_EMBEDDING_TYPES = ("sincos", "learned")
 _TOKEN_POOLING_RESOLUTIONS = ("grid", "pixel")
+# fields that size modules: a float or a string there would fail deep inside torch
+_INT_FIELDS = ("hidden_size", "num_attention_heads", "pooling_num_attention_heads", "num_channels", "patch_size")
 
 
 class CastLabelNames(dict):
@@ -164,7 +166,11 @@ class CastConfig(PretrainedConfig):
         self.num_segments = list(self.num_segments)
         if not isinstance(self.image_size, int):
             self.image_size = list(self.image_size)
-        self._check_architecture()
+        # The validators run here as well as by @strict (which runs every `validate_*` method after `__init__` and
+        # before `save_pretrained` writes a config): @strict re-raises a validator's ValueError/TypeError wrapped in
+        # its own error classes, which are neither, while the constructor promises plain ValueError/TypeError.
+        self.validate_architecture()
+        self.validate_hyperparameters()
         super().__post_init__(**kwargs)
 
     def __setattr__(self, name, value):
@@ -182,8 +188,15 @@ class CastConfig(PretrainedConfig):
     def num_stages(self) -> int:
         return len(self.depths)
 
-    def _check_architecture(self) -> None:
-        for name in ("hidden_size", "num_attention_heads", "pooling_num_attention_heads", "num_channels", "patch_size"):
+    def validate_architecture(self) -> None:
+        """Part of `@strict`-powered validation: the values that shape the model's modules and tokens.
+
+        Field types are checked here only for the fields whose misuse would otherwise fail obscurely: @strict's own
+        per-field type checks need evaluated annotations, and this module's are strings
+        (`from __future__ import annotations`), so @strict checks no field types of this class.
+        """
+        super().validate_architecture()
+        for name in _INT_FIELDS:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"`{name}` must be an int, got {value!r} ({type(value).__name__})")
@@ -221,22 +234,21 @@ class CastConfig(PretrainedConfig):
                 f"`image_size` must be an int or (height, width), each a positive multiple of patch_size="
                 f"{self.patch_size}, got {self.image_size}"
             )
-        if self.position_embedding_type not in _POSITION_EMBEDDING_TYPES:
-            raise ValueError(
-                f"`position_embedding_type` must be one of {_POSITION_EMBEDDING_TYPES}, got {self.position_embedding_type!r}"
-            )
-        if self.token_pooling_resolution not in _TOKEN_POOLING_RESOLUTIONS:
-            raise ValueError(
-                f"`token_pooling_resolution` must be one of {_TOKEN_POOLING_RESOLUTIONS}, got "
-                f"{self.token_pooling_resolution!r}"
-            )
+        for name, allowed in (
+            ("position_embedding_type", _POSITION_EMBEDDING_TYPES),
+            ("token_pooling_resolution", _TOKEN_POOLING_RESOLUTIONS),
+            ("hidden_act", _SUPPORTED_ACTIVATIONS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"`{name}` must be one of {allowed}, got {getattr(self, name)!r}")
+
+    def validate_hyperparameters(self) -> None:
+        """Part of `@strict`-powered validation: ratios, epsilons, temperatures, dropouts and MoCo settings."""
         for name in ("pretraining_projection_dim", "pretraining_hidden_dim"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {getattr(self, name)!r}")
         if not 0 <= self.pretraining_momentum <= 1:
             raise ValueError(f"`pretraining_momentum` must be in [0, 1], got {self.pretraining_momentum}")
-        if self.hidden_act not in _SUPPORTED_ACTIVATIONS:
-            raise ValueError(f"`hidden_act` must be one of {_SUPPORTED_ACTIVATIONS}, got {self.hidden_act!r}")
         for name in ("mlp_ratio", "pooling_mlp_ratio", "layer_norm_eps", "pooling_layer_norm_eps",
                      "batch_norm_eps", "assignment_temperature", "initializer_range", "pretraining_temperature"):
             if not getattr(self, name) > 0:

@@ -1,8 +1,9 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""Pure tensor helpers of CAST: superpixel pooling, farthest point sampling and hierarchy composition.
+"""Pure tensor helpers of CAST: the superpixel-to-token mapping, segment means, farthest point sampling and the
+composition of the hierarchy.
 
-Shape legend: B = batch, P = stem grid cells (h * w), N = tokens of a level, K = segments of the next level,
-C = channels, L = levels, H/W = input pixels.
+Shape legend: B = batch, P = pooling cells (stem grid cells h * w, or pixels H * W), N = tokens of a level,
+K = segments of the next level, C = channels, L = levels, H/W = input pixels, h/w = stem grid.
 
 Each helper is the single implementation of its concept; the modules in `modeling_cast.py` and every head use
 these. The behaviour follows the official implementation (github.com/twke18/CAST) as described in this project's
@@ -12,31 +13,120 @@ exists because of other images in the batch) take part in nothing, so results ne
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 __all__ = [
+    "SuperpixelTokens",
+    "map_superpixels_to_tokens",
+    "segment_sizes",
     "segment_mean",
     "farthest_point_sampling",
     "compose_token_labels",
-    "pixels_to_tokens",
-    "sincos_position_embedding",
+    "compose_hierarchy",
 ]
 
-_SINCOS_TEMPERATURE = 10000.0
 
+@dataclass
+class SuperpixelTokens:
+    """Which token every pooling cell and pixel belongs to: the superpixel-to-token rule, applied once per batch.
 
-def segment_mean(features: torch.Tensor, segment_ids: torch.Tensor, num_segments: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average `features` (B, P, C) over the cells of each segment id in `segment_ids` (B, P), ids < num_segments.
+    The rule (as in the official model): the features are averaged per superpixel id over pooling cells, which are
+    the cells of the stem grid (each taking the id of its top-left pixel) or, for pixel-resolution pooling, the
+    pixels themselves. An image's tokens are the ids `0 .. m`, where `m` is its largest id found on a pooling cell.
+    An id below `m` that no cell carries is an *empty* token: zero features, never a segment seed. An id above `m`
+    has no token; its pixels belong to the token of the stem grid cell they lie in. (The official notebooks instead
+    copy the last token's label, an artefact of padding a label list.)
 
-    Returns the means (B, num_segments, C), zero for ids without cells, and the cell counts (B, num_segments).
+    Attributes:
+        pooling_ids (`torch.LongTensor` of shape `(batch_size, cells_height, cells_width)`):
+            Token of every pooling cell.
+        token_counts (`torch.LongTensor` of shape `(batch_size,)`):
+            Number of tokens of each image (`m + 1`).
+        cell_counts (`torch.LongTensor` of shape `(batch_size, num_tokens)`):
+            Pooling cells of every token; 0 for empty tokens and for padding.
+        token_mask (`torch.BoolTensor` of shape `(batch_size, num_tokens)`):
+            True for an image's own tokens, False for padding (tokens that exist only because a batch-mate has more).
+        has_padding (`bool`):
+            Whether `token_mask` has any False entry (read once on the host, so that unpadded batches skip masking).
+        pixel_tokens (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
+            Token of every input pixel; built only when asked (the pixel hierarchy and the segmentation logits).
     """
-    batch_size, num_cells, channels = features.shape
-    offsets = torch.arange(batch_size, device=segment_ids.device).unsqueeze(1) * num_segments
-    flat_ids = (segment_ids + offsets).reshape(-1)
+
+    pooling_ids: torch.LongTensor
+    token_counts: torch.LongTensor
+    cell_counts: torch.LongTensor
+    token_mask: torch.BoolTensor
+    has_padding: bool
+    pixel_tokens: torch.LongTensor | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        return self.token_mask.shape[1]
+
+    @property
+    def seed_candidate_mask(self) -> torch.BoolTensor:
+        """`(batch_size, num_tokens)`, True for tokens that may seed a segment: empty tokens and padding never do."""
+        return self.cell_counts > 0
+
+
+def map_superpixels_to_tokens(
+    superpixels: torch.Tensor, stride: int, with_pixel_tokens: bool = False
+) -> SuperpixelTokens:
+    """Apply the superpixel-to-token rule (see [`SuperpixelTokens`]) to `superpixels` (B, H, W), int64 ids >= 0.
+
+    `stride` is the pooling cell size: the stem stride (`patch_size`) for pooling on the stem grid, 1 for pooling at
+    the superpixel map's resolution. `with_pixel_tokens` also builds the token of every pixel.
+    """
+    # The cell of the stem grid takes the id of its top-left pixel (PyTorch's legacy "nearest" downsampling, as in
+    # the official code); ids that never fall on that lattice vanish from the grid.
+    pooling_ids = superpixels[:, ::stride, ::stride] if stride > 1 else superpixels
+    flat_ids = pooling_ids.flatten(1)
+    token_counts = flat_ids.amax(dim=1) + 1
+    # The one host read of the mapping: the batch's largest token count sizes every token tensor, and the smallest
+    # says whether any image is padded. (A later static token budget will make this read unnecessary.)
+    num_tokens, fewest_tokens = torch.stack([token_counts.max(), token_counts.min()]).tolist()
+    token_mask = torch.arange(num_tokens, device=superpixels.device) < token_counts.unsqueeze(1)
+    pixel_tokens = None
+    if with_pixel_tokens:
+        pixel_tokens = superpixels
+        if stride > 1:  # (at stride 1 every id is below its image's count: each pixel is its own token's cell)
+            cell_tokens = pooling_ids.repeat_interleave(stride, dim=1).repeat_interleave(stride, dim=2)
+            pixel_tokens = torch.where(superpixels < token_counts.view(-1, 1, 1), superpixels, cell_tokens)
+    return SuperpixelTokens(
+        pooling_ids=pooling_ids,
+        token_counts=token_counts,
+        cell_counts=segment_sizes(flat_ids, num_tokens),
+        token_mask=token_mask,
+        has_padding=fewest_tokens < num_tokens,
+        pixel_tokens=pixel_tokens,
+    )
+
+
+def _flat_segment_ids(segment_ids: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """Ids (B, P) -> one id space for the whole batch (image b's segment k is b * num_segments + k), flat (B * P)."""
+    offsets = torch.arange(segment_ids.shape[0], device=segment_ids.device).unsqueeze(1) * num_segments
+    return (segment_ids + offsets).reshape(-1)
+
+
+def segment_sizes(segment_ids: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """Number of cells of every segment, (B, num_segments), from `segment_ids` (B, P) with ids < num_segments."""
+    flat_ids = _flat_segment_ids(segment_ids, num_segments)
+    return torch.bincount(flat_ids, minlength=segment_ids.shape[0] * num_segments).view(-1, num_segments)
+
+
+def segment_mean(features: torch.Tensor, segment_ids: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """Average `features` (B, P, C) over the cells of each segment id in `segment_ids` (B, P).
+
+    `sizes` (B, K) are the cell counts of the K segments ([`segment_sizes`]). Returns the means (B, K, C), zero for
+    segments without cells.
+    """
+    batch_size, num_segments = sizes.shape
+    channels = features.shape[-1]
+    flat_ids = _flat_segment_ids(segment_ids, num_segments)
     sums = features.new_zeros(batch_size * num_segments, channels).index_add_(0, flat_ids, features.reshape(-1, channels))
-    counts = torch.bincount(flat_ids, minlength=batch_size * num_segments).view(batch_size, num_segments)
-    means = sums.view(batch_size, num_segments, channels) / counts.clamp(min=1).unsqueeze(-1).to(features.dtype)
-    return means, counts
+    return sums.view(batch_size, num_segments, channels) / sizes.clamp(min=1).unsqueeze(-1).to(features.dtype)
 
 
 def farthest_point_sampling(
@@ -105,33 +195,14 @@ def compose_token_labels(
     return torch.stack(per_level_labels, dim=1), torch.stack(per_level_scores, dim=1)
 
 
-def pixels_to_tokens(superpixels: torch.Tensor, grid_ids: torch.Tensor, token_counts: torch.Tensor) -> torch.Tensor:
-    """Token index of every pixel, (B, H, W).
-
-    A pixel belongs to its superpixel's token. A superpixel id at or above its image's token count has no token
-    (it vanished on the stem grid and is larger than every id that survived); such pixels take the token of the
-    stem grid cell they lie in. (The official notebooks instead copy the last token's label, an artefact of
-    padding a label list.)
-    """
-    height, width = superpixels.shape[-2:]
-    stride_h, stride_w = height // grid_ids.shape[-2], width // grid_ids.shape[-1]
-    cell_ids = grid_ids.repeat_interleave(stride_h, dim=1).repeat_interleave(stride_w, dim=2)
-    has_token = superpixels < token_counts.view(-1, 1, 1)
-    return torch.where(has_token, superpixels, cell_ids)
-
-
-def sincos_position_embedding(height: int, width: int, hidden_size: int, device=None) -> torch.Tensor:
-    """Fixed 2-D sin-cos position embedding of an (height, width) grid in raster order, (height * width, C), float32.
-
-    Reproduces the official layout literally: the row of flat cell index m = r * width + c encodes
-    a = m // height and b = m % height ([sin(a w), cos(a w), sin(b w), cos(b w)], w_d = 10000^(-d / (C/4))).
-    For a square grid that is (row, column); for other grids it is the official (scrambled) code, which
-    converted checkpoints were trained with.
-    """
-    quarter = hidden_size // 4
-    omega = torch.arange(quarter, dtype=torch.float32, device=device) / quarter
-    omega = 1.0 / (_SINCOS_TEMPERATURE**omega)
-    flat_index = torch.arange(height * width, device=device)
-    first = torch.outer((flat_index // height).to(torch.float32), omega)
-    second = torch.outer((flat_index % height).to(torch.float32), omega)
-    return torch.cat([first.sin(), first.cos(), second.sin(), second.cos()], dim=1)
+def compose_hierarchy(
+    assignment_logits: list[torch.Tensor] | tuple[torch.Tensor, ...], pixel_tokens: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pixel hierarchy: segment id (B, L, H, W) of every pixel at every level and its assignment probability
+    (B, L, H, W), from the per-level logits (see [`compose_token_labels`]) and the token of every pixel (B, H, W)."""
+    token_labels, token_scores = compose_token_labels(assignment_logits)
+    batch_size, num_levels = token_labels.shape[:2]
+    pixel_index = pixel_tokens.flatten(1).unsqueeze(1).expand(-1, num_levels, -1)
+    pixel_shape = (batch_size, num_levels, *pixel_tokens.shape[-2:])
+    hierarchy = torch.gather(token_labels, 2, pixel_index).view(pixel_shape)
+    return hierarchy, torch.gather(token_scores, 2, pixel_index).view(pixel_shape)

@@ -24,19 +24,21 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput, SemanticSegmenterOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.processing_utils import Unpack
-from transformers.utils import ModelOutput, TransformersKwargs, can_return_tuple, logging
+from transformers.utils import TransformersKwargs, can_return_tuple, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_cast import CastConfig
 from .graph_pooling_cast import (
+    SuperpixelTokens,
+    compose_hierarchy,
     compose_token_labels,
     farthest_point_sampling,
-    pixels_to_tokens,
+    map_superpixels_to_tokens,
     segment_mean,
-    sincos_position_embedding,
 )
 
 logger = logging.get_logger(__name__)
@@ -78,7 +80,24 @@ _LEARNED_POSITION_INIT_STD = 0.02
 
 
 @dataclass
-class CastModelOutput(ModelOutput):
+class _CastHierarchyFields:
+    """The pixel hierarchy fields of CAST's outputs, declared once. Mixed in *before* a transformers output class,
+    they follow that class's fields (a dataclass orders fields from the last base to the first)."""
+
+    hierarchy: torch.LongTensor | None = None
+    hierarchy_scores: torch.FloatTensor | None = None
+
+
+@dataclass
+class _CastSegmentationFields(_CastHierarchyFields):
+    """The hierarchy fields followed by the per-level grouping fields."""
+
+    assignment_logits: tuple[torch.FloatTensor, ...] | None = None
+    seed_indices: tuple[torch.LongTensor, ...] | None = None
+
+
+@dataclass
+class CastModelOutput(_CastSegmentationFields, BaseModelOutputWithPooling):
     r"""
     Output of [`CastModel`].
 
@@ -88,11 +107,18 @@ class CastModelOutput(ModelOutput):
             LayerNorm. (With a single stage: the superpixel tokens.)
         pooler_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
             The class token after the final LayerNorm: the image feature that the classifier reads.
-        hierarchy (`torch.LongTensor` of shape `(batch_size, num_levels, height, width)`):
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            Input of the first transformer block and output of every block, each of shape
+            `(batch_size, 1 + num_tokens, hidden_size)`; the token count shrinks from stage to stage.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True` (eager attention)):
+            Attention probabilities of every transformer block, `(batch_size, num_heads, 1 + num_tokens, 1 + num_tokens)`.
+        hierarchy (`torch.LongTensor` of shape `(batch_size, num_levels, height, width)`, *optional*, returned when
+            `output_hierarchy=True` (the default in eval mode)):
             Hierarchical segmentation: the segment id of every input pixel at each level, finest level first
             (level `l` has ids in `[0, num_segments[l])`). Every segment of a level lies inside exactly one segment
             of the next coarser level.
-        hierarchy_scores (`torch.FloatTensor` of shape `(batch_size, num_levels, height, width)`):
+        hierarchy_scores (`torch.FloatTensor` of shape `(batch_size, num_levels, height, width)`, *optional*, returned
+            with `hierarchy`):
             Confidence of `hierarchy`: for every pixel and level, the soft-assignment probability with which the
             pixel's superpixel token (finest level) or its segment of the level below (coarser levels) was
             assigned to its segment. Averaged over a segment's pixels it scores the segment.
@@ -105,61 +131,30 @@ class CastModelOutput(ModelOutput):
         seed_indices (`tuple(torch.LongTensor)`, *optional*, returned when `output_assignments=True`):
             One tensor per level of shape `(batch_size, num_segments[l])`: the token indices chosen by farthest
             point sampling as segment seeds.
-        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
-            Input of the first transformer block and output of every block, each of shape
-            `(batch_size, 1 + num_tokens, hidden_size)`; the token count shrinks from stage to stage.
-        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True` (eager attention)):
-            Attention probabilities of every transformer block, `(batch_size, num_heads, 1 + num_tokens, 1 + num_tokens)`.
     """
-
-    last_hidden_state: torch.FloatTensor | None = None
-    pooler_output: torch.FloatTensor | None = None
-    hierarchy: torch.LongTensor | None = None
-    hierarchy_scores: torch.FloatTensor | None = None
-    assignment_logits: tuple[torch.FloatTensor, ...] | None = None
-    seed_indices: tuple[torch.LongTensor, ...] | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
-class CastImageClassifierOutput(ModelOutput):
+class CastImageClassifierOutput(_CastSegmentationFields, ImageClassifierOutput):
     r"""
-    Output of [`CastForImageClassification`].
+    Output of [`CastForImageClassification`]: the fields of transformers' [`ImageClassifierOutput`], then the
+    segmentation that [`CastModelOutput`] documents: `hierarchy` and `hierarchy_scores` (when `output_hierarchy=True`,
+    the default in eval mode), `assignment_logits` and `seed_indices` (when `output_assignments=True`).
 
     Args:
         loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is provided):
             Classification (or regression if `config.num_labels == 1`) loss.
         logits (`torch.FloatTensor` of shape `(batch_size, config.num_labels)`):
             Classification scores (before softmax).
-        hierarchy (`torch.LongTensor` of shape `(batch_size, num_levels, height, width)`):
-            See [`CastModelOutput`].
-        hierarchy_scores (`torch.FloatTensor` of shape `(batch_size, num_levels, height, width)`):
-            See [`CastModelOutput`].
-        assignment_logits (`tuple(torch.FloatTensor)`, *optional*, returned when `output_assignments=True`):
-            See [`CastModelOutput`].
-        seed_indices (`tuple(torch.LongTensor)`, *optional*, returned when `output_assignments=True`):
-            See [`CastModelOutput`].
-        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
-            See [`CastModelOutput`].
-        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
-            See [`CastModelOutput`].
     """
-
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    hierarchy: torch.LongTensor | None = None
-    hierarchy_scores: torch.FloatTensor | None = None
-    assignment_logits: tuple[torch.FloatTensor, ...] | None = None
-    seed_indices: tuple[torch.LongTensor, ...] | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
-class CastSemanticSegmenterOutput(ModelOutput):
+class CastSemanticSegmenterOutput(_CastHierarchyFields, SemanticSegmenterOutput):
     r"""
-    Output of [`CastForSemanticSegmentation`].
+    Output of [`CastForSemanticSegmentation`]: the fields of transformers' [`SemanticSegmenterOutput`], then
+    `hierarchy` and `hierarchy_scores` (see [`CastModelOutput`]; when `output_hierarchy=True`, the default in eval
+    mode).
 
     Args:
         loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is provided):
@@ -167,43 +162,27 @@ class CastSemanticSegmenterOutput(ModelOutput):
         logits (`torch.FloatTensor` of shape `(batch_size, config.num_labels, height, width)`):
             Class scores at the input resolution: each superpixel's scores painted onto its pixels, so predictions
             follow superpixel boundaries exactly.
-        hierarchy (`torch.LongTensor` of shape `(batch_size, num_levels, height, width)`):
-            See [`CastModelOutput`].
-        hierarchy_scores (`torch.FloatTensor` of shape `(batch_size, num_levels, height, width)`):
-            See [`CastModelOutput`].
-        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
-            See [`CastModelOutput`].
-        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
-            See [`CastModelOutput`].
     """
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    hierarchy: torch.LongTensor | None = None
-    hierarchy_scores: torch.FloatTensor | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
-
 
 @dataclass
-class CastEncoding(ModelOutput):
-    """Everything a head may read from the backbone (internal)."""
+class CastEncoding:
+    """Everything a head may read from the backbone (internal): each stage's `[class token, tokens]` after its
+    blocks, each stage's grouping, the superpixel-to-token mapping, and the pixel hierarchy when asked."""
 
-    stage_hidden_states: list[torch.FloatTensor] | None = None
-    groupings: list["CastGroupingOutput"] | None = None
-    token_mask: torch.BoolTensor | None = None
-    token_labels: torch.LongTensor | None = None
-    pixel_tokens: torch.LongTensor | None = None
+    stage_hidden_states: list[torch.FloatTensor]
+    groupings: list["CastGroupingOutput"]
+    superpixel_tokens: SuperpixelTokens
     hierarchy: torch.LongTensor | None = None
     hierarchy_scores: torch.FloatTensor | None = None
 
 
 @dataclass
-class CastGroupingOutput(ModelOutput):
+class CastGroupingOutput:
     """Result of one graph pooling step (internal)."""
 
-    assignment_logits: torch.FloatTensor | None = None
-    seed_indices: torch.LongTensor | None = None
+    assignment_logits: torch.FloatTensor
+    seed_indices: torch.LongTensor
     segment_tokens: torch.FloatTensor | None = None
     class_token: torch.FloatTensor | None = None
     segment_mask: torch.BoolTensor | None = None
@@ -332,14 +311,35 @@ class CastConvStem(nn.Module):
         return self.projection(hidden_states)
 
 
+_SINCOS_TEMPERATURE = 10000.0
+
+
+def sincos_position_embedding(height: int, width: int, hidden_size: int, device=None) -> torch.Tensor:
+    """Fixed 2-D sin-cos position embedding of an (height, width) grid in raster order, (height * width, C), float32.
+
+    Reproduces the official layout literally: the row of flat cell index m = r * width + c encodes
+    a = m // height and b = m % height ([sin(a w), cos(a w), sin(b w), cos(b w)], w_d = 10000^(-d / (C/4))).
+    For a square grid that is (row, column); for other grids it is the official (scrambled) code, which
+    converted checkpoints were trained with.
+    """
+    quarter = hidden_size // 4
+    omega = torch.arange(quarter, dtype=torch.float32, device=device) / quarter
+    omega = 1.0 / (_SINCOS_TEMPERATURE**omega)
+    flat_index = torch.arange(height * width, device=device)
+    first = torch.outer((flat_index // height).to(torch.float32), omega)
+    second = torch.outer((flat_index % height).to(torch.float32), omega)
+    return torch.cat([first.sin(), first.cos(), second.sin(), second.cos()], dim=1)
+
+
 class CastEmbeddings(nn.Module):
-    """Superpixel tokens: stem features plus a position embedding, averaged over each superpixel's cells of the
-    stem grid (or its pixels, with `token_pooling_resolution="pixel"`), and the class token."""
+    """The class token and the superpixel tokens: stem features plus a position embedding, averaged over each
+    superpixel's cells of the stem grid (or its pixels, with `token_pooling_resolution="pixel"`)."""
 
     def __init__(self, config: CastConfig):
         super().__init__()
-        self.patch_size = config.patch_size
         self.pixel_pooling = config.token_pooling_resolution == "pixel"
+        # size of a pooling cell in pixels: a stem grid cell, or a pixel of the superpixel map
+        self.pooling_stride = 1 if self.pixel_pooling else config.patch_size
         self.patch_embeddings = CastConvStem(config)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         image_size = config.image_size if isinstance(config.image_size, list) else [config.image_size] * 2
@@ -355,6 +355,10 @@ class CastEmbeddings(nn.Module):
             table = sincos_position_embedding(*self.training_grid, config.hidden_size)
             self.register_buffer("position_embeddings", table, persistent=True)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def map_superpixels(self, superpixels: torch.Tensor, with_pixel_tokens: bool = False) -> SuperpixelTokens:
+        """The token of every pooling cell (and, if asked, of every pixel) of `superpixels` (B, H, W), int64."""
+        return map_superpixels_to_tokens(superpixels, self.pooling_stride, with_pixel_tokens=with_pixel_tokens)
 
     def position_embedding(self, height: int, width: int, resize_training_table: bool = False) -> torch.Tensor:
         """Position embedding of a (height, width) grid in raster order, (height * width, C).
@@ -372,30 +376,23 @@ class CastEmbeddings(nn.Module):
             return resized.permute(0, 2, 3, 1).reshape(height * width, -1)
         return sincos_position_embedding(height, width, table.shape[-1], device=table.device)
 
-    def forward(self, pixel_values: torch.Tensor, superpixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, pixel_values: torch.Tensor, superpixel_tokens: SuperpixelTokens) -> torch.Tensor:
+        """The class token followed by the superpixel tokens of `superpixel_tokens`' mapping, (B, 1 + N, C)."""
         features = self.patch_embeddings(pixel_values)
-        batch_size = features.shape[0]
         if self.pixel_pooling:
             # official segmentation variant: average at the superpixel map's resolution, so no superpixel vanishes
-            height, width = superpixels.shape[-2:]
+            height, width = superpixel_tokens.pooling_ids.shape[-2:]
             features = F.interpolate(features, size=(height, width), mode="bilinear", align_corners=False)
             position = self.position_embedding(height, width, resize_training_table=True)
-            pooling_ids = superpixels
         else:
-            height, width = features.shape[-2:]
-            position = self.position_embedding(height, width)
-            # Each stem cell takes the superpixel id of its top-left pixel (PyTorch legacy "nearest" downsampling,
-            # as in the official code); ids that never fall on that lattice vanish from the grid.
-            pooling_ids = superpixels[:, :: self.patch_size, :: self.patch_size]
-        token_counts = pooling_ids.flatten(1).amax(dim=1) + 1  # an image's tokens: ids up to its largest kept id
-        num_tokens = int(token_counts.max())
+            position = self.position_embedding(*features.shape[-2:])
         features = features.flatten(2).transpose(1, 2) + position.to(features.dtype)
-        tokens, cell_counts = segment_mean(features, pooling_ids.flatten(1), num_tokens)
-        tokens = self.dropout(tokens)
-        cls_token = self.cls_token
+        pooling_ids = superpixel_tokens.pooling_ids.flatten(1)
+        tokens = self.dropout(segment_mean(features, pooling_ids, superpixel_tokens.cell_counts))
+        class_token = self.cls_token
         if self.learned_positions:
-            cls_token = cls_token + self.position_embeddings[:1]
-        return cls_token.expand(batch_size, -1, -1), tokens, pooling_ids, token_counts, cell_counts
+            class_token = class_token + self.position_embeddings[:1]
+        return torch.cat([class_token.expand(features.shape[0], -1, -1), tokens], dim=1)
 
 
 class CastGraphPooling(nn.Module):
@@ -485,14 +482,40 @@ class CastGraphPooling(nn.Module):
 
 
 class CastStage(nn.Module):
+    """Transformer blocks followed by graph pooling. Padding tokens (beyond an image's own superpixel count at the
+    first stage, empty segments later) are masked out of attention and pooling."""
+
     def __init__(self, config: CastConfig, stage_index: int, pool_features: bool):
         super().__init__()
+        self.config = config
         self.layers = nn.ModuleList([CastLayer(config) for _ in range(config.depths[stage_index])])
         self.pooling = CastGraphPooling(config, config.num_segments[stage_index], pool_features=pool_features)
 
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        token_mask: torch.Tensor | None,
+        seed_candidate_mask: torch.Tensor | None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor, CastGroupingOutput]:
+        """`hidden_states` = `[class token, tokens]` (B, 1 + N, C) after the blocks, and the grouping of the tokens.
+
+        `token_mask` (B, N): True for real tokens (None: no padding); `seed_candidate_mask` (B, N): tokens that may
+        become segment seeds (None: all).
+        """
+        block_mask = pooling_mask = None
+        if token_mask is not None:
+            with_class = F.pad(token_mask, (1, 0), value=True)
+            block_mask = create_bidirectional_mask(self.config, hidden_states, with_class)
+            pooling_mask = create_bidirectional_mask(self.config, hidden_states[:, 1:], token_mask)
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, block_mask, **kwargs)
+        class_token, tokens = hidden_states[:, :1], hidden_states[:, 1:]
+        return hidden_states, self.pooling(class_token, tokens, token_mask, seed_candidate_mask, pooling_mask)
+
 
 class CastEncoder(nn.Module):
-    """Stages of transformer blocks, each followed by graph pooling.
+    """Stages of transformer blocks, each followed by graph pooling; each stage runs on the previous one's segments.
 
     The last stage's pooling only yields the coarsest level of the hierarchy unless `pool_last_stage` (the
     segmentation head reads the class token it pools); otherwise its pooled tokens would reach no output.
@@ -500,38 +523,27 @@ class CastEncoder(nn.Module):
 
     def __init__(self, config: CastConfig, pool_last_stage: bool = False):
         super().__init__()
-        self.config = config
         last = config.num_stages - 1
         self.stages = nn.ModuleList(
             [CastStage(config, index, pool_features=index < last or pool_last_stage) for index in range(last + 1)]
         )
 
     def forward(
-        self,
-        class_token: torch.Tensor,
-        tokens: torch.Tensor,
-        token_mask: torch.Tensor | None,
-        seed_candidate_mask: torch.Tensor | None,
-        **kwargs: Unpack[TransformersKwargs],
+        self, embeddings: torch.Tensor, superpixel_tokens: SuperpixelTokens, **kwargs: Unpack[TransformersKwargs]
     ) -> tuple[list[torch.Tensor], list[CastGroupingOutput]]:
-        """Returns each stage's `[class token, tokens]` after its blocks, and each stage's grouping."""
+        """Runs the stages on the `embeddings` (B, 1 + N, C) of `superpixel_tokens`' mapping. Returns each stage's
+        `[class token, tokens]` after its blocks, and each stage's grouping."""
+        hidden_states = embeddings
+        # an unpadded batch needs no masks (the attention kernels run without one)
+        token_mask = superpixel_tokens.token_mask if superpixel_tokens.has_padding else None
+        seed_candidate_mask = superpixel_tokens.seed_candidate_mask
         stage_hidden_states, groupings = [], []
         for stage in self.stages:
-            hidden_states = torch.cat([class_token, tokens], dim=1)
-            # Padding: tokens beyond an image's own superpixel count (first stage) or empty segments (later).
-            block_mask = pooling_mask = None
-            if token_mask is not None:
-                with_class = F.pad(token_mask, (1, 0), value=True)
-                block_mask = create_bidirectional_mask(self.config, hidden_states, with_class)
-                pooling_mask = create_bidirectional_mask(self.config, tokens, token_mask)
-            for layer in stage.layers:
-                hidden_states = layer(hidden_states, block_mask, **kwargs)
-            class_token, tokens = hidden_states[:, :1], hidden_states[:, 1:]
-            grouping = stage.pooling(class_token, tokens, token_mask, seed_candidate_mask, pooling_mask)
-            stage_hidden_states.append(hidden_states)
+            stage_output, grouping = stage(hidden_states, token_mask, seed_candidate_mask, **kwargs)
+            stage_hidden_states.append(stage_output)
             groupings.append(grouping)
             if grouping.segment_tokens is not None:
-                class_token, tokens = grouping.class_token, grouping.segment_tokens
+                hidden_states = torch.cat([grouping.class_token, grouping.segment_tokens], dim=1)
                 token_mask = seed_candidate_mask = grouping.segment_mask
         return stage_hidden_states, groupings
 
@@ -591,8 +603,14 @@ class CastPreTrainedModel(PreTrainedModel):
         elif isinstance(module, CastGraphPooling):
             init.normal_(module.centering_bias, std=self.config.initializer_range)
 
+    def _resolve_output_hierarchy(self, output_hierarchy: bool | None) -> bool:
+        """`output_hierarchy` defaults to eval mode: the pixel hierarchy feeds no training loss, and each forward in
+        training would otherwise write two (B, L, H, W) maps (about 150 MB for a batch of 64 at 224x224)."""
+        return not self.training if output_hierarchy is None else output_hierarchy
+
 
 def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor | None, config: CastConfig) -> None:
+    """Model entry: types and shapes (known on the host, free), then the values (one read, eager mode only)."""
     if not isinstance(pixel_values, torch.Tensor):
         raise TypeError(f"`pixel_values` must be a torch.Tensor of shape (batch, channels, height, width), got {type(pixel_values).__name__}")
     if not pixel_values.is_floating_point():
@@ -620,19 +638,28 @@ def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor |
             f"`superpixels` must have shape (batch, height, width) = {expected} to match `pixel_values`, "
             f"got {tuple(superpixels.shape)}"
         )
-    if not torch.compiler.is_compiling():
-        smallest, largest = int(superpixels.min()), int(superpixels.max())
-        if smallest < 0 or largest >= height * width:
-            raise ValueError(
-                f"`superpixels` ids must lie in [0, height*width) = [0, {height * width}), got ids from {smallest} to {largest}"
-            )
-        if not bool(torch.isfinite(pixel_values).all()):
-            raise ValueError("`pixel_values` must be finite, got NaN or infinite values")
+    if torch.compiler.is_compiling():
+        return
+    # Worth its one host read (three numbers, skipped when compiling): a negative id would be pooled into a
+    # batch-mate's tokens or index out of bounds (a device-side assert on CUDA), an id of height*width or more cannot
+    # come from a map of that size and would size every token tensor by it, and non-finite pixels make every token
+    # NaN, after which farthest point sampling picks arbitrary seeds. CastImageProcessor's ids are valid by
+    # construction; maps and tensors from users may not be.
+    smallest, largest, finite = torch.stack(
+        [superpixels.amin().long(), superpixels.amax().long(), torch.isfinite(pixel_values).all().long()]
+    ).tolist()
+    if smallest < 0 or largest >= height * width:
+        raise ValueError(
+            f"`superpixels` ids must lie in [0, height*width) = [0, {height * width}), got ids from {smallest} to {largest}"
+        )
+    if not finite:
+        raise ValueError("`pixel_values` must be finite, got NaN or infinite values")
 
 
 class CastModel(CastPreTrainedModel):
     """The bare CAST encoder: superpixel tokens, transformer stages with graph pooling, final LayerNorm. Returns
-    the image feature (`pooler_output`) and the hierarchical segmentation of each image (`hierarchy`).
+    the image feature (`pooler_output`) and, in eval mode or when asked, the hierarchical segmentation of each image
+    (`hierarchy`).
 
     `add_final_layernorm` and `pool_last_stage` let heads that read other features (the segmentation head fuses
     every stage) build exactly the modules they use.
@@ -655,32 +682,29 @@ class CastModel(CastPreTrainedModel):
         return self.embeddings.patch_embeddings
 
     def encode(
-        self, pixel_values: torch.Tensor, superpixels: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
+        self,
+        pixel_values: torch.Tensor,
+        superpixels: torch.Tensor,
+        output_hierarchy: bool = False,
+        output_pixel_tokens: bool = False,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> CastEncoding:
-        """Validate the inputs and run embeddings, stages and hierarchy composition (shared by every head)."""
+        """Validate the inputs, map superpixels to tokens, run the embeddings and the stages, and compose the pixel
+        hierarchy if `output_hierarchy` (shared by every head). `output_pixel_tokens` keeps the token of every pixel
+        in the mapping (the hierarchy builds it anyway)."""
         _check_inputs(pixel_values, superpixels, self.config)
-        superpixels = superpixels.long()
-        class_token, tokens, pooling_ids, token_counts, cell_counts = self.embeddings(pixel_values, superpixels)
-        num_tokens = tokens.shape[1]
-        token_mask = torch.arange(num_tokens, device=tokens.device) < token_counts.unsqueeze(1)  # (B, N)
-        seed_candidate_mask = cell_counts > 0  # empty tokens and padding are never seeds
-        has_padding = not bool(token_mask.all())
-        stage_hidden_states, groupings = self.encoder(
-            class_token, tokens, token_mask if has_padding else None, seed_candidate_mask, **kwargs
+        superpixel_tokens = self.embeddings.map_superpixels(
+            superpixels.long(), with_pixel_tokens=output_hierarchy or output_pixel_tokens
         )
-        token_labels, token_scores = compose_token_labels([grouping.assignment_logits for grouping in groupings])
-        pixel_tokens = pixels_to_tokens(superpixels, pooling_ids, token_counts)  # (B, H, W)
-        pixel_index = pixel_tokens.flatten(1).unsqueeze(1).expand(-1, token_labels.shape[1], -1)
-        pixel_shape = (*token_labels.shape[:2], *superpixels.shape[-2:])
-        return CastEncoding(
-            stage_hidden_states=stage_hidden_states,
-            groupings=groupings,
-            token_mask=token_mask,
-            token_labels=token_labels,
-            pixel_tokens=pixel_tokens,
-            hierarchy=torch.gather(token_labels, 2, pixel_index).view(pixel_shape),
-            hierarchy_scores=torch.gather(token_scores, 2, pixel_index).view(pixel_shape),
-        )
+        embeddings = self.embeddings(pixel_values, superpixel_tokens)
+        stage_hidden_states, groupings = self.encoder(embeddings, superpixel_tokens, **kwargs)
+        encoding = CastEncoding(stage_hidden_states, groupings, superpixel_tokens)
+        if output_hierarchy:
+            assignment_logits = [grouping.assignment_logits for grouping in groupings]
+            encoding.hierarchy, encoding.hierarchy_scores = compose_hierarchy(
+                assignment_logits, superpixel_tokens.pixel_tokens
+            )
+        return encoding
 
     @merge_with_config_defaults
     @capture_outputs(tie_last_hidden_states=False)
@@ -689,6 +713,7 @@ class CastModel(CastPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         superpixels: torch.Tensor | None = None,
         output_assignments: bool | None = None,
+        output_hierarchy: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> CastModelOutput:
         r"""
@@ -696,12 +721,16 @@ class CastModel(CastPreTrainedModel):
             Images as returned by [`CastImageProcessor`]; height and width must be multiples of `config.patch_size`.
         superpixels (`torch.LongTensor` of shape `(batch_size, height, width)`):
             Superpixel id of every pixel (non-negative; [`CastImageProcessor`] returns contiguous ids from 0). An
-            image's tokens are the ids up to its largest id that survives on the stem grid; ids below that which
-            vanish on the grid give empty tokens (zero features, never segment seeds), as in the official model.
+            image's tokens are the ids up to its largest id found on the stem grid, as in the official model (the
+            full rule, with ids that vanish from the grid, is that of [`SuperpixelTokens`]).
         output_assignments (`bool`, *optional*, defaults to `False`):
             Also return the per-level `assignment_logits` and `seed_indices`.
+        output_hierarchy (`bool`, *optional*, defaults to `not self.training`):
+            Also return the pixel hierarchy, `hierarchy` and `hierarchy_scores`. Off in training by default: these
+            full-resolution maps (about 150 MB for a batch of 64 at 224x224) feed no loss.
         """
-        encoding = self.encode(pixel_values, superpixels, **kwargs)
+        output_hierarchy = self._resolve_output_hierarchy(output_hierarchy)
+        encoding = self.encode(pixel_values, superpixels, output_hierarchy=output_hierarchy, **kwargs)
         last_hidden_state = encoding.stage_hidden_states[-1]
         if self.layernorm is not None:
             last_hidden_state = self.layernorm(last_hidden_state)
@@ -740,33 +769,36 @@ class CastForImageClassification(CastPreTrainedModel):
         self,
         pixel_values: torch.Tensor | None = None,
         superpixels: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
+        labels: torch.LongTensor | torch.FloatTensor | None = None,
         output_assignments: bool | None = None,
+        output_hierarchy: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> CastImageClassifierOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Labels for the classification loss, in `[0, config.num_labels)`; with `config.num_labels == 1` a
-            regression loss (mean squared error) is computed.
+            regression loss (mean squared error) is computed (float labels).
+        output_hierarchy (`bool`, *optional*, defaults to `not self.training`):
+            Also return the pixel hierarchy (`hierarchy`, `hierarchy_scores`); training needs neither.
         See [`CastModel.forward`] for the other arguments.
         """
+        output_hierarchy = self._resolve_output_hierarchy(output_hierarchy)
         outputs: CastModelOutput = self.cast(
-            pixel_values, superpixels, output_assignments=output_assignments, return_dict=True, **kwargs
+            pixel_values,
+            superpixels,
+            output_assignments=output_assignments,
+            output_hierarchy=output_hierarchy,
+            return_dict=True,
+            **kwargs,
         )
         logits = self.classifier(outputs.pooler_output)
         loss = None
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config, **kwargs)
-        return CastImageClassifierOutput(
-            loss=loss,
-            logits=logits,
-            hierarchy=outputs.hierarchy,
-            hierarchy_scores=outputs.hierarchy_scores,
-            assignment_logits=outputs.assignment_logits,
-            seed_indices=outputs.seed_indices,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
+        # every field of the backbone's output but the features themselves
+        features = ("last_hidden_state", "pooler_output")
+        segmentation = {key: value for key, value in outputs.items() if key not in features}
+        return CastImageClassifierOutput(loss=loss, logits=logits, **segmentation)
 
 
 class CastLevelFusion(nn.Module):
@@ -783,15 +815,16 @@ class CastLevelFusion(nn.Module):
 
     def forward(self, encoding: CastEncoding) -> torch.Tensor:
         """Fused superpixel tokens (B, N, C)."""
+        token_labels, _ = compose_token_labels([grouping.assignment_logits for grouping in encoding.groupings])
         stage_tokens = [encoding.stage_hidden_states[0][:, 1:]]
         for level, hidden_states in enumerate(encoding.stage_hidden_states[1:]):
             # stage `level + 1` holds the segments of `level`: give every superpixel token its segment's features
-            index = encoding.token_labels[:, level].unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1])
+            index = token_labels[:, level].unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1])
             stage_tokens.append(torch.gather(hidden_states[:, 1:], 1, index))
         class_tokens = torch.cat([grouping.class_token for grouping in encoding.groupings], dim=-1)
         fused = torch.cat([class_tokens, torch.cat(stage_tokens, dim=-1)], dim=1)  # (B, 1 + N, L * C)
         # statistics over real tokens only, so padding (present only because of batch-mates) changes nothing
-        rows = F.pad(encoding.token_mask, (1, 0), value=True)
+        rows = F.pad(encoding.superpixel_tokens.token_mask, (1, 0), value=True)
         normalized = fused.new_zeros(fused.shape)
         normalized[rows] = self.norm(fused[rows])
         return self.projection(self.dropout(normalized))[:, 1:]
@@ -817,22 +850,29 @@ class CastForSemanticSegmentation(CastPreTrainedModel):
         self.post_init()
 
     @merge_with_config_defaults
-    @capture_outputs(tie_last_hidden_states=False)
+    @capture_outputs  # (its output has no `last_hidden_state` to tie to the last recorded hidden state)
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
         superpixels: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_hierarchy: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> CastSemanticSegmenterOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
             Class of every pixel, in `[0, config.num_labels)`, or `config.semantic_loss_ignore_index`.
+        output_hierarchy (`bool`, *optional*, defaults to `not self.training`):
+            Also return the pixel hierarchy (`hierarchy`, `hierarchy_scores`). The logits are painted onto the
+            pixels in any case.
         See [`CastModel.forward`] for the other arguments.
         """
-        encoding = self.cast.encode(pixel_values, superpixels, **kwargs)
+        output_hierarchy = self._resolve_output_hierarchy(output_hierarchy)
+        encoding = self.cast.encode(
+            pixel_values, superpixels, output_hierarchy=output_hierarchy, output_pixel_tokens=True, **kwargs
+        )
         token_logits = self.classifier(self.fusion(encoding))  # (B, N, num_labels)
-        pixel_tokens = encoding.pixel_tokens  # (B, H, W)
+        pixel_tokens = encoding.superpixel_tokens.pixel_tokens  # (B, H, W)
         batch_size, height, width = pixel_tokens.shape
         painted = torch.gather(token_logits, 1, pixel_tokens.view(batch_size, -1, 1).expand(-1, -1, self.num_labels))
         logits = painted.transpose(1, 2).reshape(batch_size, self.num_labels, height, width)
@@ -859,14 +899,19 @@ class CastForSemanticSegmentation(CastPreTrainedModel):
             )
         labels = labels.long()
         labelled = labels != ignore_index
-        if bool(((labels < 0) | (labels >= self.num_labels))[labelled].any()):
+        # Worth its one host read (skipped when compiling): an out-of-range label would count towards another
+        # (superpixel, class) pair below, a silently wrong loss.
+        out_of_range = ((labels < 0) | (labels >= self.num_labels)) & labelled
+        if not torch.compiler.is_compiling() and bool(out_of_range.any()):
             raise ValueError(
                 f"`labels` must lie in [0, {self.num_labels}) or equal semantic_loss_ignore_index={ignore_index}"
             )
         batch_size, num_tokens, num_labels = token_logits.shape
         offsets = torch.arange(batch_size, device=labels.device).view(-1, 1, 1) * num_tokens
-        pair = ((pixel_tokens + offsets) * num_labels + labels)[labelled]
-        counts = torch.bincount(pair, minlength=batch_size * num_tokens * num_labels).view_as(token_logits)
+        # ignored pixels count with weight 0 (their label clamped into range), so no data-dependent indexing
+        pair = ((pixel_tokens + offsets) * num_labels + labels.clamp(0, num_labels - 1)).flatten()
+        counts = torch.zeros(token_logits.numel(), dtype=torch.long, device=labels.device)
+        counts = counts.scatter_add_(0, pair, labelled.flatten().long()).view_as(token_logits)
         log_probabilities = token_logits.float().log_softmax(dim=-1)
         return -(counts * log_probabilities).sum() / counts.sum().clamp(min=1)
 

@@ -64,6 +64,8 @@ class CastPreTrainingOutput(ModelOutput):
             Hidden states of the base encoder on view 1, see [`CastModelOutput`].
         attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
             Attention probabilities of the base encoder on view 1, see [`CastModelOutput`].
+        hierarchy, hierarchy_scores (*optional*, returned when `output_hierarchy=True`, the default in eval mode):
+            The pixel hierarchy of view 1 from the base encoder, see [`CastModelOutput`].
     """
 
     loss: torch.FloatTensor | None = None
@@ -72,6 +74,8 @@ class CastPreTrainingOutput(ModelOutput):
     pooler_output: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+    hierarchy: torch.LongTensor | None = None
+    hierarchy_scores: torch.FloatTensor | None = None
 
 
 def _build_mlp(num_layers: int, input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequential:
@@ -251,6 +255,7 @@ class CastForPreTraining(CastPreTrainedModel):
         superpixels_2: torch.Tensor | None = None,
         return_loss: bool = True,
         gather_keys: bool | None = None,
+        output_hierarchy: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> CastPreTrainingOutput:
         r"""
@@ -270,6 +275,9 @@ class CastForPreTraining(CastPreTrainedModel):
             initialised with more than one process; then every process must call the forward pass (as under DDP).
         output_hidden_states / output_attentions (`bool`, *optional*):
             Return those of the base encoder on the first view.
+        output_hierarchy (`bool`, *optional*, defaults to `not self.training`):
+            Return the pixel hierarchy of the base encoder on the first view. The other passes (the second view, the
+            momentum encoder's keys) never build one: only their image features enter the loss.
         """
         if return_loss and (pixel_values_2 is None or superpixels_2 is None):
             raise ValueError(
@@ -283,16 +291,24 @@ class CastForPreTraining(CastPreTrainedModel):
                     f"height, width) with batch_size {pixel_values.shape[0]} as `pixel_values`, got shape "
                     f"{tuple(pixel_values_2.shape)}"
                 )
-        outputs: CastModelOutput = self.cast(pixel_values, superpixels, return_dict=True, **kwargs)
+        output_hierarchy = self._resolve_output_hierarchy(output_hierarchy)
+        outputs: CastModelOutput = self.cast(
+            pixel_values, superpixels, output_hierarchy=output_hierarchy, return_dict=True, **kwargs
+        )
+        view_1 = {
+            "pooler_output": outputs.pooler_output,
+            "hidden_states": outputs.hidden_states,
+            "attentions": outputs.attentions,
+            "hierarchy": outputs.hierarchy,
+            "hierarchy_scores": outputs.hierarchy_scores,
+        }
         if pixel_values_2 is None or superpixels_2 is None:
-            return CastPreTrainingOutput(
-                pooler_output=outputs.pooler_output, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-            )
+            return CastPreTrainingOutput(**view_1)
         queries_1 = self.predictor(self.projector(outputs.pooler_output))
-        queries_2 = self.predictor(self.projector(self.cast(pixel_values_2, superpixels_2).pooler_output))
+        queries_2 = self.predictor(self.projector(self._image_features(self.cast, pixel_values_2, superpixels_2)))
         with torch.no_grad():
-            keys_1 = self.momentum_projector(self.momentum_cast(pixel_values, superpixels).pooler_output)
-            keys_2 = self.momentum_projector(self.momentum_cast(pixel_values_2, superpixels_2).pooler_output)
+            keys_1 = self.momentum_projector(self._image_features(self.momentum_cast, pixel_values, superpixels))
+            keys_2 = self.momentum_projector(self._image_features(self.momentum_cast, pixel_values_2, superpixels_2))
         offset = 0
         world_size, _ = _distributed_world()
         if gather_keys is None:
@@ -302,14 +318,13 @@ class CastForPreTraining(CastPreTrainedModel):
             keys_2, _ = _gather_keys(keys_2)
         loss_1, logits = self._contrastive_loss(queries_1, keys_2, offset)
         loss_2, logits_2 = self._contrastive_loss(queries_2, keys_1, offset)
-        return CastPreTrainingOutput(
-            loss=loss_1 + loss_2 if return_loss else None,
-            logits=logits,
-            logits_2=logits_2,
-            pooler_output=outputs.pooler_output,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
+        loss = loss_1 + loss_2 if return_loss else None
+        return CastPreTrainingOutput(loss=loss, logits=logits, logits_2=logits_2, **view_1)
+
+    @staticmethod
+    def _image_features(encoder: CastModel, pixel_values: torch.Tensor, superpixels: torch.Tensor) -> torch.Tensor:
+        """The image feature (`pooler_output`) of one of the passes that only feed the loss: no pixel hierarchy."""
+        return encoder(pixel_values, superpixels, output_hierarchy=False).pooler_output
 
 
 class MomentumUpdateCallback(TrainerCallback):

@@ -3,7 +3,8 @@
 The pip wheel of transformers ships no tests; its source distribution does. This module downloads the sdist
 of the *installed* transformers version with pip (once, into a cache folder), extracts the top-level test
 mixins into a package named ``transformers_tests`` and adds the small stand-ins for the sub-folders the sdist
-leaves out. Nothing from the sdist is committed to this repository.
+leaves out. Nothing from the sdist is committed to this repository. It also holds what every CAST test class that
+runs `ModelTesterMixin` shares: `CastModelTesterBase` (the tiny sizes) and `CastModelTestMixin` (settings, skips).
 
 Usage inside a test module::
 
@@ -23,8 +24,11 @@ import unittest
 from pathlib import Path
 
 import transformers
+from conftest import tiny_config_kwargs
 
-__all__ = ["CastNoTextInputsSkips", "common_tests_root", "import_common"]
+from modeling_cast import CastConfig
+
+__all__ = ["CastModelTestMixin", "CastModelTesterBase", "common_tests_root", "import_common"]
 
 PACKAGE = "transformers_tests"
 
@@ -104,9 +108,39 @@ def import_common(module: str):
     return importlib.import_module(f"{PACKAGE}.{module}")
 
 
-class CastNoTextInputsSkips:
-    """Mix in before `ModelTesterMixin`: the common tests that assume token ids and an embedding table, which no
-    CAST model has (its tokens are built from pixels and superpixels)."""
+class CastModelTesterBase:
+    """The `model_tester` of a CAST ModelTesterMixin test: transformers' tiny sizes (batch 13) on conftest's tiny
+    CAST config, 32x32 images; subclasses give the config and the inputs."""
+
+    def __init__(self, parent, batch_size=13, image_size=32, is_training=True, **config_overrides):
+        self.parent = parent
+        self.batch_size = batch_size
+        self.image_size = image_size
+        self.is_training = is_training
+        self.kwargs = tiny_config_kwargs(image_size=image_size, **config_overrides)
+        self.num_channels = 3
+        self.hidden_size = self.kwargs["hidden_size"]
+        self.num_attention_heads = self.kwargs["num_attention_heads"]
+        self.num_hidden_layers = sum(self.kwargs["depths"])
+        self.num_labels = self.kwargs["num_labels"]
+        # every 8x8 cell is its own superpixel (conftest.block_superpixels): (32 / 8)^2 tokens plus the class token
+        self.seq_length = (image_size // 8) ** 2 + 1
+
+    def get_config(self) -> CastConfig:
+        return CastConfig(**self.kwargs, attn_implementation="eager")
+
+
+class CastModelTestMixin:
+    """Mix in before `ModelTesterMixin`: CAST's settings of the common tests, and skips of the tests that assume
+    token ids and an embedding table, which no CAST model has (its tokens are built from pixels and superpixels)."""
+
+    test_resize_embeddings = False
+    test_torch_exportable = False
+    test_mismatched_shapes = False
+    has_attentions = True
+    # The last stage's grouping only produces the coarsest level of the hierarchy through an argmax, so its
+    # centering block receives no gradient from an image-level loss (official CAST freezes it for that reason).
+    test_all_params_have_gradient = False
 
     @unittest.skip(reason="CAST has no inputs_embeds: tokens are built from pixels and superpixels")
     def test_inputs_embeds(self):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassClassValidationError
 
 from modeling_cast import CAST_PRESETS, CastConfig, CastForImageClassification, CastModel
 
@@ -66,6 +67,15 @@ def test_config_preset_unknown_name():
 def test_config_rejects_inconsistent_values(kwargs, error, match):
     with pytest.raises(error, match=match):
         CastConfig(**kwargs)
+
+
+def test_config_validators_run_again_before_saving(tmp_path):
+    """@strict runs the same validators before `save_pretrained` writes a config that was edited after construction."""
+    config = CastConfig()
+    config.num_segments = [8, 16, 32, 64]
+    with pytest.raises(StrictDataclassClassValidationError, match=r"`num_segments` must be strictly decreasing"):
+        config.save_pretrained(tmp_path)
+    assert not (tmp_path / "config.json").exists()
 
 
 def test_config_num_labels_zero_gives_identity_head():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from parameterized import parameterized
 from conftest import block_superpixels, tiny_config_kwargs
-from hf_common_tests import CastNoTextInputsSkips, import_common
+from hf_common_tests import CastModelTestMixin, CastModelTesterBase, import_common
 
 from modeling_cast import CastConfig, CastForImageClassification, CastForSemanticSegmentation, CastModel
 
@@ -28,24 +28,10 @@ common.MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES = {
 }
 
 
-class CastModelTester:
-    def __init__(self, parent, batch_size=13, image_size=32, is_training=True, use_labels=True):
-        self.parent = parent
-        self.batch_size = batch_size
-        self.image_size = image_size
-        self.is_training = is_training
+class CastModelTester(CastModelTesterBase):
+    def __init__(self, parent, use_labels=True, **kwargs):
+        super().__init__(parent, **kwargs)
         self.use_labels = use_labels
-        self.kwargs = tiny_config_kwargs(image_size=image_size)
-        self.num_channels = 3
-        self.hidden_size = self.kwargs["hidden_size"]
-        self.num_attention_heads = self.kwargs["num_attention_heads"]
-        self.num_hidden_layers = sum(self.kwargs["depths"])
-        self.num_labels = self.kwargs["num_labels"]
-        # every 8x8 cell is its own superpixel: (32 / 8)^2 tokens plus the class token at the first stage
-        self.seq_length = (image_size // 8) ** 2 + 1
-
-    def get_config(self) -> CastConfig:
-        return CastConfig(**self.kwargs, attn_implementation="eager")
 
     def prepare_config_and_inputs(self):
         pixel_values = common.floats_tensor([self.batch_size, self.num_channels, self.image_size, self.image_size])
@@ -58,17 +44,10 @@ class CastModelTester:
         return config, {"pixel_values": pixel_values, "superpixels": superpixels}
 
 
-class CastModelTest(CastNoTextInputsSkips, common.ModelTesterMixin, unittest.TestCase):
+class CastModelTest(CastModelTestMixin, common.ModelTesterMixin, unittest.TestCase):
     all_model_classes = (CastModel, CastForImageClassification, CastForSemanticSegmentation)
     additional_model_inputs = ["superpixels"]
-    test_resize_embeddings = False
-    test_torch_exportable = False
-    test_mismatched_shapes = False
     test_can_init_all_missing_weights_before_2023 = True
-    has_attentions = True
-    # The last stage's grouping only produces the coarsest level of the hierarchy through an argmax, so its
-    # centering block receives no gradient from an image-level loss (official CAST freezes it for that reason).
-    test_all_params_have_gradient = False
 
     def setUp(self):
         self.model_tester = CastModelTester(self)
@@ -223,6 +202,23 @@ def test_model_eager_and_sdpa_agree():
             outputs[implementation] = model(pixel_values, superpixels)
     torch.testing.assert_close(outputs["eager"].logits, outputs["sdpa"].logits, atol=1e-5, rtol=1e-5)
     assert torch.equal(outputs["eager"].hierarchy, outputs["sdpa"].hierarchy)
+
+
+@pytest.mark.parametrize("cls", [CastModel, CastForImageClassification, CastForSemanticSegmentation])
+def test_model_builds_the_pixel_hierarchy_only_when_asked(cls):
+    """`output_hierarchy` defaults to eval mode; asked for in training, or declined in eval, it is obeyed, and the
+    head's own outputs do not change."""
+    model = _tiny_model(cls, pooling_dropout_prob=0.0, fusion_dropout_prob=0.0)
+    inputs = {"pixel_values": torch.randn(2, 3, 32, 32), "superpixels": block_superpixels(2, 32, 32)}
+    main = "pooler_output" if cls is CastModel else "logits"
+    with torch.no_grad():
+        evaluated, declined = model(**inputs), model(**inputs, output_hierarchy=False)
+        model.train()
+        trained, asked = model(**inputs), model(**inputs, output_hierarchy=True)
+    assert evaluated.hierarchy.shape == (2, 2, 32, 32) and evaluated.hierarchy_scores.shape == (2, 2, 32, 32)
+    assert declined.hierarchy is None and declined.hierarchy_scores is None and "hierarchy" not in trained
+    assert asked.hierarchy.shape == (2, 2, 32, 32)
+    assert torch.equal(evaluated[main], declined[main]) and torch.equal(trained[main], asked[main])
 
 
 def test_model_return_dict_false_matches_to_tuple():

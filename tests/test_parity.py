@@ -4,7 +4,8 @@ Every case stores the official state dict, the inputs and every intermediate out
 loaded into `CastForImageClassification` and compared at 1e-4 (float tensors, float32) and exactly (seeds and
 segmentations). Where a batch mixes images with different superpixel counts, the official model's outputs depend
 on the batch (it never masks padding); this package is batch-invariant, so each image of the batched run is
-compared with the official run of that image alone (`*_alone.safetensors`).
+compared with the official run of that image alone (`*_alone.safetensors`). An official MoCo-v3 training checkpoint
+is checked as a backbone and with its MoCo heads.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from conftest import FIXTURES, SHARED_REFERENCE
 from safetensors.torch import load_file
 
-from modeling_cast import CastForImageClassification, CastModel
+from modeling_cast import CastConfig, CastForImageClassification, CastForPreTraining, CastModel
 from modeling_cast.conversion import convert_state_dict, infer_config
 
 ATOL = RTOL = 1e-4
@@ -92,7 +93,7 @@ def test_parity_with_official_outputs(case, attn_implementation):
             block = outputs.hidden_states[stage_ends[level - 1]][image : image + 1, 1 : 1 + rows]
             torch.testing.assert_close(block, ref(f"block_{level}"), atol=ATOL, rtol=RTOL)
             # segmentation parity on every pixel whose superpixel has a token (the official code has no rule for
-            # ids above an image's largest surviving id; see pixels_to_tokens)
+            # ids above an image's largest surviving id; see SuperpixelTokens)
             own = superpixels[image] < ref("assign_logits_1").shape[1]
             expected_segmentation = ref(f"segmentation_{level}")[0]
             assert torch.equal(outputs.hierarchy[image, level - 1][own], expected_segmentation[own])
@@ -132,15 +133,24 @@ def test_parity_batched_official_outputs_depend_on_batch():
     assert not torch.allclose(data["outputs.pooled"][1:2], alone["image1.pooled"], atol=1e-2)
 
 
-def test_parity_moco_checkpoint_backbone():
-    """An official MoCo-v3 training checkpoint (base/momentum encoders, predictor, optimizer, scaler) loads with
-    weights_only=True and its base encoder reproduces the official outputs."""
+# ----------------------------------------------------------------------------------------------------------------
+# an official MoCo-v3 training checkpoint (base and momentum encoders, projector, predictor, optimizer, scaler)
+
+
+@pytest.fixture(scope="module")
+def moco_reference():
+    """The official checkpoint (loaded with weights_only=True), its meta data and the official outputs."""
     checkpoint_path = SHARED_REFERENCE / "moco_tiny_checkpoint.pth.tar"
     if not checkpoint_path.exists():
         pytest.skip(f"{checkpoint_path} not found (the MoCo checkpoint is read from ../shared/reference)")
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     meta = json.loads((FIXTURES / "moco_tiny_checkpoint.json").read_text())
-    expected = load_file(str(FIXTURES / "moco_tiny_expected.safetensors"))
+    return checkpoint, meta, load_file(str(FIXTURES / "moco_tiny_expected.safetensors"))
+
+
+def test_parity_moco_checkpoint_backbone(moco_reference):
+    """The checkpoint's base encoder converts to a CastModel that reproduces the official outputs."""
+    checkpoint, meta, expected = moco_reference
     config = infer_config(checkpoint["state_dict"], **_official_config_kwargs(meta))
     converted = convert_state_dict(checkpoint["state_dict"], config)
     assert not any(key.startswith("classifier.") for key in converted)  # the MoCo projector is not a classifier
@@ -154,3 +164,54 @@ def test_parity_moco_checkpoint_backbone():
             outputs.assignment_logits[level - 1], expected[f"outputs.assign_logits_{level}"], atol=ATOL, rtol=RTOL
         )
         assert torch.equal(outputs.hierarchy[:, level - 1], expected[f"outputs.segmentation_{level}"])
+
+
+def _official_moco_to_pretraining(state_dict: dict, config: CastConfig) -> dict[str, torch.Tensor]:
+    """Official MoCo-v3 training state dict -> CastForPreTraining keys (encoders via the converter, heads by index)."""
+    converted = {}
+    for official_prefix, target, head_target in (
+        ("module.base_encoder.", "cast.", "projector."),
+        ("module.momentum_encoder.", "momentum_cast.", "momentum_projector."),
+    ):
+        encoder = {
+            "module.base_encoder." + k[len(official_prefix) :]: v
+            for k, v in state_dict.items()
+            if k.startswith(official_prefix)
+        }
+        for key, value in convert_state_dict(encoder, config).items():
+            converted[target + key[len("cast.") :]] = value
+        for key, value in encoder.items():
+            if key.startswith("module.base_encoder.head."):
+                converted[head_target + key[len("module.base_encoder.head.") :]] = value
+    for key, value in state_dict.items():
+        if key.startswith("module.predictor."):
+            converted["predictor." + key[len("module.predictor.") :]] = value
+    return converted
+
+
+def test_parity_moco_checkpoint_pretraining_heads(moco_reference):
+    """The whole checkpoint loads strictly into CastForPreTraining (both encoders, projector, predictor) and
+    reproduces the official projector and predictor outputs."""
+    checkpoint, meta, expected = moco_reference
+    args, moco = meta["constructor_args"], meta["moco_args"]
+    config = CastConfig(
+        hidden_size=args["embed_dim"],
+        depths=args["depth"],
+        num_segments=args["num_clusters"],
+        num_attention_heads=args["num_heads"],
+        image_size=args["img_size"],
+        patch_size=args["patch_size"],
+        pretraining_projection_dim=moco["dim"],
+        pretraining_hidden_dim=moco["mlp_dim"],
+        pretraining_temperature=moco["T"],
+    )
+    model = CastForPreTraining(config).eval()
+    model.load_state_dict(_official_moco_to_pretraining(checkpoint["state_dict"], config), strict=True)
+    with torch.no_grad():
+        features = model.cast(expected["inputs.pixel_values"], expected["inputs.superpixels"]).pooler_output
+        projected = model.projector(features)
+        predicted = model.predictor(projected)
+    torch.testing.assert_close(features, expected["outputs.pooled"], atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(projected, expected["outputs.projector"], atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(predicted, expected["outputs.predictor"], atol=ATOL, rtol=RTOL)
+    assert not all(torch.equal(m, b) for m, b in model._momentum_pairs())  # one AdamW step after the copy

@@ -14,12 +14,11 @@ import unittest
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, REMOTE_CODE_PRELUDE, REPO_ROOT, SHARED_REFERENCE, block_superpixels, tiny_config_kwargs
-from hf_common_tests import CastNoTextInputsSkips, import_common
+from conftest import REMOTE_CODE_PRELUDE, REPO_ROOT, block_superpixels, tiny_config_kwargs
+from hf_common_tests import CastModelTestMixin, CastModelTesterBase, import_common
 from torch.nn import functional as F
 
 from modeling_cast import CastConfig, CastForPreTraining, CastModel, MomentumUpdateCallback
-from modeling_cast.conversion import convert_state_dict
 from modeling_cast.pretraining_cast import cosine_momentum
 from transformers import AutoModelForPreTraining, TrainerControl, TrainerState, TrainingArguments
 from transformers.utils.generic import can_return_loss
@@ -51,41 +50,21 @@ def _two_views(batch_size: int, size: int = 32, seed: int = 0) -> dict[str, torc
     }
 
 
-class CastForPreTrainingTester:
-    def __init__(self, parent, batch_size=13, image_size=32, is_training=True):
-        self.parent = parent
-        self.batch_size = batch_size
-        self.image_size = image_size
-        self.is_training = is_training
-        self.kwargs = tiny_config_kwargs(image_size=image_size, **PRETRAINING_OVERRIDES)
-        self.num_channels = 3
-        self.hidden_size = self.kwargs["hidden_size"]
-        self.num_attention_heads = self.kwargs["num_attention_heads"]
-        self.num_hidden_layers = sum(self.kwargs["depths"])
-        self.num_labels = self.kwargs["num_labels"]
-        self.seq_length = (image_size // 8) ** 2 + 1  # every 8x8 cell is a superpixel, plus the class token
-
-    def get_config(self) -> CastConfig:
-        return CastConfig(**self.kwargs, attn_implementation="eager")
+class CastForPreTrainingTester(CastModelTesterBase):
+    def __init__(self, parent, **kwargs):
+        super().__init__(parent, **PRETRAINING_OVERRIDES, **kwargs)
 
     def prepare_config_and_inputs_for_common(self):
         return self.get_config(), _two_views(self.batch_size, self.image_size)
 
 
-class CastForPreTrainingTest(CastNoTextInputsSkips, common.ModelTesterMixin, unittest.TestCase):
+class CastForPreTrainingTest(CastModelTestMixin, common.ModelTesterMixin, unittest.TestCase):
     all_model_classes = (CastForPreTraining,)
     additional_model_inputs = ["superpixels", "pixel_values_2", "superpixels_2"]
-    test_resize_embeddings = False
-    test_torch_exportable = False
-    test_mismatched_shapes = False
-    has_attentions = True
-    # The last stage's grouping only yields the coarsest level through an argmax (see test_modeling_cast), and the
-    # momentum encoder is, by definition, not trained by gradients.
-    test_all_params_have_gradient = False
+    # (test_all_params_have_gradient stays off for the momentum encoder too: by definition no gradient trains it)
 
     def setUp(self):
         self.model_tester = CastForPreTrainingTester(self)
-
 
     @unittest.skip(
         reason="contrastive logits and loss of an image depend on its batch-mates (they are its negatives); the "
@@ -202,6 +181,29 @@ def test_pretraining_returns_loss_in_eval_without_labels():
     assert single_view.logits is None and single_view.pooler_output.shape == (3, 32)
 
 
+def test_pretraining_builds_a_hierarchy_for_the_first_view_only(monkeypatch):
+    """Of the four encoder passes (two views, base and momentum encoders) only the base encoder's pass on view 1
+    may compose a pixel hierarchy, and only in eval mode or when asked."""
+    from modeling_cast import modeling_cast
+
+    composed, compose = [], modeling_cast.compose_hierarchy
+
+    def counting_compose(*args):
+        composed.append(args)
+        return compose(*args)
+
+    monkeypatch.setattr(modeling_cast, "compose_hierarchy", counting_compose)
+    model = _tiny_model()
+    with torch.no_grad():
+        trained = model.train()(**_two_views(2))
+        assert not composed and trained.hierarchy is None
+        evaluated = model.eval()(**_two_views(2))
+        assert len(composed) == 1 and evaluated.hierarchy.shape == (2, 2, 32, 32)
+        declined = model(**_two_views(2), output_hierarchy=False)
+        assert len(composed) == 1 and declined.hierarchy is None
+    torch.testing.assert_close(declined.loss, evaluated.loss)
+
+
 def test_pretraining_requires_second_view_for_loss():
     model = _tiny_model()
     views = _two_views(2)
@@ -294,64 +296,6 @@ def test_pretraining_from_backbone_copies_momentum_encoder(tmp_path):
     for momentum_parameter, base_parameter in model._momentum_pairs():
         assert torch.equal(momentum_parameter, base_parameter)
         assert not momentum_parameter.requires_grad
-
-
-def _official_moco_to_pretraining(state_dict: dict, config: CastConfig) -> dict[str, torch.Tensor]:
-    """Official MoCo-v3 training state dict -> CastForPreTraining keys (encoders via the converter, heads by index)."""
-    converted = {}
-    for official_prefix, target, head_target in (
-        ("module.base_encoder.", "cast.", "projector."),
-        ("module.momentum_encoder.", "momentum_cast.", "momentum_projector."),
-    ):
-        encoder = {
-            "module.base_encoder." + k[len(official_prefix) :]: v
-            for k, v in state_dict.items()
-            if k.startswith(official_prefix)
-        }
-        for key, value in convert_state_dict(encoder, config).items():
-            converted[target + key[len("cast.") :]] = value
-        for key, value in encoder.items():
-            if key.startswith("module.base_encoder.head."):
-                converted[head_target + key[len("module.base_encoder.head.") :]] = value
-    for key, value in state_dict.items():
-        if key.startswith("module.predictor."):
-            converted["predictor." + key[len("module.predictor.") :]] = value
-    return converted
-
-
-def test_pretraining_parity_with_official_moco_heads():
-    """The official MoCo-v3 checkpoint loads strictly (both encoders, projector, predictor) and reproduces the
-    official projector and predictor outputs."""
-    checkpoint_path = SHARED_REFERENCE / "moco_tiny_checkpoint.pth.tar"
-    if not checkpoint_path.exists():
-        pytest.skip(f"{checkpoint_path} not found (the MoCo checkpoint is read from ../shared/reference)")
-    from safetensors.torch import load_file
-
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    meta = json.loads((FIXTURES / "moco_tiny_checkpoint.json").read_text())
-    expected = load_file(str(FIXTURES / "moco_tiny_expected.safetensors"))
-    args, moco = meta["constructor_args"], meta["moco_args"]
-    config = CastConfig(
-        hidden_size=args["embed_dim"],
-        depths=args["depth"],
-        num_segments=args["num_clusters"],
-        num_attention_heads=args["num_heads"],
-        image_size=args["img_size"],
-        patch_size=args["patch_size"],
-        pretraining_projection_dim=moco["dim"],
-        pretraining_hidden_dim=moco["mlp_dim"],
-        pretraining_temperature=moco["T"],
-    )
-    model = CastForPreTraining(config).eval()
-    model.load_state_dict(_official_moco_to_pretraining(checkpoint["state_dict"], config), strict=True)
-    with torch.no_grad():
-        features = model.cast(expected["inputs.pixel_values"], expected["inputs.superpixels"]).pooler_output
-        projected = model.projector(features)
-        predicted = model.predictor(projected)
-    torch.testing.assert_close(features, expected["outputs.pooled"], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(projected, expected["outputs.projector"], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(predicted, expected["outputs.predictor"], atol=1e-4, rtol=1e-4)
-    assert not all(torch.equal(m, b) for m, b in model._momentum_pairs())  # one AdamW step after the copy
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ import torch
 from safetensors.torch import load_file
 
 from modeling_cast.configuration_cast import CastConfig
-from modeling_cast.graph_pooling_cast import sincos_position_embedding
 from modeling_cast.hub.cache import make_shareable
 from modeling_cast.hub.folders import write_model_folder
 from modeling_cast.hub.registry import (
@@ -43,7 +42,12 @@ from modeling_cast.hub.registry import (
     named_config,
     named_model_for_arch,
 )
-from modeling_cast.modeling_cast import CastForImageClassification, CastForSemanticSegmentation, CastModel
+from modeling_cast.modeling_cast import (
+    CastForImageClassification,
+    CastForSemanticSegmentation,
+    CastModel,
+    sincos_position_embedding,
+)
 from modeling_cast.pretraining_cast import CastForPreTraining
 
 __all__ = [
