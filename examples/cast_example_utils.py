@@ -207,6 +207,7 @@ def write_model_card(
     dataset: str,
     tags: list[str],
     base_model: str | None,
+    start: str | None = None,
     task: str | None = None,
     task_name: str | None = None,
     metrics: dict[str, float] | None = None,
@@ -214,10 +215,13 @@ def write_model_card(
 ) -> None:
     """Write `README.md` in the output folder with the project's card writer (`modeling_cast.hub.cards`): Hub
     metadata (`pipeline_tag`, tags, `base_model` when it is a Hub id, a model index of `metrics` under the task
-    `task`, default `pipeline_tag`, named `task_name`), the training settings and `description` (markdown)."""
+    `task`, default `pipeline_tag`, named `task_name`), the training settings and `description` (markdown).
+    `start`: the weights training started from, a Hub id or a local folder (default `base_model`; None = from
+    scratch)."""
     if not trainer.is_world_process_zero():
         return
-    origin = f"starting from `{base_model}`" if base_model else "from scratch"
+    start = start or base_model
+    origin = f"starting from `{start}`" if start else "from scratch"
     card = training_model_card(
         trainer.args,
         title=Path(trainer.args.output_dir).name,
@@ -226,6 +230,7 @@ def write_model_card(
         tags=tags,
         dataset=dataset,
         base_model=base_model,
+        start=start,
         results=metrics,
         task_type=task,
         task_name=task_name,

@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None, callbacks: list[transformers.TrainerCall
         dataset=data_args.dataset_tag,
         tags=["cast", "image-classification", "linear-probe" if model_args.linear_probe else "fine-tuned"],
         base_model=model_args.base_model_id,
+        start=model_args.model_name_or_path,
         task="image-classification",
         task_name="Image Classification",
         metrics={"accuracy": metrics["eval_accuracy"]} if "eval_accuracy" in metrics else None,

@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None, callbacks: list[transformers.TrainerCall
         dataset=data_args.dataset_tag,
         tags=["cast", "moco-v3", "self-supervised", "image-feature-extraction"],
         base_model=model_args.model_name_or_path if _is_hub_id(model_args.model_name_or_path) else None,
+        start=model_args.model_name_or_path,
         task_name="Self-supervised pre-training (MoCo v3)",
         metrics={"contrastive_loss": metrics["eval_loss"]} if "eval_loss" in metrics else None,
         description=_CARD_DESCRIPTION,

@@ -314,6 +314,7 @@ masks = segmenter("image.png")  # one {{"label", "mask"}} per predicted class, a
         tags=["cast", "superpixels", "semantic-segmentation", "vision"],
         dataset=dataset_name,
         base_model=model_args.model_name_or_path,
+        start=model_args.model_name_or_path,
         results={"mean_iou": round(float(mean_iou), 4)} if not math.isnan(mean_iou) else None,
         task_name="Semantic segmentation",
         metrics=metrics,

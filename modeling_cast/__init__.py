@@ -5,6 +5,7 @@ so that `AutoModel.from_pretrained(...)`, `AutoImageProcessor.from_pretrained(..
 """
 
 from transformers import (
+    AutoBackbone,
     AutoConfig,
     AutoImageProcessor,
     AutoModel,
@@ -16,7 +17,6 @@ from transformers import (
 # the real class (the top-level `transformers.AutoVideoProcessor` is a stub when torchvision is absent)
 from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 from transformers.pipelines import PIPELINE_REGISTRY
-from transformers.utils import logging as transformers_logging
 
 from processing import CastImageProcessor
 from processing.pipeline_cast import HierarchicalSegmentationPipeline
@@ -87,16 +87,14 @@ CastImageProcessor.register_for_auto_class("AutoImageProcessor")
 CastForPreTraining.register_for_auto_class("AutoModelForPreTraining")
 
 
-def _drop_false_unsupported_model_error(record) -> bool:
-    # `pipeline("image-segmentation")` checks the model's class name against transformers' static name tables, which
-    # no registered model can join, and logs "The model 'CastModel' is not supported for image-segmentation" although
-    # it runs through the registration above. Only that message, for CAST classes, is dropped.
-    return not str(record.msg).startswith("The model 'Cast")
+# ... and the "hierarchical-segmentation" pipeline's code with its `custom_pipelines` entry (also as remote code)
+CastPreTrainedModel.remote_code_companions = (HierarchicalSegmentationPipeline,)
 
-
-transformers_logging.get_logger("transformers.pipelines.base").addFilter(_drop_false_unsupported_model_error)
-
-# `AutoModel.from_pretrained("cast-base")` on a machine without that model says how to convert and install it: the
-# Auto classes for the released names (they load any model type), the CAST classes for every name they cannot find
-explain_missing_models(AutoConfig, AutoImageProcessor)
-explain_missing_models(CastPreTrainedModel, any_name=True)
+# `AutoModel.from_pretrained("cast-base")` loads the released model from the cache, fetching and converting the
+# official checkpoint on first use when online, and says how to get it otherwise: the Auto classes for the released
+# names (they load any model type), the CAST classes for every name they cannot find
+explain_missing_models(
+    AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, AutoModelForImageSegmentation,
+    AutoModelForPreTraining, AutoModelForSemanticSegmentation, AutoBackbone,
+)
+explain_missing_models(CastConfig, CastPreTrainedModel, CastForImageSegmentation, any_name=True)

@@ -172,6 +172,23 @@ class CastConfig(PretrainedConfig):
         self.validate_architecture()
         self.validate_hyperparameters()
         super().__post_init__(**kwargs)
+        self._drop_registered_pipelines()
+
+    def _drop_registered_pipelines(self) -> None:
+        # A saved folder's `custom_pipelines` entry makes `pipeline(task, model=folder)` demand trust_remote_code for
+        # that task. Where the task is registered in this process (`import modeling_cast` registers
+        # "hierarchical-segmentation"), the entry only repeats it: it is dropped so the registered class serves.
+        custom_pipelines = getattr(self, "custom_pipelines", None)
+        if not custom_pipelines:
+            return
+        from transformers.pipelines import PIPELINE_REGISTRY
+
+        registered = PIPELINE_REGISTRY.supported_tasks
+        kept = {task: info for task, info in custom_pipelines.items() if task not in registered}
+        if kept:
+            self.custom_pipelines = kept
+        else:
+            del self.custom_pipelines
 
     def __setattr__(self, name, value):
         # Whoever sets `id2label` (from_pretrained, the `num_labels` setter, a user), segment label ids keep names.

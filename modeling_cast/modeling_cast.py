@@ -12,6 +12,7 @@ stage's pooling, C = hidden size, L = levels (stages), H/W = input pixels, h/w =
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput, SemanticSegmenterOutput
@@ -71,6 +73,29 @@ def cast_auto_map(auto_map: dict[str, str] | None = None) -> dict[str, str]:
     taking precedence (those transformers writes for the saved class, e.g. `AutoModelForPreTraining`, or a Hub
     repository's prefixed ones)."""
     return {**CAST_AUTO_MAP, **(auto_map or {})}
+
+
+# transformers' `custom_pipelines` entry (the format `Pipeline.save_pretrained` writes): a saved folder carries the
+# "hierarchical-segmentation" pipeline's code, so `pipeline("hierarchical-segmentation", model=folder,
+# trust_remote_code=True)` works where this package is not installed.
+CAST_CUSTOM_PIPELINES = {
+    "hierarchical-segmentation": {
+        "impl": "pipeline_cast.HierarchicalSegmentationPipeline",
+        "pt": ["AutoModelForImageSegmentation"],
+        "type": "image",
+    }
+}
+
+
+def _drop_false_unsupported_model_error(record) -> bool:
+    # `pipeline("image-segmentation")` checks the model's class name against transformers' static name tables, which
+    # no registered or remote-code model can join, and logs "The model 'CastModel' is not supported for
+    # image-segmentation" although it runs. Only that message, for CAST classes, is dropped; it lives here because
+    # remote code imports this file, not the package.
+    return not str(record.msg).startswith("The model 'Cast")
+
+
+logging.get_logger("transformers.pipelines.base").addFilter(_drop_false_unsupported_model_error)
 
 
 # The official class token is initialised from N(0, 1e-6^2) (MoCo-v3 ViT recipe, kept by CAST).
@@ -566,8 +591,19 @@ class CastPreTrainedModel(PreTrainedModel):
         "attentions": OutputRecorder(CastAttention, index=1, layer_name="attention"),
     }
 
+    # code saved with every folder besides the model's own (`import modeling_cast` adds the pipeline class)
+    remote_code_companions: tuple[type, ...] = ()
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         self.config.auto_map = cast_auto_map(getattr(self.config, "auto_map", None))
+        # the pipeline entry only where its code file is saved too (remote code re-saving a model has no copy)
+        if self.remote_code_companions:
+            self.config.custom_pipelines = CAST_CUSTOM_PIPELINES
+        elif hasattr(self.config, "custom_pipelines"):
+            del self.config.custom_pipelines
+        os.makedirs(save_directory, exist_ok=True)
+        for companion in self.remote_code_companions:  # before the save: `push_to_hub=True` uploads at its end
+            custom_object_save(companion, save_directory)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()

@@ -66,3 +66,30 @@ def test_training_model_card_records_hub_base_model_and_final_metrics(tmp_path):
         assert (result.metric_type, result.metric_value, result.dataset_type) == ("accuracy", 0.75, "synthetic-shapes")
         assert "| eval_accuracy | 0.7500 |" in card.text and "eval_runtime" not in card.text
         assert "3 steps" in card.text and "196 superpixels" in card.text and base_model in card.text
+
+
+@pytest.mark.parametrize("name", sorted(NAMED_MODELS))
+def test_model_card_has_hub_widget_real_dataset_ids_and_weight_source(name):
+    card = ModelCard.load(HUB_CONFIGS / name / "README.md")
+    assert card.data.widget and card.data.widget[0]["src"].startswith("https://huggingface.co/")
+    assert set(card.data.datasets or []) <= {"imagenet-1k"}  # "coco" is no Hub dataset id: named in the text only
+    entry = NAMED_MODELS[name]
+    if entry.official_file is None:
+        assert "published no checkpoint" in card.text
+    else:
+        assert f"twke/CAST/{entry.official_file}" in card.text and "--download" in card.text
+
+
+def test_training_model_card_says_where_training_started(tmp_path):
+    arguments = TrainingArguments(output_dir=str(tmp_path), max_steps=3, learning_rate=0.01, report_to="none")
+    local_start = tmp_path / "my-backbone"
+    local_start.mkdir()
+    common = dict(title="run", summary="A run.", pipeline_tag="image-classification", tags=["cast"],
+                  dataset="synthetic shapes")
+    fine_tuned = ModelCard(training_model_card(arguments, start=str(local_start), **common).content)
+    assert f"Trained from the weights of `{local_start}`" in fine_tuned.text and "scratch" not in fine_tuned.text
+    assert fine_tuned.data.license == "other" and fine_tuned.data.base_model is None
+    assert fine_tuned.data.datasets is None  # "synthetic shapes" is not a Hub dataset
+    scratch = ModelCard(training_model_card(arguments, **common).content)
+    assert "Trained from scratch" in scratch.text and scratch.data.license == "apache-2.0"
+    assert scratch.data.widget and scratch.data.library_name == "transformers"

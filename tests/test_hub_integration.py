@@ -99,6 +99,9 @@ REMOTE_SCRIPT = REMOTE_CODE_PRELUDE + textwrap.dedent(
     labels = [p["label"] for p in classify(Image.fromarray(inputs["image"]))]
     segments = pipeline("image-segmentation", model=folder, trust_remote_code=True)(Image.fromarray(inputs["image"]))
     assert segments and all(s["label"].startswith("level ") for s in segments), segments
+    # the saved config's custom_pipelines entry and the pipeline's code file make the CAST task work as remote code
+    hierarchy = pipeline("hierarchical-segmentation", model=folder, trust_remote_code=True)(Image.fromarray(inputs["image"]))
+    assert len(hierarchy["levels"]) == 2 and hierarchy["levels"][0].shape == inputs["image"].shape[:2], hierarchy
     leaked = sorted(name for name in sys.modules if name.split(".")[0] in ("modeling_cast", "processing"))
     np.savez(out_path, logits=out.logits.numpy(), hierarchy=out.hierarchy.numpy(), pooled=pooled.numpy(),
              superpixels=processed["superpixels"].numpy(), leaked=np.array(leaked, dtype=object), labels=np.array(labels))
@@ -124,6 +127,7 @@ def test_remote_code_round_trip_without_package(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "transformers_modules" in result.stdout
+    assert "is not supported" not in result.stderr  # transformers' false "model not supported" log line
     out = np.load(tmp_path / "out.npz", allow_pickle=True)
     assert list(out["leaked"]) == []
     with torch.no_grad():

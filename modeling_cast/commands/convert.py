@@ -2,6 +2,7 @@
 """`cast-convert`: an official CAST checkpoint file -> a safetensors model folder (+ local Hub cache, + Hub).
 
     cast-convert --checkpoint FILE --model-name cast-base --output-dir DIR [--install-to-cache] [--push-to-hub REPO_ID]
+    cast-convert --model-name cast-base --download [--remove-original] [--output-dir DIR ...]
 
 The file is read with `torch.load(weights_only=True)`; its layout (MoCo-v3, DeiT, bare state dict) is detected and
 checked against the named model; the folder is written atomically (see `modeling_cast.conversion`).
@@ -37,13 +38,16 @@ from modeling_cast.conversion.convert_cast_original_to_hf import (
     write_converted_folder,
 )
 from modeling_cast.hub.cache import install_to_cache
+from modeling_cast.hub.fetch import download_official_checkpoint, fetch_named_model
 from modeling_cast.hub.registry import (
     CHECKPOINT_LAYOUTS,
     CONVERTER_COMMAND,
     NAMED_MODELS,
+    OFFICIAL_HUB_REPOSITORY,
     NamedModel,
     custom_named_model,
     empty_model,
+    official_file_url,
 )
 
 __all__ = ["EXIT_CONVERSION_FAILED", "EXIT_OK", "build_parser", "main"]
@@ -63,12 +67,26 @@ _SAVED_ONLY_KEYS = ("model_type", "architectures", "auto_map", "transformers_ver
 def build_parser() -> argparse.ArgumentParser:
     """The `cast-convert` argument parser."""
     parser = argparse.ArgumentParser(prog=CONVERTER_COMMAND, description=_DESCRIPTION)
-    parser.add_argument("--checkpoint", required=True, type=Path, metavar="FILE", help="official checkpoint file")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, metavar="FILE", help="official checkpoint file")
+    source.add_argument(
+        "--download", action="store_true",
+        help=f"download the released model's official checkpoint from {OFFICIAL_HUB_REPOSITORY} into the Hugging "
+        "Face cache (resumable; HF_ENDPOINT and HF_TOKEN apply), convert it and install it in the cache under NAME, "
+        "as from_pretrained(NAME) does on first use; with --output-dir, write that folder as well",
+    )
     parser.add_argument(
         "--model-name", required=True, metavar="NAME",
         help=f"named model: one of {', '.join(sorted(NAMED_MODELS))}; another name needs --config",
     )
-    parser.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="model folder to write")
+    parser.add_argument(
+        "--output-dir", type=Path, metavar="DIR", help="model folder to write (optional with --download)"
+    )
+    parser.add_argument(
+        "--remove-original", action="store_true",
+        help="with --download: remove the downloaded training checkpoint from the cache once converted (default: "
+        "keep it, as the Hub cache does)",
+    )
     parser.add_argument(
         "--config", type=Path, metavar="JSON",
         help="CastConfig values (e.g. num_attention_heads, num_segments) of a model that is not a named one; the "
@@ -106,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`cast-convert`: exit status 0 on success, 1 when the checkpoint cannot be converted, 2 for bad arguments."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.output_dir is None and not args.download:
+        parser.error("--output-dir is required (it is optional only with --download)")
+    if args.remove_original and not args.download:
+        parser.error("--remove-original applies to --download only")
     try:
         with _progress_bars(args.progress):
             lines = _convert(args)
@@ -120,8 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _convert(args: argparse.Namespace) -> list[str]:
     """Every step of a conversion; returns the summary lines."""
     # argument errors first: the checkpoint may be a 2 GB file
+    if args.download:
+        _released_entry(args)
     _check_name_and_config(args)
+    if args.download and args.output_dir is None:
+        return _fetch(args)
     check_output_dir(Path(args.output_dir).absolute(), args.overwrite)
+    if args.download:
+        args.checkpoint = download_official_checkpoint(_released_entry(args), args.cache_dir)
     print(f"{CONVERTER_COMMAND}: reading {args.checkpoint}", file=sys.stderr)
     official = detect_checkpoint_layout(load_official_checkpoint(args.checkpoint))
     entry = _resolve_entry(args, official)
@@ -147,6 +176,30 @@ def _convert(args: argparse.Namespace) -> list[str]:
     if args.push_to_hub:
         lines.append(f"  pushed to the Hub: {_push_to_hub(folder, args.push_to_hub, private=args.private or None)}")
     return lines
+
+
+def _released_entry(args: argparse.Namespace) -> NamedModel:
+    """The released model --download fetches (refused for other names and for names without a published file)."""
+    entry = NAMED_MODELS.get(args.model_name)
+    if entry is None or entry.official_file is None:
+        published = sorted(name for name, named in NAMED_MODELS.items() if named.official_file is not None)
+        raise CheckpointError(
+            f"--download fetches the official checkpoint of a released model ({', '.join(published)}); "
+            f"{args.model_name!r} has none: pass its file with --checkpoint"
+        )
+    return entry
+
+
+def _fetch(args: argparse.Namespace) -> list[str]:
+    """--download without --output-dir: what from_pretrained(NAME) does on first use."""
+    entry = _released_entry(args)
+    snapshot = fetch_named_model(entry.name, args.cache_dir, keep_original=not args.remove_original)
+    kept = "removed" if args.remove_original else "kept"
+    return [
+        f"{CONVERTER_COMMAND}: {official_file_url(entry)} -> {entry.name} ({entry.architecture})",
+        f"  installed in the Hugging Face cache: {snapshot} (from_pretrained({entry.name!r}) now works offline)",
+        f"  downloaded training checkpoint {kept} in the cache",
+    ]
 
 
 def _check_name_and_config(args: argparse.Namespace) -> None:

@@ -59,13 +59,14 @@ def _link_or_copy(blob: Path, target: Path) -> None:
 
 
 def install_to_cache(
-    folder: str | os.PathLike, name: str, cache_dir: str | os.PathLike | None = None
+    folder: str | os.PathLike, name: str, cache_dir: str | os.PathLike | None = None, move: bool = False
 ) -> Path:
     """Place the files of a model folder in the local Hugging Face cache under the repo id `name`, laid out as a Hub
     download would (`models--<name>/{blobs, snapshots/<commit>, refs/main}`), so that `from_pretrained(name)` works
     with `HF_HUB_OFFLINE=1`. The commit hash is the sha1 of the files' names and contents (deterministic). Every
     step writes to a temporary name first, so an interrupted install never leaves a snapshot that resolves.
-    Returns the snapshot folder."""
+    `move=True` moves the files instead of copying them (a folder staged on the cache's file system: no second copy
+    of the weights on disk). Returns the snapshot folder."""
     try:
         validate_repo_id(name)
     except HFValidationError as error:
@@ -84,7 +85,7 @@ def install_to_cache(
         blob = blobs_dir / blob_names[path.name]
         if not blob.exists():
             partial = blobs_dir / f"{blob.name}.incomplete"
-            shutil.copyfile(path, partial)
+            (shutil.move if move else shutil.copyfile)(path, partial)
             os.replace(partial, blob)
     commit = commit_hash.hexdigest()
     snapshot = repo_dir / "snapshots" / commit

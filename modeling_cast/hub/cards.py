@@ -24,10 +24,12 @@ from huggingface_hub.utils import validate_repo_id
 from .registry import (
     CHECKPOINT_LAYOUTS,
     CONVERTER_COMMAND,
+    OFFICIAL_HUB_REPOSITORY,
     OFFICIAL_REPOSITORY,
     NamedModel,
     ReportedResult,
     get_named_model,
+    official_file_url,
 )
 
 __all__ = [
@@ -58,6 +60,12 @@ _CITATION_SECTION = "## Citation\n\n```bibtex\n" + CITATION + "\n```"
 _INDEX_FIELDS = ("task_type", "task_name", "dataset_type", "dataset_name", "metric_type", "metric_name")
 # throughput and bookkeeping entries of the Trainer's metrics, left out of a card's results table
 _BOOKKEEPING_METRICS = ("runtime", "per_second", "flos")
+# Bare dataset names that are Hub dataset ids (a card's `datasets` must name real Hub datasets; namespaced ids such
+# as "user/data" are taken as given, other names, e.g. "synthetic shapes", only appear in the text)
+_HUB_DATASET_IDS = ("imagenet-1k",)
+# The image the Hub's inference widget shows (the sample images of the Hub's own vision model cards)
+WIDGET_IMAGE = "https://huggingface.co/datasets/mishig/sample_images/resolve/main/tiger.jpg"
+_APACHE = "apache-2.0"
 
 
 def model_card(
@@ -71,6 +79,7 @@ def model_card(
     results: Sequence[ReportedResult] = (),
     results_source: tuple[str, str] | None = None,
     model_name: str | None = None,
+    license: str = _APACHE,
     **metadata: str,
 ) -> ModelCard:
     """
@@ -79,12 +88,15 @@ def model_card(
 
     Args:
         pipeline_tag (`str`): the Hub task widget, e.g. "image-segmentation".
-        tags, datasets (`Sequence[str]`): Hub tags and dataset ids.
+        tags, datasets (`Sequence[str]`): Hub tags and dataset ids (names that are not Hub dataset ids are left out
+            of the metadata).
         base_model (`str`, *optional*): Hub id of the model this one was trained from.
         results (`Sequence[ReportedResult]`): numbers the card reports; those with `in_model_index` form the
             model index (named `model_name`, default `title`), and every metric type is listed in `metrics`.
         results_source (`tuple[str, str]`, *optional*): (name, url) the results are cited from.
-        metadata: further `ModelCardData` fields, e.g. `license`, `license_name`, `license_link`.
+        license (`str`, *optional*, defaults to "apache-2.0"): the licence id; "other" with `license_name` and
+            `license_link` in `metadata`.
+        metadata: further `ModelCardData` fields. Every card gets the Hub widget's example image.
     """
     source_name, source_url = results_source or (None, None)
     eval_results = [
@@ -99,15 +111,27 @@ def model_card(
         library_name="transformers",
         pipeline_tag=pipeline_tag,
         tags=list(tags),
-        datasets=list(datasets) or None,
+        datasets=[name for name in datasets if _is_hub_dataset(name)] or None,
         base_model=base_model,
         metrics=sorted({result.metric_type for result in results}) or None,
         model_name=(model_name or title) if eval_results else None,
         eval_results=eval_results or None,
+        license=license,
+        widget=[{"src": WIDGET_IMAGE, "example_title": "Tiger"}],
         **metadata,
     )
     body = "\n\n".join([f"# {title}", *paragraphs]) + "\n"
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def _is_hub_dataset(name: str) -> bool:
+    if name in _HUB_DATASET_IDS:
+        return True
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return "/" in name
 
 
 def save_model_card(card: ModelCard, folder: str | os.PathLike) -> Path:
@@ -195,7 +219,7 @@ def _usage(entry: NamedModel) -> str:
         'import modeling_cast  # pip install "cast-transformers[seeds]"; registers the "cast" model type\n'
         f"from transformers import AutoImageProcessor, {auto_class}, pipeline\n"
         "from PIL import Image\n\n"
-        f'name = "{entry.name}"  # the local cache entry made by cast-convert --install-to-cache, or a Hub repo id\n'
+        f'name = "{entry.name}"  # fetched from the official checkpoint and converted on first use, then cached\n'
         'image = Image.open("photo.jpg")\n'
         "processor = AutoImageProcessor.from_pretrained(name)\n"
         f"{model_lines}\n"
@@ -222,16 +246,26 @@ def _conversion_section(entry: NamedModel) -> str:
     if not entry.released:
         return "Converted locally from an official-format checkpoint with `cast-convert`."
     arch = ", ".join(f"`{arch}`" for arch in entry.official_arch)
+    if entry.official_file is None:
+        return (
+            f"The authors published no checkpoint for {entry.name} (nothing in `{OFFICIAL_HUB_REPOSITORY}`): this "
+            "folder defines the architecture only. A checkpoint of it trained with the official code (`arch` "
+            f"{arch}) converts with `{CONVERTER_COMMAND} --checkpoint <file> --model-name {entry.name} --output-dir "
+            f"{entry.name} --install-to-cache`."
+        )
     return (
         f"The authors publish the weights as a {CHECKPOINT_LAYOUTS[entry.checkpoint_layout]}, `arch` {arch}, "
-        "without a config or safetensors file. Convert it locally (it is read with "
-        "`torch.load(weights_only=True)`, so no code from the file runs):\n\n"
+        f"without a config or safetensors file: `{official_file_url(entry)}`. On a connected machine, "
+        f'`from_pretrained("{entry.name}")` downloads it once with `huggingface_hub` (resumable, with a progress '
+        "bar), reads it with `torch.load(weights_only=True)` (no code from the file runs), converts the base encoder, "
+        "checks it and installs the converted folder in the Hugging Face cache; later loads are offline. The same "
+        "from the command line, or from a file you downloaded yourself:\n\n"
         "```bash\n"
+        f"{CONVERTER_COMMAND} --model-name {entry.name} --download [--remove-original]\n"
         f"{CONVERTER_COMMAND} --checkpoint <official file> --model-name {entry.name} --output-dir {entry.name} "
         "--install-to-cache\n"
         "```\n\n"
-        f'`--install-to-cache` makes `from_pretrained("{entry.name}")` work offline; `--push-to-hub USER/{entry.name}` '
-        "uploads the folder."
+        f"`--push-to-hub USER/{entry.name}` uploads the folder."
     )
 
 
@@ -266,6 +300,7 @@ def training_model_card(
     metrics: Mapping[str, float] | None = None,
     details: Sequence[str] = (),
     sections: Sequence[str] = (),
+    start: str | None = None,
 ) -> ModelCard:
     """
     The card of a model trained with the `Trainer` (the example scripts' output folders).
@@ -281,7 +316,11 @@ def training_model_card(
         results (`Mapping[str, float]`, *optional*): final metrics for the model index (metric type to value), under
             `task_type` (default `pipeline_tag`) named `task_name`.
         metrics (`Mapping[str, float]`, *optional*): every final metric, for the results table (default `results`).
+        start (`str`, *optional*): where training started, a Hub id or a local folder (default `base_model`); the
+            card says "from scratch" only without one. A model trained from other weights takes their terms
+            (licence "other"), one trained from scratch is Apache-2.0 like this code.
     """
+    start = start or base_model
     reported = [
         ReportedResult(
             task_type=task_type or pipeline_tag, task_name=task_name or pipeline_tag,
@@ -292,7 +331,10 @@ def training_model_card(
     ]
     table = {name: value for name, value in (metrics or results or {}).items()
              if not any(skipped in name for skipped in _BOOKKEEPING_METRICS)}
-    paragraphs = [summary, CAST_DESCRIPTION, *sections, "## Training\n\n" + _training_settings(training_args, details)]
+    origin = (f"Trained from the weights of `{start}`." if start else
+              "Trained from scratch (random initialisation): no pretrained weights were used.")
+    paragraphs = [summary, CAST_DESCRIPTION, *sections,
+                  "## Training\n\n" + origin + "\n\n" + _training_settings(training_args, details)]
     if table:
         paragraphs.append("## Results\n\n" + _table(("metric", "value"), [(name, _number(value)) for name, value in
                                                                           sorted(table.items())]))
@@ -304,6 +346,7 @@ def training_model_card(
         datasets=[dataset.replace(" ", "-")],
         base_model=_hub_id(base_model),
         results=reported,
+        **({"license": "other", "license_name": "same-as-base-model"} if start else {"license": _APACHE}),
     )
 
 

@@ -6,10 +6,11 @@ checkpoint layout that identify the original file, and the facts of its model ca
 results cited from the official README). The rest of `modeling_cast.hub` is generated from it: the model cards
 (`cards`), the `hub_configs/` folders and the converter's folders (`folders`).
 
-Weights never come from the network: the official files are PyTorch pickles without a config, so `cast-convert`
-converts them locally and installs them in the Hugging Face cache (`cache`). A released name that is neither a
-folder nor in the cache gets one message saying how (`missing_model_message`), raised by the `from_pretrained`
-explainer that `import modeling_cast` installs on the Auto classes and the CAST classes (`explain_missing_models`).
+The official files are PyTorch training pickles without a config, published in the authors' Hub repository
+(`OFFICIAL_HUB_REPOSITORY`). The `from_pretrained` wrapper that `import modeling_cast` installs on the Auto classes
+and the CAST classes (`explain_missing_models`) loads a released name from the local Hugging Face cache, fetches,
+converts and installs it there on first use when the machine is online (`fetch`), and otherwise raises one message
+saying how to get it (`missing_model_message`). `cast-convert` does the same from files.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import huggingface_hub
 import torch
 from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.errors import HFValidationError
@@ -29,6 +31,7 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 import modeling_cast
 from modeling_cast.configuration_cast import CAST_PRESETS, CastConfig
 from modeling_cast.modeling_cast import (
+    CAST_CUSTOM_PIPELINES,
     CastForImageClassification,
     CastForSemanticSegmentation,
     CastModel,
@@ -45,6 +48,7 @@ __all__ = [
     "MissingModelError",
     "NAMED_MODELS",
     "NamedModel",
+    "OFFICIAL_HUB_REPOSITORY",
     "OFFICIAL_REPOSITORY",
     "ReportedResult",
     "check_named_model",
@@ -57,9 +61,12 @@ __all__ = [
     "named_config",
     "named_model_for_arch",
     "named_processor",
+    "official_file_url",
 ]
 
 OFFICIAL_REPOSITORY = "https://github.com/twke18/CAST"
+# The authors' Hugging Face repository holding the released training checkpoints (official README, model zoo).
+OFFICIAL_HUB_REPOSITORY = "twke/CAST"
 CONVERTER_COMMAND = "cast-convert"
 # How the authors' training scripts store a checkpoint (`cast-convert` detects it from the keys).
 CHECKPOINT_LAYOUTS = {
@@ -120,6 +127,8 @@ class NamedModel:
     results_note: str = ""
     limitations: tuple[str, ...] = ()
     released: bool = True
+    # path of the official checkpoint in OFFICIAL_HUB_REPOSITORY; None when the authors published no file
+    official_file: str | None = None
 
     @property
     def is_classifier(self) -> bool:
@@ -174,7 +183,9 @@ _LINEAR_PROBE_NOTE = (
 )
 
 
-def _moco_imagenet(name: str, preset: str, arch: str, title: str, results=(), results_note="") -> NamedModel:
+def _moco_imagenet(
+    name: str, preset: str, arch: str, title: str, official_file: str | None, results=(), results_note=""
+) -> NamedModel:
     config = CAST_PRESETS[preset]
     depths = "/".join(str(depth) for depth in config["depths"])
     return NamedModel(
@@ -195,6 +206,7 @@ def _moco_imagenet(name: str, preset: str, arch: str, title: str, results=(), re
         training_recipe=_MOCO_RECIPE,
         results=tuple(results),
         results_note=results_note,
+        official_file=official_file,
     )
 
 
@@ -218,6 +230,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
             "cast-small",
             "cast_small",
             "CAST-S, MoCo-v3 on ImageNet-1k",
+            "snapshots/moco/imagenet1k/cast_small/checkpoint_0099.pth.tar",
             results=(_linear_probe("CAST-S", 68.1), _linear_probe("ViT-S (baseline)", 67.9, in_model_index=False)),
             results_note=_LINEAR_PROBE_NOTE,
         ),
@@ -226,6 +239,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
             "cast-small-deep",
             "cast_small_deep",
             "CAST-S-deep, MoCo-v3 on ImageNet-1k",
+            "snapshots/moco/imagenet1k/cast_small_deep/checkpoint_0099.pth.tar",
             results=(
                 _linear_probe("CAST-S-deep", 69.1),
                 _linear_probe("CAST-S", 68.1, in_model_index=False),
@@ -238,6 +252,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
             "cast-base",
             "cast_base",
             "CAST-B, MoCo-v3 on ImageNet-1k",
+            "snapshots/moco/imagenet1k/cast_base/checkpoint_0099.pth.tar",
             results=(
                 _linear_probe("CAST-B", 72.4),
                 _linear_probe("ViT-B (baseline)", 72.5, in_model_index=False),
@@ -251,7 +266,10 @@ NAMED_MODELS: dict[str, NamedModel] = {
                 "open-vocabulary classifier and measures region mIoU for objects and parts."
             ),
         ),
-        _moco_imagenet("cast-base-deep", "cast-base-deep", "cast_base_deep", "CAST-B-deep, MoCo-v3 on ImageNet-1k"),
+        # the authors published no cast-base-deep checkpoint: the card and the missing-model message say so
+        _moco_imagenet(
+            "cast-base-deep", "cast-base-deep", "cast_base_deep", "CAST-B-deep, MoCo-v3 on ImageNet-1k", None
+        ),
         NamedModel(
             name="cast-small-deit",
             title="CAST-S, supervised (DeiT recipe) on ImageNet-1k",
@@ -264,6 +282,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
                 "segmentation of the image."
             ),
             checkpoint_layout="deit",
+            official_file="snapshots/deit/imagenet1k/cast_small/best_checkpoint.pth",
             # the DeiT script names the model with `--model cast_small`; the layout tells it from the MoCo backbone
             official_arch=("cast_small",),
             tags=(*_COMMON_TAGS, "image-classification", "deit", "supervised"),
@@ -299,6 +318,8 @@ NAMED_MODELS: dict[str, NamedModel] = {
                 "fine-tuning; its classifier is not trained."
             ),
             checkpoint_layout="moco-segmentation",
+            # epoch 149: the "before fine-tuning" model of the VOC results (checkpoint_0399 is the final one)
+            official_file="snapshots/moco/coco/cast_small/checkpoint_0149.pth.tar",
             official_arch=("cast_seg_small_pretrain",),
             tags=(*_COMMON_TAGS, "self-supervised", "moco-v3", "semantic-segmentation"),
             datasets=("coco",),
@@ -379,6 +400,7 @@ def named_config(name_or_entry: str | NamedModel) -> CastConfig:
     config = CastConfig(**entry.config_kwargs)
     config.architectures = [entry.architecture]
     config.auto_map = cast_auto_map()
+    config.custom_pipelines = CAST_CUSTOM_PIPELINES  # saved folders carry the pipeline's code (model.save_pretrained)
     config.dtype = torch.float32  # converted weights are written in float32, like the official ones
     return config
 
@@ -409,20 +431,35 @@ class MissingModelError(OSError):
     """A CAST model that is neither a local folder nor in the local cache; the message says how to get it."""
 
 
+def official_file_url(entry: NamedModel) -> str:
+    """Where the official checkpoint of `entry` lies: `<Hub repository>/<path>`."""
+    return f"{OFFICIAL_HUB_REPOSITORY}/{entry.official_file}"
+
+
 def missing_model_message(name: str, cache_dir: str | os.PathLike | None = None) -> str:
-    """How to get a named model that is not in the local cache."""
-    if name in NAMED_MODELS:
-        entry = NAMED_MODELS[name]
-        source = (
-            f"The authors publish {name} as a PyTorch training checkpoint (`arch` {', '.join(entry.official_arch)}) "
-            f"under their Hugging Face account (see {OFFICIAL_REPOSITORY}): download that file"
-        )
-    else:
-        source = f"Named CAST models: {', '.join(sorted(NAMED_MODELS))}. Get the official checkpoint"
-    return (
-        f"CAST model {name!r} is not in the local Hugging Face cache ({hub_cache_dir(cache_dir)}). {source} and "
+    """How to get a named model that is not in the local cache (offline, or a name without a published file)."""
+    convert = (
         f"convert it once:\n    {CONVERTER_COMMAND} --checkpoint <official file> --model-name {name} "
         "--output-dir <DIR> --install-to-cache\n"
+    )
+    if name in NAMED_MODELS and NAMED_MODELS[name].official_file is not None:
+        entry = NAMED_MODELS[name]
+        source = (
+            f"Online (HF_HUB_OFFLINE unset), `from_pretrained({name!r})` downloads the official checkpoint "
+            f"{official_file_url(entry)} (`arch` {', '.join(entry.official_arch)}), converts it and installs it in "
+            f"the cache by itself, as does `{CONVERTER_COMMAND} --model-name {name} --download`. Without a "
+            f"connection here, download that file elsewhere and {convert}"
+        )
+    elif name in NAMED_MODELS:
+        source = (
+            f"The authors published no checkpoint for {name} (nothing in {OFFICIAL_HUB_REPOSITORY}, see "
+            f"{OFFICIAL_REPOSITORY}). With a checkpoint of that architecture trained with the official code, "
+            + convert
+        )
+    else:
+        source = f"Named CAST models: {', '.join(sorted(NAMED_MODELS))}. Get the official checkpoint and {convert}"
+    return (
+        f"CAST model {name!r} is not in the local Hugging Face cache ({hub_cache_dir(cache_dir)}). {source}"
         f"Then `from_pretrained({name!r})` works offline. Alternatively pass the Hub repo id of a converted copy "
         f"(e.g. 'USER/{name}', with trust_remote_code=True when this package is not installed) or a local folder."
     )
@@ -445,16 +482,21 @@ def check_named_model(name: str, cache_dir: str | os.PathLike | None = None) -> 
 
 def explain_missing_models(*classes: type, any_name: bool = False) -> None:
     """
-    Make `cls.from_pretrained(name)` say how to get a CAST model that is neither a local folder nor in the cache
-    (`missing_model_message`), instead of transformers' generic "couldn't connect" / "can't load" error, and raise a
-    ValueError naming the argument for a corrupt or truncated safetensors file.
+    Make `cls.from_pretrained(name)` load the released CAST models by name and say how to get a CAST model it cannot
+    find, instead of transformers' generic "couldn't connect" / "can't load" error.
 
-    The Auto classes load every model type, so for them (`any_name=False`) only the released names are explained;
-    the CAST classes load CAST models only, so there (`any_name=True`) every missing name is. Every other error
-    passes through unchanged, and an error an inner call already explained is not explained twice. `import
-    modeling_cast` applies it to `AutoConfig` (which `AutoModel*.from_pretrained` and `pipeline()` call first),
-    `AutoImageProcessor` and `CastPreTrainedModel` (all CAST model classes, and through them `AutoModel*`). Each
-    class is wrapped once.
+    A released name (`NAMED_MODELS`) that is not a local folder is always read from the local Hugging Face cache
+    (the Hub has no repository of that name to ask); when it is not there and the machine is online
+    (`HF_HUB_OFFLINE` unset, no `local_files_only=True`), the official checkpoint is downloaded, converted and
+    installed first (`modeling_cast.hub.fetch.fetch_named_model`; `keep_original_checkpoint=False` removes the
+    downloaded training pickle afterwards). A missing model raises `MissingModelError` with `missing_model_message`,
+    and a corrupt or truncated safetensors file a ValueError naming the argument.
+
+    The Auto classes load every model type, so for them (`any_name=False`) only the released names are handled;
+    the CAST classes load CAST models only, so there (`any_name=True`) every missing name is explained. Every other
+    error passes through unchanged, and an error an inner call already explained is not explained twice. `import
+    modeling_cast` applies it to the Auto model classes, `AutoConfig` (which `pipeline()` calls first),
+    `AutoImageProcessor` and the CAST classes. Each class is wrapped once.
     """
     for cls in classes:
         original = cls.from_pretrained.__func__
@@ -462,20 +504,35 @@ def explain_missing_models(*classes: type, any_name: bool = False) -> None:
             cls.from_pretrained = classmethod(_explaining(original, any_name))
 
 
+def _load_released_from_cache(name: str, kwargs: dict) -> dict:
+    """The keyword arguments that load the released model `name` from the local cache, after fetching it when it is
+    missing there and the machine is online."""
+    keep_original = kwargs.pop("keep_original_checkpoint", True)
+    cache_dir = kwargs.get("cache_dir")
+    cached = isinstance(try_to_load_from_cache(name, "config.json", cache_dir=hub_cache_dir(cache_dir)), str)
+    if not cached and not kwargs.get("local_files_only") and not huggingface_hub.is_offline_mode():
+        from .fetch import fetch_named_model  # conversion tooling, imported only when a model is fetched
+
+        fetch_named_model(name, cache_dir, token=kwargs.get("token"), keep_original=keep_original)
+    return {**kwargs, "local_files_only": True}
+
+
 def _explaining(original: Callable, any_name: bool) -> Callable:
     @functools.wraps(original)
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        name = str(pretrained_model_name_or_path)
         try:
+            if name in NAMED_MODELS and not Path(name).is_dir():
+                kwargs = _load_released_from_cache(name, kwargs)
             return original(cls, pretrained_model_name_or_path, *args, **kwargs)
         except MissingModelError:
             raise
         except SafetensorError as error:
             raise ValueError(
-                f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r} holds a corrupt or truncated "
-                f"safetensors checkpoint: {error}"
+                f"`pretrained_model_name_or_path` {name!r} holds a corrupt or truncated safetensors checkpoint: "
+                f"{error}"
             ) from error
         except OSError as error:
-            name = str(pretrained_model_name_or_path)
             if Path(name).is_dir() or not (any_name or name in NAMED_MODELS):
                 raise
             message = missing_model_message(name, kwargs.get("cache_dir"))
