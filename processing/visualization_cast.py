@@ -167,7 +167,8 @@ def draw_hierarchy(
         captions (`bool` or `list[str]`, *optional*, defaults to `False`):
             `True` writes `"image"` under the first panel and `"level <l>: <n> segments"` under level `l` (counted
             from 0 in the order of `hierarchy`); a list gives one caption per level instead (e.g. when `hierarchy`
-            holds a subset of a model's levels). `False` draws no caption strip.
+            holds a subset of a model's levels), with one more string first to name the input panel (e.g. when it
+            shows ground truth instead of the photo). `False` draws no caption strip.
         boundary_color (`tuple[int, int, int]`, *optional*, defaults to `(255, 255, 255)`):
             RGB colour of the segment boundaries.
         show_boundaries (`bool`, *optional*, defaults to `True`):
@@ -236,7 +237,7 @@ def draw_hierarchy(
     picture = Image.fromarray(picture, mode="RGB")
     if caption_texts is None:
         return picture
-    return _add_captions(picture, ["image", *caption_texts], width, gap, tuple(int(value) for value in gap_rgb))
+    return _add_captions(picture, caption_texts, width, gap, tuple(int(value) for value in gap_rgb))
 
 
 def draw_segmentation(
@@ -577,20 +578,23 @@ def _check_mode(mode) -> str:
 
 
 def _check_captions(captions, labels: np.ndarray) -> list[str] | None:
-    """Caption of every level, or None for no caption strip."""
+    """Caption of every panel (the input panel first), or None for no caption strip."""
     if isinstance(captions, (bool, np.bool_)):
         if not captions:
             return None
-        return [level_caption(level, len(np.unique(level_labels))) for level, level_labels in enumerate(labels)]
+        return ["image"] + [level_caption(level, len(np.unique(level_labels))) for level, level_labels in enumerate(labels)]
     if (
         not isinstance(captions, Sequence)
         or isinstance(captions, str)
         or not all(isinstance(caption, str) for caption in captions)
     ):
         raise TypeError(f"`captions` must be a bool or a list of strings, got {type(captions).__name__} {captions!r}")
-    if len(captions) != len(labels):
-        raise ValueError(f"`captions` must hold one string per level ({len(labels)}), got {len(captions)}")
-    return list(captions)
+    if len(captions) not in (len(labels), len(labels) + 1):
+        raise ValueError(
+            f"`captions` must hold one string per level ({len(labels)}), or one more for the input panel, got "
+            f"{len(captions)}"
+        )
+    return ["image", *captions] if len(captions) == len(labels) else list(captions)
 
 
 def _check_highlight(highlight, shape: tuple[int, ...]) -> np.ndarray | None:
