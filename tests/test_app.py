@@ -24,32 +24,16 @@ import pytest
 from PIL import Image
 from skimage import data as skimage_data
 
-from conftest import REPO_ROOT, tiny_config_kwargs
-from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor
+from conftest import REPO_ROOT
 from modeling_cast.commands import demo
+# the untrained tiny classifier folder of the cast-segment tests (2 levels: 8, then 4 segments)
+from test_commands_segment import NUM_SEGMENTS, model_dir  # noqa: F401 (a fixture)
 from processing.visualization_cast import DEFAULT_GAP, hierarchy_colors
 
 
-NUM_SEGMENTS = [8, 4]
-MODEL_SIZE = 64
 PAGE_TIMEOUT = 120  # seconds: the first segmentation loads the model on 2 shared CPU cores
 MAX_UPLOAD_MB = 1
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-cast")
-    torch_seed = 0
-    import torch
-
-    torch.manual_seed(torch_seed)
-    model = CastForImageClassification(
-        CastConfig(**tiny_config_kwargs(image_size=MODEL_SIZE, num_segments=NUM_SEGMENTS))
-    )
-    model.save_pretrained(folder)
-    CastImageProcessor(size={"height": MODEL_SIZE, "width": MODEL_SIZE}, n_segments=32).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -351,7 +351,7 @@ def test_draw_segmentation_colors_classes_by_id_and_lists_present_classes(small_
     [
         ({"mode": "side-by-side"}, ValueError, r"`mode` must be one of \('panels', 'overlay'\)"),
         ({"captions": "level 0"}, TypeError, "`captions` must be a bool or a list of strings"),
-        ({"captions": ["a"]}, ValueError, r"`captions` must hold one string per level \(3\), got 1"),
+        ({"captions": ["a"]}, ValueError, r"`captions` must hold one string per level \(3\), or one more .* got 1"),
         ({"highlight": np.ones((3, 4, 4), dtype=bool)}, ValueError, "`highlight` must have the shape of"),
         ({"highlight": np.ones((3, 64, 96))}, TypeError, "`highlight` must be a boolean numpy array"),
     ],
