@@ -401,8 +401,8 @@ def save_hierarchy_picture(image, hierarchy, path: str | os.PathLike, **kwargs) 
         path (`str` or `os.PathLike`):
             Where to write the picture. It is written in PNG format whatever the file name's extension.
         kwargs:
-            Drawing options of [`draw_hierarchy`] (`mode`, `captions`, `boundary_color`, `show_boundaries`, `alpha`, `gap`,
-            `gap_color`, `highlight`).
+            Drawing options of [`draw_hierarchy`] (`mode`, `captions`, `boundary_color`, `show_boundaries`, `alpha`,
+            `gap`, `gap_color`, `highlight`).
 
     Returns:
         `PIL.Image.Image`: the picture that was written.
@@ -582,7 +582,8 @@ def _check_captions(captions, labels: np.ndarray) -> list[str] | None:
     if isinstance(captions, (bool, np.bool_)):
         if not captions:
             return None
-        return ["image"] + [level_caption(level, len(np.unique(level_labels))) for level, level_labels in enumerate(labels)]
+        counts = [len(np.unique(level_labels)) for level_labels in labels]
+        return ["image"] + [level_caption(level, count) for level, count in enumerate(counts)]
     if (
         not isinstance(captions, Sequence)
         or isinstance(captions, str)
