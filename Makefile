@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cast-installed
 
-.PHONY: install test demo clean
+.PHONY: install browser test demo clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,15 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# The app's browser test drives Debian's Chromium; install it where apt-get can (CI runs as root), else the test
+# skips and says why.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		  apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+		echo "make: no Chromium (apt-get install chromium chromium-driver); the browser test will be skipped"
+
+test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
 
 demo: $(STAMP)

@@ -45,6 +45,10 @@ class HierarchicalSegmentationPipeline(Pipeline):
     Call arguments (besides the images, given as PIL images, paths or URLs, one or a list):
         levels (`int` or `list[int]`, *optional*): levels to return (0 = finest, -1 = coarsest); all by default.
         render (`bool`, *optional*, defaults to `False`): also draw the levels.
+        render_options (`dict`, *optional*): drawing options of `draw_hierarchy` for the picture, e.g.
+            `{"mode": "overlay", "captions": True}` (segments over the photo, each panel captioned with its level
+            and segment count); with `captions=True` the captions name the model's level numbers, also for a subset
+            of `levels`. Implies `render=True`.
         timeout (`float`, *optional*): seconds to wait for images fetched from the web.
     """
 
@@ -54,11 +58,11 @@ class HierarchicalSegmentationPipeline(Pipeline):
     _load_tokenizer = False
     _load_video_processor = False
 
-    def _sanitize_parameters(self, levels=None, render=None, timeout=None, **kwargs):
+    def _sanitize_parameters(self, levels=None, render=None, render_options=None, timeout=None, **kwargs):
         if kwargs:
             raise TypeError(
-                f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}; it accepts `levels`, `render` and "
-                "`timeout`"
+                f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}; it accepts `levels`, `render`, "
+                "`render_options` and `timeout`"
             )
         preprocess_kwargs, postprocess_kwargs = {}, {}
         if timeout is not None:
@@ -66,6 +70,14 @@ class HierarchicalSegmentationPipeline(Pipeline):
         if render is not None:
             if not isinstance(render, bool):
                 raise TypeError(f"`render` must be a bool, got {type(render).__name__} {render!r}")
+        if render_options is not None:
+            _check_render_options(render_options)
+            if render is False:
+                raise ValueError("`render_options` draw a picture, so they need `render=True` (or no `render`), got "
+                                 "`render=False`")
+            render = True
+            postprocess_kwargs["render_options"] = dict(render_options)
+        if render is not None:
             preprocess_kwargs["render"] = render
             postprocess_kwargs["render"] = render
         if levels is not None:
@@ -98,21 +110,46 @@ class HierarchicalSegmentationPipeline(Pipeline):
             "image": image,
         }
 
-    def postprocess(self, model_outputs: dict[str, Any], levels=None, render: bool = False) -> dict[str, Any]:
+    def postprocess(
+        self, model_outputs: dict[str, Any], levels=None, render: bool = False, render_options: dict | None = None
+    ) -> dict[str, Any]:
         result = self.image_processor.post_process_hierarchical_segmentation(
             model_outputs, target_sizes=model_outputs["target_size"], levels=levels, return_scores=True
         )[0]
         output = {"levels": list(result["segmentation"]), "segments_info": result["segments_info"]}
         if render:
             level_indices = [level_info[0]["level"] for level_info in result["segments_info"]]
-            output["picture"] = _render(model_outputs["image"], result["segmentation"], level_indices)
+            output["picture"] = _render(
+                model_outputs["image"], result["segmentation"], level_indices, render_options or {}
+            )
         return output
 
 
-def _render(image: Image.Image, segmentation: torch.Tensor, level_indices: list[int]) -> Image.Image:
+# the options of `draw_hierarchy` that make sense for a pipeline picture (`highlight` is per image)
+_RENDER_OPTIONS = ("mode", "captions", "alpha", "show_boundaries", "boundary_color", "gap", "gap_color")
+
+
+def _check_render_options(render_options) -> None:
+    if not isinstance(render_options, dict):
+        raise TypeError(
+            f"`render_options` must be a dict of `draw_hierarchy` options, got {type(render_options).__name__}"
+        )
+    unknown = sorted(set(render_options) - set(_RENDER_OPTIONS))
+    if unknown:
+        raise ValueError(f"`render_options` accepts the keys {list(_RENDER_OPTIONS)}, got unknown keys {unknown}")
+
+
+def _render(
+    image: Image.Image, segmentation: torch.Tensor, level_indices: list[int], render_options: dict[str, Any]
+) -> Image.Image:
     # imported on use: drawing is optional and lives beside this module
-    from .visualization_cast import draw_hierarchy
+    from .visualization_cast import draw_hierarchy, level_caption
 
     # the drawing expects the levels finest first, as the model orders them
-    order = torch.from_numpy(np.argsort(level_indices, kind="stable"))
-    return draw_hierarchy(image, segmentation[order].numpy())
+    order = np.argsort(level_indices, kind="stable")
+    levels = segmentation[torch.from_numpy(order)].numpy()
+    if render_options.get("captions") is True:
+        # name the model's levels, not the positions in a subset of them
+        captions = [level_caption(level_indices[index], len(np.unique(level))) for index, level in zip(order, levels)]
+        render_options = dict(render_options, captions=captions)
+    return draw_hierarchy(image, levels, **render_options)

@@ -75,8 +75,9 @@ def test_cast_segment_subprocess_writes_outputs_for_good_images_and_reports_the_
 
     expected = set()
     for stem in ("astronaut", "chelsea"):
-        expected |= {f"{stem}_hierarchy.png", f"{stem}_segments.json"}
+        expected |= {f"{stem}_hierarchy.png", f"{stem}_overlay.png", f"{stem}_segments.json"}
         expected |= {f"{stem}_level{level}.png" for level in range(len(NUM_SEGMENTS))}
+        expected |= {f"{stem}_level{level}_color.png" for level in range(len(NUM_SEGMENTS))}
     assert {path.name for path in output_dir.iterdir()} == expected
 
     error_lines = [line for line in result.stderr.splitlines() if "error:" in line]
@@ -120,6 +121,47 @@ def test_cast_segment_outputs_are_at_the_original_size(subprocess_run, image_fil
     assert len(pairs[0]) == len(np.unique(pairs[0]))
 
 
+@pytest.mark.parametrize("name", ["astronaut", "chelsea"])
+def test_cast_segment_color_label_maps_keep_the_ids_and_show_the_picture_colors(subprocess_run, image_files, name):
+    _, output_dir = subprocess_run
+    summary = json.loads((output_dir / f"{name}_segments.json").read_text())
+    with Image.open(output_dir / f"{name}_hierarchy.png") as picture:
+        panels = np.asarray(picture.convert("RGB"))
+    width = summary["image_size"]["width"]
+    for level_summary in summary["levels"]:
+        level = level_summary["level"]
+        with Image.open(output_dir / level_summary["label_map"]) as raw, Image.open(
+            output_dir / level_summary["color_label_map"]
+        ) as color:
+            assert color.mode == "P"
+            np.testing.assert_array_equal(np.asarray(color), np.asarray(raw))  # the indices are the segment ids
+            rgb = np.asarray(color.convert("RGB"))
+        # the viewer's colours are the picture's flat colours (boundaries aside)
+        left = (level + 1) * (width + DEFAULT_GAP)
+        panel = panels[:, left : left + width]
+        inside = (panel != 255).any(axis=-1)
+        np.testing.assert_array_equal(rgb[inside], panel[inside])
+        assert len(np.unique(rgb.reshape(-1, 3), axis=0)) == level_summary["num_segments"]
+
+
+def test_cast_segment_overlay_picture_is_captioned_and_shows_the_photo(subprocess_run, image_files):
+    _, output_dir = subprocess_run
+    summary = json.loads((output_dir / "astronaut_segments.json").read_text())
+    assert summary["overlay_picture"] == "astronaut_overlay.png"
+    photo = np.asarray(Image.open(image_files["astronaut"]).convert("RGB")).astype(np.float64)
+    height, width = photo.shape[:2]
+    with Image.open(output_dir / "astronaut_overlay.png") as overlay:
+        assert overlay.width == (len(NUM_SEGMENTS) + 1) * width + len(NUM_SEGMENTS) * DEFAULT_GAP
+        assert overlay.height > height  # the caption strip
+        pixels = np.asarray(overlay.convert("RGB")).astype(np.float64)
+    caption_strip = pixels[height:]
+    assert (caption_strip < 128).any()  # dark caption text on the white strip
+    level_panel = pixels[:height, width + DEFAULT_GAP : 2 * width + DEFAULT_GAP]
+    # half the photo shows through: the panel follows the photo's brightness, unlike the flat-colour panels
+    correlation = np.corrcoef(level_panel.mean(axis=-1).ravel(), photo.mean(axis=-1).ravel())[0, 1]
+    assert correlation > 0.5
+
+
 def test_cast_segment_level_and_n_segments_options(model_dir, image_files, tmp_path):
     arguments = [str(image_files["chelsea"]), "--model", str(model_dir), "--output-dir", str(tmp_path / "out")]
     status = segment_command.main([*arguments, "--level", "-1", "--n-segments", "12"])
@@ -127,6 +169,8 @@ def test_cast_segment_level_and_n_segments_options(model_dir, image_files, tmp_p
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
         "chelsea_hierarchy.png",
         "chelsea_level1.png",
+        "chelsea_level1_color.png",
+        "chelsea_overlay.png",
         "chelsea_segments.json",
     ]
     summary = json.loads((tmp_path / "out" / "chelsea_segments.json").read_text())

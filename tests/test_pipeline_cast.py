@@ -212,6 +212,25 @@ def test_hierarchical_segmentation_renders_levels_side_by_side(checkpoints, imag
     assert batched[1]["picture"].height == images[1].height
 
 
+def test_hierarchical_segmentation_render_options_draw_a_captioned_overlay(checkpoints, images):
+    from processing.visualization_cast import draw_hierarchy, level_caption
+
+    segmenter = pipeline("hierarchical-segmentation", model=checkpoints["backbone"])
+    image = images[0]
+    options = {"mode": "overlay", "captions": True}
+    result = segmenter(image, render_options=options)  # render_options imply render=True
+    expected = draw_hierarchy(image, torch.stack(result["levels"]).numpy(), **options)
+    assert result["picture"].tobytes() == expected.tobytes()
+    assert result["picture"].height > image.height  # the caption strip
+
+    # a subset of levels is captioned with the model's level numbers, not its positions in the subset
+    coarsest = segmenter(image, levels=[-1], render_options=options)
+    level_map = coarsest["levels"][0].numpy()
+    captions = [level_caption(NUM_LEVELS - 1, len(np.unique(level_map)))]
+    expected = draw_hierarchy(image, level_map[None], mode="overlay", captions=captions)
+    assert coarsest["picture"].tobytes() == expected.tobytes()
+
+
 def test_hierarchical_segmentation_rejects_bad_arguments(checkpoints, images):
     segmenter = pipeline("hierarchical-segmentation", model=checkpoints["backbone"])
 
@@ -221,6 +240,12 @@ def test_hierarchical_segmentation_rejects_bad_arguments(checkpoints, images):
         segmenter(images[0], levels=4)
     with pytest.raises(TypeError, match=r"`render` must be a bool, got str"):
         segmenter(images[0], render="yes")
+    with pytest.raises(ValueError, match=r"`render_options` accepts the keys .*, got unknown keys \['colour'\]"):
+        segmenter(images[0], render_options={"colour": "red"})
+    with pytest.raises(TypeError, match="`render_options` must be a dict"):
+        segmenter(images[0], render_options="overlay")
+    with pytest.raises(ValueError, match="`render_options` draw a picture, so they need `render=True`"):
+        segmenter(images[0], render=False, render_options={"mode": "overlay"})
 
 
 # ---------------------------------------------------------------------------------------------------------------

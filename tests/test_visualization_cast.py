@@ -247,3 +247,128 @@ def test_hierarchy_colors_rejects_non_nested_levels():
 def test_save_hierarchy_picture_rejects_bad_path(small_image, small_hierarchy):
     with pytest.raises(TypeError, match="`path` must be a string or a path"):
         save_hierarchy_picture(small_image, small_hierarchy, 42)
+
+
+def test_draw_hierarchy_overlay_blends_half_colors_half_image_by_default(small_image, small_hierarchy):
+    width = small_image.shape[1]
+    overlay = draw_hierarchy(small_image, small_hierarchy, mode="overlay", show_boundaries=False)
+    explicit = draw_hierarchy(small_image, small_hierarchy, alpha=0.5, show_boundaries=False)
+    np.testing.assert_array_equal(np.asarray(overlay), np.asarray(explicit))
+    expected = np.round(0.5 * hierarchy_colors(small_hierarchy)[-1] + 0.5 * small_image.astype(np.float64))
+    np.testing.assert_allclose(_panels(overlay, width, 4)[3], expected, atol=1)
+
+
+def test_draw_hierarchy_captions_add_a_strip_with_text_under_every_panel(small_image, small_hierarchy):
+    height, width = small_image.shape[:2]
+    plain = draw_hierarchy(small_image, small_hierarchy, mode="overlay")
+    captioned = draw_hierarchy(small_image, small_hierarchy, mode="overlay", captions=True)
+    assert captioned.width == plain.width and captioned.height > height
+    np.testing.assert_array_equal(np.asarray(captioned)[:height], np.asarray(plain))
+    strip = np.asarray(captioned)[height:]
+    for panel in _panels(Image.fromarray(strip), width, small_hierarchy.shape[0] + 1):
+        assert (panel.max(axis=-1) < 128).any()  # dark text under every panel
+
+    # custom captions replace the automatic ones: different text, same strip
+    custom = draw_hierarchy(small_image, small_hierarchy, captions=["a", "b", "c"])
+    automatic = draw_hierarchy(small_image, small_hierarchy, captions=True)
+    assert custom.size == automatic.size
+    assert not np.array_equal(np.asarray(custom)[height:], np.asarray(automatic)[height:])
+
+
+def test_level_caption_names_level_and_count():
+    from processing.visualization_cast import level_caption
+
+    assert level_caption(2, 8) == "level 2: 8 segments"
+    assert level_caption(0, 1) == "level 0: 1 segment"
+
+
+def test_segment_lineage_covers_the_segment_below_and_its_ancestors_above(small_hierarchy):
+    from processing.visualization_cast import segment_lineage
+
+    row, column = 20, 30
+    masks = segment_lineage(small_hierarchy, 1, row, column)
+    chosen = small_hierarchy[1] == small_hierarchy[1, row, column]
+    np.testing.assert_array_equal(masks[0], chosen)  # the descendants tile the segment
+    np.testing.assert_array_equal(masks[1], chosen)
+    np.testing.assert_array_equal(masks[2], small_hierarchy[2] == small_hierarchy[2, row, column])
+    assert masks[2][chosen].all()  # the ancestor contains the segment
+    np.testing.assert_array_equal(segment_lineage(small_hierarchy, -2, row, column), masks)
+
+
+def test_draw_hierarchy_highlight_dims_outside_the_lineage_only(small_image, small_hierarchy):
+    from processing.visualization_cast import segment_lineage
+
+    width = small_image.shape[1]
+    masks = segment_lineage(small_hierarchy, 0, 10, 10)
+    plain = _panels(draw_hierarchy(small_image, small_hierarchy), width, 4)
+    lit = _panels(draw_hierarchy(small_image, small_hierarchy, highlight=masks), width, 4)
+    np.testing.assert_array_equal(lit[0], plain[0])  # the photo is never dimmed
+    for level, (lit_panel, plain_panel) in enumerate(zip(lit[1:], plain[1:])):
+        np.testing.assert_array_equal(lit_panel[masks[level]], plain_panel[masks[level]])
+        outside = ~masks[level]
+        assert (lit_panel[outside].astype(int).sum(-1) < plain_panel[outside].astype(int).sum(-1)).all()
+
+
+def test_hierarchy_label_maps_are_palette_pngs_with_the_ids_and_the_colors(tmp_path, small_hierarchy):
+    from processing.visualization_cast import hierarchy_label_maps
+
+    colors = hierarchy_colors(small_hierarchy)
+    for level, label_map in enumerate(hierarchy_label_maps(small_hierarchy)):
+        path = tmp_path / f"level{level}.png"
+        label_map.save(path)
+        with Image.open(path) as written:
+            assert written.mode == "P"
+            np.testing.assert_array_equal(np.asarray(written), small_hierarchy[level])
+            np.testing.assert_array_equal(np.asarray(written.convert("RGB")), colors[level])
+    with pytest.raises(ValueError, match="segment ids below 256 for an indexed-palette PNG, got 256"):
+        hierarchy_label_maps(np.full((1, 2, 2), 256))
+
+
+def test_draw_segmentation_colors_classes_by_id_and_lists_present_classes(small_image):
+    from processing.visualization_cast import draw_segmentation, label_colors
+
+    height, width = small_image.shape[:2]
+    classes = np.zeros((height, width), dtype=np.int64)
+    classes[:, width // 2 :] = 3
+    picture = draw_segmentation(small_image, classes, {0: "background", 3: "cat"}, alpha=1.0, show_boundaries=False)
+    assert picture.height == height and picture.width > width  # the legend sits on the right
+    pixels = np.asarray(picture)
+    colors = label_colors(4)
+    np.testing.assert_array_equal(pixels[:, : width // 2], np.broadcast_to(colors[0], (height, width // 2, 3)))
+    np.testing.assert_array_equal(pixels[:, width // 2 : width], np.broadcast_to(colors[3], (height, width // 2, 3)))
+    legend = pixels[:, width:].reshape(-1, 3)
+    legend_colors = {tuple(color) for color in legend}
+    assert tuple(colors[0]) in legend_colors and tuple(colors[3]) in legend_colors
+    assert tuple(colors[1]) not in legend_colors  # absent classes are not listed
+    # a class keeps its colour whatever else the image holds
+    alone = np.asarray(draw_segmentation(small_image, np.full((height, width), 3), alpha=1.0, legend=False))
+    np.testing.assert_array_equal(alone[0, 0], colors[3])
+    assert len({tuple(color) for color in label_colors(50)}) == 50
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"mode": "side-by-side"}, ValueError, r"`mode` must be one of \('panels', 'overlay'\)"),
+        ({"captions": "level 0"}, TypeError, "`captions` must be a bool or a list of strings"),
+        ({"captions": ["a"]}, ValueError, r"`captions` must hold one string per level \(3\), or one more .* got 1"),
+        ({"highlight": np.ones((3, 4, 4), dtype=bool)}, ValueError, "`highlight` must have the shape of"),
+        ({"highlight": np.ones((3, 64, 96))}, TypeError, "`highlight` must be a boolean numpy array"),
+    ],
+)
+def test_draw_hierarchy_rejects_bad_drawing_options(small_image, small_hierarchy, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        draw_hierarchy(small_image, small_hierarchy, **kwargs)
+
+
+def test_draw_segmentation_and_lineage_reject_bad_input(small_image, small_hierarchy):
+    from processing.visualization_cast import draw_segmentation, segment_lineage
+
+    with pytest.raises(ValueError, match=r"`segmentation` must have the \(height, width\) of `image`"):
+        draw_segmentation(small_image, small_hierarchy)
+    with pytest.raises(TypeError, match="`id2label` must be a dict"):
+        draw_segmentation(small_image, small_hierarchy[0], ["cat"])
+    with pytest.raises(ValueError, match=r"`row` must be in \[0, 63\], got 64"):
+        segment_lineage(small_hierarchy, 0, 64, 0)
+    with pytest.raises(ValueError, match=r"`level` must be in \[-3, 2\], got 3"):
+        segment_lineage(small_hierarchy, 3, 0, 0)

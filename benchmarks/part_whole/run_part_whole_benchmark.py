@@ -432,12 +432,19 @@ def _part_colours(part_mask: np.ndarray) -> np.ndarray:
 
 def save_figure_grid(samples, segmented: dict, count: int, path: Path) -> Path:
     """For each of the first `count` held-out images: a CAST row (image, then its levels, finest first) above a ViT
-    row (ground-truth parts, then the ViT's k-means levels at the same segment counts)."""
+    row (ground-truth parts, then the ViT's k-means levels at the same segment counts). Every panel is captioned
+    (what it shows, and for a level its segment count) and every row is titled with its model."""
     strips = []
     for index in range(count):
-        cast_strip = draw_hierarchy(samples[index].image, segmented["cast"][index], gap=_FIGURE_GAP)
-        vit_strip = draw_hierarchy(_part_colours(samples[index].part_mask), segmented["vit"][index], gap=_FIGURE_GAP)
-        for strip, title in ((cast_strip, "CAST"), (vit_strip, "ViT")):
+        rows = (
+            ("CAST", "image", samples[index].image, segmented["cast"][index]),
+            ("ViT", "true parts", _part_colours(samples[index].part_mask), segmented["vit"][index]),
+        )
+        for title, first_caption, first_panel, hierarchy in rows:
+            captions = [first_caption] + [
+                f"L{level}: {len(np.unique(labels))} seg." for level, labels in enumerate(np.asarray(hierarchy))
+            ]
+            strip = draw_hierarchy(first_panel, hierarchy, gap=_FIGURE_GAP, captions=captions)
             labelled = Image.new("RGB", (strip.width + _LABEL_WIDTH, strip.height), "white")
             labelled.paste(strip, (_LABEL_WIDTH, 0))
             ImageDraw.Draw(labelled).text((4, strip.height // 2 - 6), title, fill="black")

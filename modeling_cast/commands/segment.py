@@ -4,8 +4,11 @@
 For every input image `<stem>.<ext>` the output directory receives:
 
 - `<stem>_hierarchy.png`: the image and every level of its hierarchy side by side (see `processing.visualization_cast`);
+- `<stem>_overlay.png`: the same levels blended over the photo, each panel captioned with its level and segment count;
 - `<stem>_level<l>.png`: the label map of level `l` at the image's original size (level 0 is the finest), 8-bit when
   the level has at most 256 segments, else 16-bit;
+- `<stem>_level<l>_color.png`: the same label map for people: an indexed-palette PNG whose pixel values are still the
+  segment ids and whose palette holds the picture's colours (an RGB PNG when the ids do not fit in a palette);
 - `<stem>_segments.json`: image size, model, and per level the id, score (mean assignment probability) and area of
   every segment.
 
@@ -33,7 +36,7 @@ from transformers import AutoImageProcessor, AutoModel
 from transformers.utils import logging as transformers_logging
 
 from processing.image_inputs_cast import rgb_uint8_image
-from processing.visualization_cast import save_hierarchy_picture
+from processing.visualization_cast import hierarchy_colors, hierarchy_label_maps, save_hierarchy_picture
 
 
 __all__ = ["build_parser", "main"]
@@ -53,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description=(
-            "Segment images with a CAST model. For each IMAGE, writes to --output-dir the picture "
-            "<stem>_hierarchy.png (the image and every level side by side), one label map <stem>_level<l>.png per "
-            "level (level 0 is the finest; ids are segment ids, at the image's original size) and "
+            "Segment images with a CAST model. For each IMAGE, writes to --output-dir the pictures "
+            "<stem>_hierarchy.png (the image and every level side by side) and <stem>_overlay.png (the levels over "
+            "the photo, captioned), one label map <stem>_level<l>.png per level (level 0 is the finest; ids are "
+            "segment ids, at the image's original size) with its colour view <stem>_level<l>_color.png, and "
             "<stem>_segments.json (score and area of every segment). Unreadable images are reported and skipped; "
             "the exit status is then 1."
         ),
@@ -195,18 +199,22 @@ class _Segmenter:
         segments_info: list[list[dict]],
         num_superpixels: int,
     ) -> None:
-        picture_name = f"{stem}_hierarchy.png"
+        picture_name, overlay_name = f"{stem}_hierarchy.png", f"{stem}_overlay.png"
         save_hierarchy_picture(pixels, segmentation, self.output_dir / picture_name)
+        save_hierarchy_picture(pixels, segmentation, self.output_dir / overlay_name, mode="overlay", captions=True)
+        color_maps = _color_label_maps(segmentation.numpy())
         levels = []
         for level in self.levels:
-            label_map_name = f"{stem}_level{level}.png"
+            label_map_name, color_map_name = f"{stem}_level{level}.png", f"{stem}_level{level}_color.png"
             num_ids = max(self.model.config.num_segments[level], int(segmentation[level].max()) + 1)
             _label_map_image(segmentation[level].numpy(), num_ids).save(self.output_dir / label_map_name)
+            color_maps[level].save(self.output_dir / color_map_name)
             levels.append(
                 {
                     "level": level,
                     "num_segments": len(segments_info[level]),
                     "label_map": label_map_name,
+                    "color_label_map": color_map_name,
                     "segments": [_json_segment(segment) for segment in segments_info[level]],
                 }
             )
@@ -217,6 +225,7 @@ class _Segmenter:
             "image_size": {"height": height, "width": width},
             "num_superpixels": num_superpixels,
             "picture": picture_name,
+            "overlay_picture": overlay_name,
             "levels": levels,
         }
         with open(self.output_dir / f"{stem}_segments.json", "w", encoding="utf-8") as file:
@@ -257,6 +266,14 @@ def _label_map_image(labels: np.ndarray, num_ids: int) -> Image.Image:
     if num_ids <= _UINT16_LABELS:
         return Image.fromarray(labels.astype(np.uint16), mode="I;16")
     raise ValueError(f"a label map with {num_ids} segment ids does not fit in a 16-bit PNG")
+
+
+def _color_label_maps(hierarchy: np.ndarray) -> list[Image.Image]:
+    """Every level in the picture's colours: indexed-palette images that keep the ids when every id fits in a palette,
+    else RGB images (ids above 255 cannot be palette indices)."""
+    if hierarchy.max() < _UINT8_LABELS:
+        return hierarchy_label_maps(hierarchy)
+    return [Image.fromarray(colors) for colors in hierarchy_colors(hierarchy)]
 
 
 def _json_segment(segment: dict) -> dict:
