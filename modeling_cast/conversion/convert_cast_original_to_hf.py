@@ -71,6 +71,9 @@ MOCO_BACKBONE_PREFIX = "module.base_encoder."
 _STAGE_BLOCK = re.compile(r"^blocks(\d+)\.(\d+)\.(.+)$")
 _SHARED_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 _POOL = re.compile(r"^pool(\d+)\.pool_block\.(.+)$")
+# the first layers of the block and pooling MLPs, whose output sizes are the MLP widths
+_BLOCK_FC1 = re.compile(r"^blocks\d+\.\d+\.mlp\.fc1\.weight$")
+_POOL_FC1 = re.compile(r"^pool\d+\.pool_block\.fc1\.1\.weight$")
 
 # Regex table applied to keys of one transformer block (after `blocks{s}.{i}.`), of one pooling block (after
 # `pool{s}.pool_block.`), or of the model root.
@@ -138,8 +141,9 @@ def _has_linear_head(state_dict: dict) -> bool:
 
 
 def infer_config(original_state_dict: dict, **kwargs) -> CastConfig:
-    """Build a `CastConfig` from official weights. Width, stage depths, stage count, label count and (for a square
-    position table) the training image size are read from the weights; head counts and segment counts cannot be recovered from them, so they come from `kwargs` (the
+    """Build a `CastConfig` from official weights. Width, stage depths, stage count, MLP widths (`mlp_ratio`,
+    `pooling_mlp_ratio`), label count and (for a square position table) the training image size are read from the
+    weights; head counts and segment counts cannot be recovered from them, so they come from `kwargs` (the
     official defaults, 12 heads and 64/32/16/8 segments, otherwise)."""
     state_dict = _strip_prefix(original_state_dict)
     if "cls_token" not in state_dict:
@@ -160,9 +164,30 @@ def infer_config(original_state_dict: dict, **kwargs) -> CastConfig:
             break
     if _has_linear_head(state_dict):
         inferred["num_labels"] = int(state_dict["head.weight"].shape[0])
+    hidden_size = inferred["hidden_size"]
+    for name, pattern in (("mlp_ratio", _BLOCK_FC1), ("pooling_mlp_ratio", _POOL_FC1)):
+        ratio = _mlp_ratio(state_dict, pattern, hidden_size, name)
+        if ratio is not None:
+            inferred[name] = ratio
     if "num_segments" not in kwargs and len(inferred["depths"]) != 4:
         raise ValueError(f"the weights have {len(inferred['depths'])} stages: pass `num_segments` (one per stage)")
     return CastConfig(**{**inferred, **kwargs})
+
+
+def _mlp_ratio(state_dict: dict, pattern: re.Pattern, hidden_size: int, name: str) -> int | float | None:
+    """The MLP width ratio that the `fc1` weights matching `pattern` give (None without such weights): one width for
+    all of them, since the config holds one ratio; an integer ratio when the width is a multiple of `hidden_size`."""
+    widths = {int(value.shape[0]) for key, value in state_dict.items() if pattern.match(key)}
+    if not widths:
+        return None
+    if len(widths) > 1:
+        raise ValueError(f"the weights have MLPs of widths {sorted(widths)}, but `{name}` gives them all one width")
+    (width,) = widths
+    ratio = width // hidden_size if width % hidden_size == 0 else width / hidden_size
+    # the model builds int(hidden_size * ratio) features: a ratio that does not give the width back cannot be used
+    if int(hidden_size * ratio) != width:
+        raise ValueError(f"MLP width {width} is not int({hidden_size} * r) for any float `{name}` r")
+    return ratio
 
 
 def _is_segmentation_layout(state_dict: dict) -> bool:
