@@ -121,7 +121,10 @@ def _convert(args: argparse.Namespace) -> list[str]:
     """Every step of a conversion; returns the summary lines."""
     # argument errors first: the checkpoint may be a 2 GB file
     _check_name_and_config(args)
-    check_output_dir(Path(args.output_dir).absolute(), args.overwrite)
+    inputs = {"--checkpoint": args.checkpoint, "--config": args.config, "--reference": args.reference}
+    if args.install_to_cache:
+        inputs["--cache-dir"] = args.cache_dir
+    check_output_dir(Path(args.output_dir).absolute(), args.overwrite, inputs)
     print(f"{CONVERTER_COMMAND}: reading {args.checkpoint}", file=sys.stderr)
     official = detect_checkpoint_layout(load_official_checkpoint(args.checkpoint))
     entry = _resolve_entry(args, official)

@@ -697,9 +697,20 @@ def write_converted_folder(
     return output_dir
 
 
-def check_output_dir(output_dir: Path, overwrite: bool) -> None:
+def check_output_dir(output_dir: Path, overwrite: bool, inputs: Mapping[str, Path | None] | None = None) -> None:
     """Refuse an `--output-dir` that is a file, or a folder with content unless `overwrite` (nothing the user has
-    is replaced without being asked)."""
+    is replaced without being asked), or a folder holding one of the `inputs` (option name -> path), which replacing
+    the folder would delete."""
+    for option, path in (inputs or {}).items():
+        if path is None:
+            continue
+        # resolved, so that symbolic links and `..` cannot hide an input inside the folder
+        resolved_input, resolved_output = Path(path).resolve(), output_dir.resolve()
+        if resolved_input == resolved_output or resolved_output in resolved_input.parents:
+            raise CheckpointError(
+                f"`{option}` {str(path)!r} lies inside `--output-dir` {str(output_dir)!r}, which the conversion "
+                "replaces as a whole: write the model to another folder (nothing you gave is deleted)"
+            )
     if output_dir.exists() and not output_dir.is_dir():
         raise CheckpointError(f"`--output-dir` {str(output_dir)!r} exists and is not a folder")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
