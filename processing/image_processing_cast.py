@@ -139,7 +139,9 @@ class CastImageProcessor(PilBackend):
         image_std (`float` or `list[float]`, *optional*, defaults to `IMAGENET_DEFAULT_STD`):
             Per-channel standard deviation used for normalisation.
         n_segments (`int`, *optional*, defaults to 196):
-            Approximate number of superpixels per image (the official setting: 196 at 224x224).
+            Approximate number of superpixels per image (the official setting: 196 at 224x224). SEEDS lowers it,
+            with a warning, to what it can place on a small image, and refuses (`ValueError`) images it cannot
+            segment at all (a few pixels, or extremely elongated), which would crash OpenCV.
         compactness (`float`, *optional*, defaults to 10.0):
             SLIC compactness. While SLIC returns fewer than `n_segments // 2` superpixels it is multiplied by 3 and
             SLIC re-run (the official rule), at most 5 times.
