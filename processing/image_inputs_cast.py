@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 from transformers.image_utils import ChannelDimension, is_valid_image
+from transformers.utils import logging
 
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "rgb_uint8_image",
     "split_batch",
 ]
+
+logger = logging.get_logger(__name__)
 
 MAX_UINT8 = 255
 _MAX_UINT16 = 65535
@@ -225,7 +228,13 @@ def _channels_first(
     if layout is None:
         known_channels = _CONVERTIBLE_CHANNELS if do_convert_rgb else _KNOWN_CHANNELS
         if pixels.shape[0] in known_channels:
-            # (3, H, 3)-like shapes are ambiguous; like transformers, assume channels first
+            if pixels.shape[-1] in known_channels:
+                # (k, W, 3)-like shapes fit both layouts (a 1x1 RGB pixel is (1, 1, 3)); like transformers, assume
+                # channels first, but say so: a wrong guess gives a silently wrong image
+                logger.warning_once(
+                    f"`{argument}` of shape {pixels.shape} could have its channels first or last; assuming first, "
+                    f"as transformers does. Pass `input_data_format` to say where the channels are"
+                )
             layout = ChannelDimension.FIRST
         elif pixels.shape[-1] in known_channels:
             layout = ChannelDimension.LAST
