@@ -15,10 +15,14 @@ Hub-flat: imports only numpy, PIL, torch and the public `transformers` API.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from transformers.image_utils import ChannelDimension, is_valid_image
+from transformers.image_utils import load_image as transformers_load_image
+from transformers.utils import logging
 
 
 __all__ = [
@@ -31,9 +35,12 @@ __all__ = [
     "flatten_images",
     "integer_array",
     "integer_maps",
+    "load_image",
     "rgb_uint8_image",
     "split_batch",
 ]
+
+logger = logging.get_logger(__name__)
 
 MAX_UINT8 = 255
 _MAX_UINT16 = 65535
@@ -112,6 +119,28 @@ def decode_image(
         return pixels
     # gray and gray+alpha repeat their first channel; RGBA drops its last
     return np.repeat(pixels[:1], _RGB_CHANNELS, axis=0) if pixels.shape[0] < _RGB_CHANNELS else pixels[:_RGB_CHANNELS]
+
+
+def load_image(image, timeout: float | None = None) -> Image.Image:
+    """
+    Open an image file, upright as viewers show it, keeping its bit depth: transformers' `load_image` converts
+    every image to 8-bit RGB, which saturates 16-bit files (every pixel of a 16-bit PNG becomes 255); [`decode_image`]
+    scales them instead.
+
+    Args:
+        image (`str` or `PIL.Image.Image`):
+            A path to a local file or a PIL image (kept in its mode); URLs and base64 strings are fetched by
+            transformers' `load_image` (hence as 8-bit RGB).
+        timeout (`float`, *optional*):
+            Seconds to wait for an image fetched from the web.
+    """
+    if isinstance(image, str) and os.path.isfile(image):
+        with Image.open(image) as opened:
+            opened.load()  # truncated files fail here, not later
+            return ImageOps.exif_transpose(opened)
+    if isinstance(image, Image.Image):
+        return ImageOps.exif_transpose(image)
+    return transformers_load_image(image, timeout=timeout)
 
 
 def rgb_uint8_image(image, *, argument: str = "image", allow_float: bool = True) -> np.ndarray:
@@ -225,7 +254,13 @@ def _channels_first(
     if layout is None:
         known_channels = _CONVERTIBLE_CHANNELS if do_convert_rgb else _KNOWN_CHANNELS
         if pixels.shape[0] in known_channels:
-            # (3, H, 3)-like shapes are ambiguous; like transformers, assume channels first
+            if pixels.shape[-1] in known_channels:
+                # (k, W, 3)-like shapes fit both layouts (a 1x1 RGB pixel is (1, 1, 3)); like transformers, assume
+                # channels first, but say so: a wrong guess gives a silently wrong image
+                logger.warning_once(
+                    f"`{argument}` of shape {pixels.shape} could have its channels first or last; assuming first, "
+                    f"as transformers does. Pass `input_data_format` to say where the channels are"
+                )
             layout = ChannelDimension.FIRST
         elif pixels.shape[-1] in known_channels:
             layout = ChannelDimension.LAST

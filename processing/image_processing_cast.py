@@ -139,7 +139,9 @@ class CastImageProcessor(PilBackend):
         image_std (`float` or `list[float]`, *optional*, defaults to `IMAGENET_DEFAULT_STD`):
             Per-channel standard deviation used for normalisation.
         n_segments (`int`, *optional*, defaults to 196):
-            Approximate number of superpixels per image (the official setting: 196 at 224x224).
+            Approximate number of superpixels per image (the official setting: 196 at 224x224). SEEDS lowers it,
+            with a warning, to what it can place on a small image, and refuses (`ValueError`) images it cannot
+            segment at all (a few pixels, or extremely elongated), which would crash OpenCV.
         compactness (`float`, *optional*, defaults to 10.0):
             SLIC compactness. While SLIC returns fewer than `n_segments // 2` superpixels it is multiplied by 3 and
             SLIC re-run (the official rule), at most 5 times.
@@ -611,6 +613,8 @@ def _checked_settings(settings: dict) -> dict:
         raise TypeError(
             f"`do_reduce_labels` must be a bool, got {type(do_reduce_labels).__name__} {do_reduce_labels!r}"
         )
+    for name in ("size", "crop_size"):
+        _check_size_fields(settings[name], name)
     if settings["do_pad"]:
         raise ValueError("`do_pad=True` is not supported by CastImageProcessor: padding would add fake superpixels")
     fixed = _fixed_output_size(
@@ -620,6 +624,20 @@ def _checked_settings(settings: dict) -> dict:
         name, output_size = fixed
         _check_multiple_of_patch_size(output_size, checked["patch_size"], name)
     return checked
+
+
+def _check_size_fields(size: SizeDict | None, argument: str) -> None:
+    """Every length a size gives must be a positive integer: transformers would otherwise save `{"height": 0}` and
+    fail later, inside resizing, with a message that names no argument."""
+    if size is None:
+        return
+    for field, value in vars(size).items() if isinstance(size, SizeDict) else size.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"`{argument}[{field!r}]` must be an integer, got {type(value).__name__} {value!r}")
+        if value < 1:
+            raise ValueError(f"`{argument}[{field!r}]` must be a positive integer, got {value}")
 
 
 def _fixed_output_size(

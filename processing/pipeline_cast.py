@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from transformers.image_utils import load_image
 from transformers.pipelines import Pipeline
+
+from .image_inputs_cast import load_image
 
 
 __all__ = ["HierarchicalSegmentationPipeline"]
@@ -90,6 +91,7 @@ class HierarchicalSegmentationPipeline(Pipeline):
         return super().__call__(inputs, **kwargs)
 
     def preprocess(self, image, render: bool = False, timeout: float | None = None) -> dict[str, Any]:
+        # 16-bit files keep their depth: the image processor scales them (transformers' loader would saturate them)
         image = load_image(image, timeout=timeout)
         inputs = self.image_processor(images=[image], return_tensors="pt").to(self.dtype)
         inputs["target_size"] = [(image.height, image.width)]

@@ -27,6 +27,8 @@ __all__ = [
     "SUPERPIXEL_METHODS",
     "compute_superpixels",
     "relabel_sequential_ids",
+    "seeds_grid",
+    "seeds_segment_count",
     "seeds_superpixels",
     "slic_superpixels",
 ]
@@ -47,6 +49,10 @@ SEEDS_PRIOR = 2
 SEEDS_HISTOGRAM_BINS = 15
 SEEDS_DOUBLE_STEP = False
 SEEDS_ITERATIONS = 20
+# OpenCV's own floors (seeds.cpp, `SuperpixelSEEDSImpl::initialize`): fewer than 10 superpixels or 2 block levels
+# are raised to these values before the block grid is laid out.
+SEEDS_MIN_SUPERPIXELS = 10
+SEEDS_MIN_BLOCK_LEVELS = 2
 
 _MAX_UINT8 = 255
 _RGB_CHANNELS = 3
@@ -142,6 +148,73 @@ def _import_opencv():
     return cv2
 
 
+def seeds_grid(height: int, width: int, n_segments: int) -> tuple[int, int] | None:
+    """
+    The `(rows, columns)` grid of superpixels OpenCV SEEDS lays out for an image and a requested count, or None when
+    that request is outside what SEEDS can do.
+
+    This follows OpenCV's arithmetic (float32, integer divisions): it asks for `n_h = int(sqrt(n * height / width))`
+    rows and `n_w = n_h * width // height` columns, then halves its block size until the blocks of every level are at
+    least one pixel, dropping block levels. With fewer than 2 levels left (too many superpixels for the size), with no
+    row or column (a very elongated image) or with an empty top-level grid, OpenCV crashes the process, hangs, or
+    returns labels that differ between identical runs; all those cases give None here.
+    """
+    count = np.float32(max(n_segments, SEEDS_MIN_SUPERPIXELS))
+    rows = int(np.sqrt(count * np.float32(height) / np.float32(width)))
+    columns = rows * width // height
+    if rows < 1 or columns < 1:
+        return None
+    # the block size of the lowest level for SEEDS_MIN_BLOCK_LEVELS levels (each level doubles it)
+    level_scale = np.float32(1 << (SEEDS_MIN_BLOCK_LEVELS - 1))
+    block_width = np.float32(width) / np.float32(columns) / level_scale
+    block_height = np.float32(height) / np.float32(rows) / level_scale
+    if block_width < 1 or block_height < 1:
+        return None
+    top_rows = (height // int(np.ceil(block_height))) >> (SEEDS_MIN_BLOCK_LEVELS - 1)
+    top_columns = (width // int(np.ceil(block_width))) >> (SEEDS_MIN_BLOCK_LEVELS - 1)
+    if top_rows < 1 or top_columns < 1:
+        return None
+    return top_rows, top_columns
+
+
+def seeds_segment_count(height: int, width: int, n_segments: int) -> int:
+    """
+    The superpixel count to request from OpenCV SEEDS for an image: `n_segments` when SEEDS can place that many,
+    else the largest count below it that SEEDS can place (with a warning: a small image gets fewer superpixels, as
+    with SLIC).
+
+    Raises:
+        ValueError: when SEEDS can place no count up to `n_segments` on the image (images of a few pixels, or so
+            elongated that SEEDS lays out no column or row); the message gives the smallest count that works, if any.
+    """
+    if seeds_grid(height, width, n_segments) is not None:
+        return n_segments
+    largest = min(n_segments, _largest_useful_count(height, width))
+    for count in range(largest, SEEDS_MIN_SUPERPIXELS - 1, -1):
+        if seeds_grid(height, width, count) is not None:
+            logger.warning_once(
+                f"superpixel_method='seeds': {n_segments} superpixels do not fit a {height}x{width} image (OpenCV "
+                f"SEEDS would crash); using n_segments={count} for images of that size"
+            )
+            return count
+    larger = next(
+        (count for count in range(n_segments + 1, _largest_useful_count(height, width) + 1)
+         if seeds_grid(height, width, count) is not None),
+        None,
+    )
+    hint = f"SEEDS needs n_segments >= {larger} for it, or " if larger is not None else ""
+    raise ValueError(
+        f"superpixel_method='seeds' cannot segment an image of height {height} and width {width} into about "
+        f"{n_segments} superpixels (OpenCV SEEDS would crash): {hint}use superpixel_method='slic' or resize the image"
+    )
+
+
+def _largest_useful_count(height: int, width: int) -> int:
+    """A count above which OpenCV lays out no grid: it needs blocks of at least one pixel on two levels, so at most
+    `height // 2` rows and `width // 2` columns."""
+    return (height // 2 + 1) * (width // 2 + 1)
+
+
 def seeds_superpixels(image: np.ndarray, n_segments: int) -> np.ndarray:
     """
     SEEDS superpixels as in the official CAST data loaders (OpenCV-contrib, Lab input, 1 level, prior 2, 15 histogram
@@ -151,13 +224,19 @@ def seeds_superpixels(image: np.ndarray, n_segments: int) -> np.ndarray:
         image (`np.ndarray` of shape `(height, width, channels)`):
             uint8 pixels, or floats in [0, 1] (rounded to uint8). Converted to Lab when it has 3 channels.
         n_segments (`int`):
-            Requested number of superpixels.
+            Requested number of superpixels; lowered to what SEEDS can place on the image (see
+            [`seeds_segment_count`]).
 
     Returns:
         `np.ndarray` of shape `(height, width)` and dtype int64 with the raw SEEDS labels.
+
+    Raises:
+        ValueError: when SEEDS cannot segment an image of this size at all (checked before calling OpenCV, which
+            would crash the process).
     """
     cv2 = _import_opencv()
     height, width, num_channels = image.shape
+    n_segments = seeds_segment_count(height, width, n_segments)
     image_uint8 = np.ascontiguousarray(_eight_bit(image))
     if num_channels == _RGB_CHANNELS:
         image_uint8 = cv2.cvtColor(image_uint8, cv2.COLOR_RGB2Lab)

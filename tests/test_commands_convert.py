@@ -286,6 +286,39 @@ def test_cli_output_folder_is_written_atomically(tmp_path, official, architectur
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pth", "out", "tiny_architecture.json"]
 
 
+@pytest.mark.parametrize("option", ["--checkpoint", "--config", "--reference", "--cache-dir"])
+def test_cli_overwrite_never_deletes_its_own_inputs(tmp_path, official, architecture_json, option, capsys):
+    """Issue 17 item 3: `--overwrite` replaced the output folder, deleting a checkpoint (or `--config`,
+    `--reference`) that lay inside it."""
+    output = tmp_path / "out"
+    output.mkdir()
+    inputs = {
+        "--checkpoint": _save(tmp_path, official),
+        "--config": architecture_json,
+        "--reference": tmp_path / "reference.safetensors",
+    }
+    inputs["--reference"].write_bytes(b"kept")
+    inside = output / "nested" / "input"
+    inside.parent.mkdir()
+    if option == "--cache-dir":
+        inside.mkdir()
+        inputs[option] = inside
+    else:
+        shutil.copyfile(inputs[option], inside)
+        # reached through a symbolic link and `..`, which must not hide where the file is
+        (tmp_path / "link").symlink_to(output)
+        inputs[option] = tmp_path / "link" / "nested" / ".." / "nested" / "input"
+    argv = ["--model-name", CUSTOM_NAME, "--output-dir", str(output), "--overwrite"]
+    argv += [item for name, path in inputs.items() for item in (name, str(path))]
+    if option == "--cache-dir":
+        argv.append("--install-to-cache")
+    assert convert_command.main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"`{option}` {str(inputs[option])!r} lies inside `--output-dir` {str(output)!r}" in err
+    assert "reading" not in err  # refused before the checkpoint is read
+    assert inside.exists() and sorted(p.name for p in output.iterdir()) == ["nested"]
+
+
 def test_cli_writes_float32_weights_with_save_pretrained(tmp_path, official, architecture_json):
     """Half-precision official weights are stored in float32, like the official ones; integer tensors unchanged."""
     half = {key: value.half() if value.is_floating_point() else value for key, value in official.items()}

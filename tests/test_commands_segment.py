@@ -268,6 +268,23 @@ def test_cast_segment_checkpoint_missing_backbone_weights_exits_2(model_dir, ima
     assert "the checkpoint lacks 1 weight(s) of the CAST backbone" in capsys.readouterr().err
 
 
+def test_cast_segment_weights_that_do_not_fit_the_config_are_named(model_dir, image_files, tmp_path, capsys):
+    """Issue 17 item 7: the error used to say "For details look at the above report!" with the report hidden."""
+    edited = tmp_path / "edited"
+    shutil.copytree(model_dir, edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["mlp_ratio"] = 2.0  # the saved MLPs are wider
+    (edited / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit) as exit_info:
+        segment_command.main([str(image_files["chelsea"]), "--model", str(edited), "--output-dir", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--model {edited}: its weights do not fit its config.json:" in err
+    assert re.search(r"weight\(s\) have other shapes, e\.g\. 'encoder\.stages\.\d\.layers\.\d\.mlp\.fc1\.(bias|weight)' is "
+                     r"\([\d, ]+\) in the checkpoint but \([\d, ]+\) for the config", err), err
+    assert "above report" not in err and not (tmp_path / "o").exists()
+
+
 def test_cast_segment_console_script_is_installed():
     script = Path(sys.executable).parent / "cast-segment"
     if not script.exists():

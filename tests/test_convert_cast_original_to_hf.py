@@ -171,3 +171,40 @@ def test_convert_segmentation_variant_moco_backbone_has_no_classifier(official):
     layout = {k: v for k, v in _segmentation_layout(official).items() if not k.startswith("head.")}
     converted = convert_state_dict(layout, infer_config(layout, **TINY_KWARGS))
     assert "fusion.projection.weight" in converted and not any(k.startswith("classifier.") for k in converted)
+
+
+def _narrow_mlps(state_dict: dict, block_width: int, pooling_width: int) -> dict:
+    """The official weights with every block MLP `block_width` wide and every pooling MLP `pooling_width` wide."""
+    narrowed = {}
+    for key, value in state_dict.items():
+        if re.search(r"mlp\.fc1\.(weight|bias)$", key):
+            value = value[:block_width]
+        elif key.endswith("mlp.fc2.weight"):
+            value = value[:, :block_width]
+        elif re.search(r"pool_block\.(fc1\.1\.(weight|bias)|fc2\.0\.(weight|bias))$", key):
+            value = value[:pooling_width]
+        elif key.endswith("pool_block.fc2.1.weight"):
+            value = value[:, :pooling_width]
+        narrowed[key] = value.clone()
+    return narrowed
+
+
+def test_convert_infers_mlp_widths_from_fc1_weights(official):
+    """Issue 17 item 10: weights with `mlp_ratio` 2 used to fail with a shape error (the ratio was not inferred)."""
+    narrow = _narrow_mlps(official, block_width=192, pooling_width=144)
+    config = infer_config(narrow, **TINY_KWARGS)
+    assert (config.mlp_ratio, config.pooling_mlp_ratio) == (2, 1.5)
+    converted = convert_state_dict(narrow, config)
+    from modeling_cast import CastForImageClassification
+
+    CastForImageClassification(config).load_state_dict(converted, strict=True)
+    # the stock widths stay the stock ratios
+    stock = infer_config(official, **TINY_KWARGS)
+    assert (stock.mlp_ratio, stock.pooling_mlp_ratio) == (4, 4)
+
+
+def test_convert_rejects_blocks_of_different_mlp_widths(official):
+    mixed = dict(official)
+    mixed.update({key: value for key, value in _narrow_mlps(official, 192, 384).items() if key.startswith("blocks2.")})
+    with pytest.raises(ValueError, match=r"MLPs of widths \[192, 384\].*`mlp_ratio`"):
+        infer_config(mixed, **TINY_KWARGS)

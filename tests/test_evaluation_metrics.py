@@ -417,3 +417,28 @@ def test_hierarchy_level_scores_hand_computed_levels():
     assert scores[0]["object_miou"] == 1.0 and scores[0]["object_boundary_f"] == 1.0
     assert scores[1]["object_miou"] == pytest.approx(0.25)  # class 0: IoU 8/16, class 1: IoU 0
     assert scores[1]["object_boundary_f"] == 0.0  # no predicted boundary: precision 1, recall 0
+
+
+def test_region_metrics_memory_follows_the_labels_present_not_the_largest_id():
+    """Issue 17 item 4: one label 60000 made `region_mean_iou` (and so `hierarchy_level_scores`) ask for a dense
+    60001 x 60001 table (26.8 GiB). The scores are those of the same maps with small ids."""
+    import tracemalloc
+
+    reference = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 1, 1], [2, 2, 1, 1]])
+    segments = np.array([[4, 4, 9, 9], [4, 5, 9, 9], [5, 5, 9, 9], [5, 5, 9, 3]])  # 5 straddles classes 0 and 2
+    large_reference = np.where(reference == 2, 60000, reference)
+    large_segments = np.where(segments == 9, 59999, segments)
+    tracemalloc.start()
+    try:
+        large_iou = region_mean_iou(large_segments, large_reference)["mean_iou"]
+        large_levels = hierarchy_level_scores([large_segments[None]], {"object": [large_reference]})
+        large_quality = superpixel_quality(large_segments, large_reference)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert large_iou == region_mean_iou(segments, reference)["mean_iou"] == pytest.approx((0.75 + 1 + 0.8) / 3)
+    assert large_levels[0]["object_miou"] == pytest.approx(large_iou)
+    assert large_quality == superpixel_quality(segments, reference)
+    labels = oracle_segment_labels(large_segments, large_reference)
+    np.testing.assert_array_equal(np.where(labels == 60000, 2, labels), oracle_segment_labels(segments, reference))

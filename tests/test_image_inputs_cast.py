@@ -221,3 +221,20 @@ def test_split_batch_returns_items_or_says_what_it_expected():
     assert len(split_batch(np.zeros((5, 2, 2)), (2,), "unused")) == 5
     with pytest.raises(ValueError, match=r"a map or a batch, got shape \(1, 1, 2, 2\)"):
         split_batch(np.zeros((1, 1, 2, 2)), (2,), "a map or a batch")
+
+
+def test_decode_image_warns_when_the_channel_axis_is_ambiguous(caplog):
+    """Issue 17 item 9: a (k, W, 3) array with k <= 4 (here one row of RGB pixels) was silently read channels-first;
+    it still is, as in transformers, but with a warning, and `input_data_format` decides without one."""
+    row = smooth_image(8, 5, seed=1)[:1]  # (1, 5, 3): one row of 5 RGB pixels, or 1 channel of 5 x 3
+    with caplog.at_level("WARNING"):
+        assert decode_image(row).shape == (3, 5, 3)  # channels first: the gray channel repeated
+    assert "of shape (1, 5, 3) could have its channels first or last; assuming first" in caplog.text
+    assert "input_data_format" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        np.testing.assert_array_equal(
+            decode_image(row, input_data_format="channels_last"), np.moveaxis(row, -1, 0)
+        )
+        decode_image(RGB)  # (20, 28, 3) is not ambiguous
+    assert caplog.text == ""

@@ -612,6 +612,15 @@ def test_processor_rejects_unknown_superpixel_method():
         ({"compactness": "10"}, TypeError, "`compactness` must be a number, got str"),
         ({"patch_size": 0}, ValueError, "`patch_size` must be a positive integer, got 0"),
         ({"superpixel_method": 1}, TypeError, "`superpixel_method` must be one of"),
+        # issue 17 item 9: these were saved and failed later, inside transformers' resizing
+        ({"size": {"height": 0, "width": 32}}, ValueError, r"`size\['height'\]` must be a positive integer, got 0"),
+        ({"size": {"shortest_edge": -8}}, ValueError, r"`size\['shortest_edge'\]` must be a positive integer, got -8"),
+        ({"size": {"height": 32.5, "width": 32}}, TypeError, r"`size\['height'\]` must be an integer, got float"),
+        (
+            {"do_center_crop": True, "crop_size": {"height": 32, "width": 0}},
+            ValueError,
+            r"`crop_size\['width'\]` must be a positive integer, got 0",
+        ),
     ],
 )
 def test_processor_rejects_bad_superpixel_settings(kwargs, error, message):

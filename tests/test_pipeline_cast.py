@@ -231,6 +231,27 @@ def test_hierarchical_segmentation_render_options_draw_a_captioned_overlay(check
     assert coarsest["picture"].tobytes() == expected.tobytes()
 
 
+def test_hierarchical_segmentation_reads_16_bit_files_like_their_8_bit_versions(checkpoints, tmp_path):
+    """Issue 17 item 2: transformers' image loading converts files to 8-bit RGB, saturating a 16-bit PNG (every
+    pixel 255): the segmentation of a white image."""
+    gray = smooth_image(40, 48, seed=3)[..., 0]
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")  # v = 257 u: u in 16 bits
+    Image.fromarray(gray).save(tmp_path / "eight.png")
+    with Image.open(tmp_path / "sixteen.png") as written:
+        assert written.mode in ("I;16", "I"), written.mode
+    segmenter = pipeline("hierarchical-segmentation", model=checkpoints["backbone"])
+
+    sixteen = segmenter(str(tmp_path / "sixteen.png"), render=True)
+    eight = segmenter(str(tmp_path / "eight.png"), render=True)
+    from_pil = segmenter(Image.open(tmp_path / "sixteen.png"))
+
+    for result in (sixteen, from_pil):
+        for level, expected in zip(result["levels"], eight["levels"]):
+            assert torch.equal(level, expected)
+    assert sixteen["picture"].tobytes() == eight["picture"].tobytes()  # the picture shows the scaled pixels
+    assert len(eight["segments_info"][0]) > 1  # not the one segment of a white image
+
+
 def test_hierarchical_segmentation_rejects_bad_arguments(checkpoints, images):
     segmenter = pipeline("hierarchical-segmentation", model=checkpoints["backbone"])
 

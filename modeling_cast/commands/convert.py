@@ -148,7 +148,10 @@ def _convert(args: argparse.Namespace) -> list[str]:
     _check_name_and_config(args)
     if args.download and args.output_dir is None:
         return _fetch(args)
-    check_output_dir(Path(args.output_dir).absolute(), args.overwrite)
+    inputs = {"--checkpoint": args.checkpoint, "--config": args.config, "--reference": args.reference}
+    if args.install_to_cache:
+        inputs["--cache-dir"] = args.cache_dir
+    check_output_dir(Path(args.output_dir).absolute(), args.overwrite, inputs)
     if args.download:
         args.checkpoint = download_official_checkpoint(_released_entry(args), args.cache_dir)
     print(f"{CONVERTER_COMMAND}: reading {args.checkpoint}", file=sys.stderr)

@@ -125,11 +125,18 @@ def _load_checked_model(parser: argparse.ArgumentParser, args: argparse.Namespac
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available on this machine")
     try:
-        model, processor, missing_keys = _load_model_and_processor(args.model)
+        model, processor, missing_keys, mismatched = _load_model_and_processor(args.model)
     except (OSError, ValueError, RuntimeError) as error:
         parser.error(f"--model {args.model}: cannot load a CAST model and image processor ({error})")
     if getattr(model.config, "model_type", None) != CAST_MODEL_TYPE:
         parser.error(f"--model {args.model}: expected a CAST model, got model type {model.config.model_type!r}")
+    if mismatched:
+        name, checkpoint_shape, config_shape = min(mismatched)
+        parser.error(
+            f"--model {args.model}: its weights do not fit its config.json: {len(mismatched)} weight(s) have other "
+            f"shapes, e.g. {name!r} is {tuple(checkpoint_shape)} in the checkpoint but {tuple(config_shape)} for the "
+            "config (was the config edited, or saved for other weights?)"
+        )
     if missing_keys:
         parser.error(
             f"--model {args.model}: the checkpoint lacks {len(missing_keys)} weight(s) of the CAST backbone (e.g. "
@@ -235,20 +242,22 @@ class _Segmenter:
 
 def _load_model_and_processor(name: str) -> tuple:
     """Load the backbone (any CAST checkpoint: heads are not needed) and its processor; also return the names of
-    backbone weights the checkpoint lacks. transformers' load report and progress bars are silenced because a
-    classifier checkpoint would report its unused head on every run; missing weights are returned instead."""
+    backbone weights the checkpoint lacks and `(name, checkpoint shape, config shape)` of those whose shapes do not
+    fit the config. transformers' load report and progress bars are silenced because a classifier checkpoint would
+    report its unused head on every run; so that no error points to that hidden report, mismatched shapes are
+    loaded as a report (`ignore_mismatched_sizes`) and returned, and the caller refuses the model."""
     verbosity = transformers_logging.get_verbosity()
     progress_bars = transformers_logging.is_progress_bar_enabled()
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     try:
-        model, loading_info = AutoModel.from_pretrained(name, output_loading_info=True)
+        model, loading_info = AutoModel.from_pretrained(name, output_loading_info=True, ignore_mismatched_sizes=True)
         processor = AutoImageProcessor.from_pretrained(name)
     finally:
         transformers_logging.set_verbosity(verbosity)
         if progress_bars:
             transformers_logging.enable_progress_bar()
-    return model, processor, set(loading_info["missing_keys"])
+    return model, processor, set(loading_info["missing_keys"]), list(loading_info["mismatched_keys"])
 
 
 def _read_image(image_path: Path) -> Image.Image:

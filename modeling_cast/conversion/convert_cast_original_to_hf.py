@@ -75,6 +75,9 @@ MOCO_BACKBONE_PREFIX = "module.base_encoder."
 _STAGE_BLOCK = re.compile(r"^blocks(\d+)\.(\d+)\.(.+)$")
 _SHARED_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 _POOL = re.compile(r"^pool(\d+)\.pool_block\.(.+)$")
+# the first layers of the block and pooling MLPs, whose output sizes are the MLP widths
+_BLOCK_FC1 = re.compile(r"^blocks\d+\.\d+\.mlp\.fc1\.weight$")
+_POOL_FC1 = re.compile(r"^pool\d+\.pool_block\.fc1\.1\.weight$")
 
 # Regex table applied to keys of one transformer block (after `blocks{s}.{i}.`), of one pooling block (after
 # `pool{s}.pool_block.`), or of the model root.
@@ -142,8 +145,9 @@ def _has_linear_head(state_dict: dict) -> bool:
 
 
 def infer_config(original_state_dict: dict, **kwargs) -> CastConfig:
-    """Build a `CastConfig` from official weights. Width, stage depths, stage count, label count and (for a square
-    position table) the training image size are read from the weights; head counts and segment counts cannot be recovered from them, so they come from `kwargs` (the
+    """Build a `CastConfig` from official weights. Width, stage depths, stage count, MLP widths (`mlp_ratio`,
+    `pooling_mlp_ratio`), label count and (for a square position table) the training image size are read from the
+    weights; head counts and segment counts cannot be recovered from them, so they come from `kwargs` (the
     official defaults, 12 heads and 64/32/16/8 segments, otherwise)."""
     state_dict = _strip_prefix(original_state_dict)
     if "cls_token" not in state_dict:
@@ -164,9 +168,30 @@ def infer_config(original_state_dict: dict, **kwargs) -> CastConfig:
             break
     if _has_linear_head(state_dict):
         inferred["num_labels"] = int(state_dict["head.weight"].shape[0])
+    hidden_size = inferred["hidden_size"]
+    for name, pattern in (("mlp_ratio", _BLOCK_FC1), ("pooling_mlp_ratio", _POOL_FC1)):
+        ratio = _mlp_ratio(state_dict, pattern, hidden_size, name)
+        if ratio is not None:
+            inferred[name] = ratio
     if "num_segments" not in kwargs and len(inferred["depths"]) != 4:
         raise ValueError(f"the weights have {len(inferred['depths'])} stages: pass `num_segments` (one per stage)")
     return CastConfig(**{**inferred, **kwargs})
+
+
+def _mlp_ratio(state_dict: dict, pattern: re.Pattern, hidden_size: int, name: str) -> int | float | None:
+    """The MLP width ratio that the `fc1` weights matching `pattern` give (None without such weights): one width for
+    all of them, since the config holds one ratio; an integer ratio when the width is a multiple of `hidden_size`."""
+    widths = {int(value.shape[0]) for key, value in state_dict.items() if pattern.match(key)}
+    if not widths:
+        return None
+    if len(widths) > 1:
+        raise ValueError(f"the weights have MLPs of widths {sorted(widths)}, but `{name}` gives them all one width")
+    (width,) = widths
+    ratio = width // hidden_size if width % hidden_size == 0 else width / hidden_size
+    # the model builds int(hidden_size * ratio) features: a ratio that does not give the width back cannot be used
+    if int(hidden_size * ratio) != width:
+        raise ValueError(f"MLP width {width} is not int({hidden_size} * r) for any float `{name}` r")
+    return ratio
 
 
 def _is_segmentation_layout(state_dict: dict) -> bool:
@@ -676,9 +701,20 @@ def write_converted_folder(
     return output_dir
 
 
-def check_output_dir(output_dir: Path, overwrite: bool) -> None:
+def check_output_dir(output_dir: Path, overwrite: bool, inputs: Mapping[str, Path | None] | None = None) -> None:
     """Refuse an `--output-dir` that is a file, or a folder with content unless `overwrite` (nothing the user has
-    is replaced without being asked)."""
+    is replaced without being asked), or a folder holding one of the `inputs` (option name -> path), which replacing
+    the folder would delete."""
+    for option, path in (inputs or {}).items():
+        if path is None:
+            continue
+        # resolved, so that symbolic links and `..` cannot hide an input inside the folder
+        resolved_input, resolved_output = Path(path).resolve(), output_dir.resolve()
+        if resolved_input == resolved_output or resolved_output in resolved_input.parents:
+            raise CheckpointError(
+                f"`{option}` {str(path)!r} lies inside `--output-dir` {str(output_dir)!r}, which the conversion "
+                "replaces as a whole: write the model to another folder (nothing you gave is deleted)"
+            )
     if output_dir.exists() and not output_dir.is_dir():
         raise CheckpointError(f"`--output-dir` {str(output_dir)!r} exists and is not a folder")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:

@@ -194,10 +194,14 @@ def oracle_segment_labels(segments, reference, ignore_index: int | None = DEFAUL
     (segments,), (reference,) = _paired_maps(segments, reference, "segments", "reference")
     _check_non_negative(segments, "segments")
     _check_non_negative(reference, "reference", ignore_index)
-    table = _contingency_table(reference, segments, ignore_index)  # (classes, segments)
-    segment_classes = table.argmax(axis=0)
-    segment_classes[table.sum(axis=0) == 0] = ignore_index if ignore_index is not None else 0
-    return segment_classes[segments]
+    segment_ids, segment_index = np.unique(segments, return_inverse=True)
+    overlap_segments, overlap_classes, overlap_counts = _overlaps(reference, segment_index.reshape(-1), ignore_index)
+    segment_classes = np.full(segment_ids.size, ignore_index if ignore_index is not None else 0, dtype=np.int64)
+    # per segment: the largest overlap first, ties to the smallest class; the first entry of each segment wins
+    order = np.lexsort((overlap_classes, -overlap_counts, overlap_segments))
+    first = order[np.r_[True, np.diff(overlap_segments[order]) != 0]] if order.size else order
+    segment_classes[overlap_segments[first]] = overlap_classes[first]
+    return segment_classes[segment_index.reshape(segments.shape)]
 
 
 def region_mean_iou(segmentations, references, ignore_index: int | None = DEFAULT_IGNORE_INDEX) -> dict:
@@ -450,16 +454,19 @@ def superpixel_quality(
         _check_non_negative(reference, "references", ignore_index)
         boundary_counts = _boundary_counts(boundary_map(segments), boundary_map(reference), tolerance)
         recalls.append(_precision_recall(boundary_counts)[1])
-        table = _contingency_table(reference, segments, ignore_index)  # (regions, superpixels)
-        total = table.sum()
+        _, segment_index = np.unique(segments, return_inverse=True)
+        overlap_segments, _, overlap_counts = _overlaps(reference, segment_index.reshape(-1), ignore_index)
+        total = overlap_counts.sum()
         if total == 0:
             errors.append(np.nan)
             accuracies.append(np.nan)
         else:
-            superpixel_sizes = table.sum(axis=0, keepdims=True)
-            leaks = np.minimum(table, superpixel_sizes - table)[table > 0]
+            superpixel_sizes = np.bincount(overlap_segments, weights=overlap_counts).astype(np.int64)
+            leaks = np.minimum(overlap_counts, superpixel_sizes[overlap_segments] - overlap_counts)
             errors.append(leaks.sum() / total)
-            accuracies.append(table.max(axis=0).sum() / total)
+            largest = np.zeros(superpixel_sizes.size, dtype=np.int64)
+            np.maximum.at(largest, overlap_segments, overlap_counts)
+            accuracies.append(largest.sum() / total)
         counts.append(len(np.unique(segments)))
     return {
         "boundary_recall": float(np.mean(recalls)),
@@ -470,15 +477,38 @@ def superpixel_quality(
 
 
 def _image_mean_iou(prediction: np.ndarray, reference: np.ndarray, ignore_index: int | None) -> float:
-    """Mean IoU of one image over the classes present in its reference or prediction (labelled pixels only)."""
+    """Mean IoU of one image over the classes present in its reference or prediction (labelled pixels only). The
+    classes are renumbered to those present, so memory follows the pixel count, not the largest label."""
     labelled = reference != ignore_index if ignore_index is not None else np.ones(reference.shape, dtype=bool)
     if not labelled.any():
         return float("nan")
     prediction, reference = prediction[labelled], reference[labelled]
-    num_labels = int(max(prediction.max(), reference.max())) + 1
-    pairs = reference * num_labels + prediction
-    matrix = np.bincount(pairs, minlength=num_labels * num_labels).reshape(num_labels, num_labels)
-    return metrics_from_confusion_matrix(matrix)["mean_iou"]
+    classes, index = np.unique(np.concatenate([prediction, reference]), return_inverse=True)
+    predicted_index, reference_index = index[: prediction.size], index[prediction.size :]
+    true_positives = np.bincount(reference_index[predicted_index == reference_index], minlength=classes.size)
+    union = (
+        np.bincount(reference_index, minlength=classes.size)
+        + np.bincount(predicted_index, minlength=classes.size)
+        - true_positives
+    )
+    return float(np.mean(true_positives / union))  # every class counted here is present, so its union is positive
+
+
+def _overlaps(
+    reference: np.ndarray, segment_index: np.ndarray, ignore_index: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The non-empty overlaps of segments and reference classes over the labelled pixels, as three aligned arrays
+    (segment index, class, pixel count), sorted by segment then class. Sparse: memory follows the pixel count,
+    never the largest id (a dense table for one label 60000 would need gigabytes)."""
+    reference = reference.reshape(-1)
+    labelled = reference != ignore_index if ignore_index is not None else np.ones(reference.shape, dtype=bool)
+    if not labelled.any():
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    pairs, counts = np.unique(
+        np.stack([segment_index[labelled], reference[labelled]]).astype(np.int64), axis=1, return_counts=True
+    )
+    return pairs[0], pairs[1], counts.astype(np.int64)
 
 
 def _contingency_table(reference: np.ndarray, segments: np.ndarray, ignore_index: int | None) -> np.ndarray:
