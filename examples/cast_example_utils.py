@@ -1,6 +1,6 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
 """Shared pieces of the CAST training examples: data loading (Hub dataset, image folder or a generated set of
-coloured shapes from `processing.synthetic.shapes`), configuration building and model cards."""
+colored shapes from `processing.synthetic.shapes`), configuration building and model cards."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class DataTrainingArguments:
     synthetic_samples: int | None = field(
         default=None,
         metadata={
-            "help": "Generate this many images of coloured shapes (label = shape) instead of loading data "
+            "help": "Generate this many images of colored shapes (label = shape) instead of loading data "
             "(offline smoke tests)."
         },
     )

@@ -8,7 +8,7 @@ Everything runs offline on a CPU in a few minutes:
 2. train a tiny `CastForImageClassification` on the class labels only, with `Trainer`;
 3. save it (safetensors, config, image processor, flat code files) and reload it with `AutoModel` and
    `pipeline("image-segmentation")`;
-4. segment the held-out images, write one picture per image (the image and every hierarchy level, coloured so that a
+4. segment the held-out images, write one picture per image (the image and every hierarchy level, colored so that a
    segment keeps its parent's hue) and print the classification accuracy and segmentation metrics: region mIoU of
    objects and parts per level (oracle segment labels), boundary F-score and the quality of the superpixels.
 
@@ -78,7 +78,7 @@ class DemoArguments:
     max_steps: int = field(default=600, metadata={"help": "Training steps."})
     batch_size: int = field(default=32, metadata={"help": "Training batch size."})
     learning_rate: float = field(default=5e-4, metadata={"help": "AdamW peak learning rate."})
-    seed: int = field(default=0, metadata={"help": "Seed of the data and the initialisation."})
+    seed: int = field(default=0, metadata={"help": "Seed of the data and the initialization."})
     num_threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest for tiny models on small CPUs)."})
 
     def __post_init__(self):
@@ -90,7 +90,7 @@ class DemoArguments:
 
 
 def _preprocess(dataset, processor: CastImageProcessor):
-    """Superpixels and normalised pixels for every image, computed once (not at every training step)."""
+    """Superpixels and normalized pixels for every image, computed once (not at every training step)."""
 
     def process(batch: dict) -> dict:
         inputs = processor([image.convert("RGB") for image in batch["image"]], return_tensors="np")
@@ -179,8 +179,8 @@ def _pipeline_masks(model_dir: Path, image, path: Path) -> int:
     segments = segmenter(image)
     canvas = np.zeros((*np.asarray(segments[0]["mask"]).shape, 3), dtype=np.uint8)
     palette = np.random.default_rng(0).integers(60, 256, size=(len(segments), 3), dtype=np.uint8)
-    for colour, segment in zip(palette, segments):
-        canvas[np.asarray(segment["mask"]) > 0] = colour
+    for color, segment in zip(palette, segments):
+        canvas[np.asarray(segment["mask"]) > 0] = color
     from PIL import Image
 
     Image.fromarray(canvas).save(path)

@@ -11,7 +11,7 @@ evaluation of self-supervised backbones), with `Trainer`.
         --optim sgd --learning_rate 0.1 --weight_decay 0 --lr_scheduler_type cosine
 
 Training images get a random resized crop and a horizontal flip, evaluation images the processor's resize and
-centre crop; superpixels are computed in the dataset transform (DataLoader workers). The output folder loads with
+center crop; superpixels are computed in the dataset transform (DataLoader workers). The output folder loads with
 `CastForImageClassification.from_pretrained` and `pipeline("image-classification")`.
 """
 
@@ -41,7 +41,7 @@ from processing.training.augmentation import ClassificationTransform
 
 logger = logging.getLogger(__name__)
 
-_EVAL_RESIZE_RATIO = 256 / 224  # official evaluation: resize the shorter side to 256, centre-crop 224
+_EVAL_RESIZE_RATIO = 256 / 224  # official evaluation: resize the shorter side to 256, center-crop 224
 
 
 @dataclass
@@ -52,7 +52,7 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "Backbone or checkpoint to start from (e.g. the output of run_pretraining_moco.py, or a Hub "
-            "id). Default: random initialisation."
+            "id). Default: random initialization."
         },
     )
     config_name: str | None = field(
@@ -67,7 +67,7 @@ class ModelArguments:
     )
     image_size: int = field(
         default=224,
-        metadata={"help": "Training crop side; evaluation resizes to image_size * 256/224 and centre-crops."},
+        metadata={"help": "Training crop side; evaluation resizes to image_size * 256/224 and center-crops."},
     )
     n_segments: int = field(default=196, metadata={"help": "Superpixels per image (official: 196 at 224x224)."})
     superpixel_method: str = field(default="slic", metadata={"help": "slic (scikit-image) or seeds (OpenCV-contrib)."})
@@ -88,7 +88,7 @@ class ModelArguments:
         },
     )
     ignore_mismatched_sizes: bool = field(
-        default=False, metadata={"help": "Re-initialise a classifier of another size."}
+        default=False, metadata={"help": "Re-initialize a classifier of another size."}
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache downloaded datasets and models."})
 
@@ -141,7 +141,7 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainin
 
 def _load_image_processor(model_args: ModelArguments, patch_size: int) -> CastImageProcessor:
     """The model's processor (or a new one), set to the official evaluation geometry: shorter side resized to
-    `image_size * 256/224`, centre crop `image_size`. Training crops come from the transform."""
+    `image_size * 256/224`, center crop `image_size`. Training crops come from the transform."""
     side = model_args.image_size
     geometry = {
         "size": {"shortest_edge": round(side * _EVAL_RESIZE_RATIO / patch_size) * patch_size},
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None, callbacks: list[transformers.TrainerCall
     metrics = train_and_evaluate(trainer, training_args)
 
     mode = "linear probing (frozen backbone)" if model_args.linear_probe else "full fine-tuning"
-    origin = model_args.model_name_or_path or f"random initialisation ({model_args.model_preset})"
+    origin = model_args.model_name_or_path or f"random initialization ({model_args.model_preset})"
     write_model_card(
         trainer,
         pipeline_tag="image-classification",

@@ -58,7 +58,7 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "Start from these weights (a CastForPreTraining folder, or a CAST backbone: the momentum "
-            "encoder then starts as its copy). Default: random initialisation."
+            "encoder then starts as its copy). Default: random initialization."
         },
     )
     config_name: str | None = field(

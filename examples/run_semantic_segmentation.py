@@ -1,7 +1,7 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
 """Fine-tune CAST for semantic segmentation with the Hugging Face Trainer.
 
-Any CAST checkpoint initialises the model: a backbone ([`CastModel`]), an image classifier or a segmentation model.
+Any CAST checkpoint initializes the model: a backbone ([`CastModel`]), an image classifier or a segmentation model.
 Its encoder weights are loaded, and the level fusion and per-superpixel classifier of [`CastForSemanticSegmentation`]
 are new (or kept, for a segmentation checkpoint with the same classes). The data are either folders of images and
 masks or a built-in generator of images with known per-pixel classes, so the script runs offline:
@@ -122,7 +122,7 @@ class DataTrainingArguments:
     synthetic_samples: int | None = field(
         default=None,
         metadata={
-            "help": "Train on N generated images of coloured shapes (classes background, disc, square, triangle) "
+            "help": "Train on N generated images of colored shapes (classes background, disc, square, triangle) "
             "and evaluate on N // 4 others, instead of folders."
         },
     )
@@ -136,7 +136,7 @@ class DataTrainingArguments:
     )
     do_reduce_labels: bool = field(
         default=False,
-        metadata={"help": "Masks use 0 for 'unlabelled' (ADE20k): make it 255 (ignored) and shift the others down."},
+        metadata={"help": "Masks use 0 for 'unlabeled' (ADE20k): make it 255 (ignored) and shift the others down."},
     )
     horizontal_flip: bool = field(default=True, metadata={"help": "Flip training images and masks at random."})
 

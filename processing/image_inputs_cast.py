@@ -49,11 +49,11 @@ _RGB_CHANNELS = 3
 # PIL modes holding 16-bit samples. Several Pillow versions open 16-bit PNGs as "I" (32-bit), so it counts as 16-bit.
 SIXTEEN_BIT_PIL_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _FLOAT_PIL_MODES = ("F",)
-# Channel counts that convert to RGB (gray, gray+alpha, RGB, RGBA), and those recognised without conversion when
+# Channel counts that convert to RGB (gray, gray+alpha, RGB, RGBA), and those recognized without conversion when
 # guessing where the channel axis is (2 would make too many (2, H, W)-like shapes ambiguous).
 _CONVERTIBLE_CHANNELS = (1, 2, 3, 4)
 _KNOWN_CHANNELS = (1, 3, 4)
-# PIL modes that hold one integer class label per pixel ("P" gives the palette indices, not the colours).
+# PIL modes that hold one integer class label per pixel ("P" gives the palette indices, not the colors).
 LABEL_PIL_MODES = ("L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N")
 _NON_INTEGER_PIL_MODES = ("1", "F")
 _SHAPES = {

@@ -1,5 +1,5 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""Image processor for CAST: resizing, normalisation and the superpixels CAST uses as its tokens.
+"""Image processor for CAST: resizing, normalization and the superpixels CAST uses as its tokens.
 
 CAST (Ke, Mo, Yu, ICLR 2024) pools its stem features per superpixel, so every image needs a superpixel map next to its
 pixels. Pipelines cannot pass extra model inputs, hence the maps are computed here, on the resized image, and returned
@@ -78,14 +78,14 @@ class CastImageProcessorKwargs(ImagesKwargs, total=False):
         Stride of the model's convolutional stem. Output heights and widths must be multiples of it.
     superpixels (`np.ndarray`, `torch.Tensor` or a list of them, *optional*):
         Precomputed superpixel maps to use instead of computing them: one 2-D integer map per image, at that image's
-        original size. They are resized with nearest-neighbour sampling and renumbered to `0..K-1`.
+        original size. They are resized with nearest-neighbor sampling and renumbered to `0..K-1`.
     segmentation_level (`int`, *optional*, defaults to `self.segmentation_level`):
         Level of the hierarchy whose segments panoptic/instance post-processing (and so
         `pipeline("image-segmentation")`) returns: 0 is the finest, negative values count from the coarsest (-1).
         Not used by preprocessing.
     do_reduce_labels (`bool`, *optional*, defaults to `self.do_reduce_labels`):
         Whether to reduce the labels of `segmentation_maps` by one, making the background class 0 the ignore label
-        255 (for datasets such as ADE20k whose class 0 means "unlabelled").
+        255 (for datasets such as ADE20k whose class 0 means "unlabeled").
     """
 
     n_segments: int
@@ -100,7 +100,7 @@ class CastImageProcessorKwargs(ImagesKwargs, total=False):
 class CastImageProcessor(PilBackend):
     r"""
     Constructs a CAST image processor. Each image is converted to RGB, resized, segmented into superpixels (on the
-    resized, un-normalised image) and then rescaled and normalised.
+    resized, un-normalized image) and then rescaled and normalized.
 
     The output holds `pixel_values` (float32, `(batch_size, 3, height, width)`) and `superpixels` (int64,
     `(batch_size, height, width)`, ids `0..K-1` per image, contiguous). Both are deterministic.
@@ -112,7 +112,7 @@ class CastImageProcessor(PilBackend):
     values are at most 255 and as 16-bit otherwise. Float images must be finite; like everywhere in `transformers`,
     float images in [0, 1] need `do_rescale=False`.
 
-    An image of a single colour is one superpixel. With `do_convert_rgb=False`, images keep their channels and the
+    An image of a single color is one superpixel. With `do_convert_rgb=False`, images keep their channels and the
     superpixels are computed on all of them (converted to Lab only when there are 3).
 
     Args:
@@ -133,11 +133,11 @@ class CastImageProcessor(PilBackend):
         rescale_factor (`float`, *optional*, defaults to `1/255`):
             Scale factor of the rescaling.
         do_normalize (`bool`, *optional*, defaults to `True`):
-            Whether to normalise with `image_mean` and `image_std`.
+            Whether to normalize with `image_mean` and `image_std`.
         image_mean (`float` or `list[float]`, *optional*, defaults to `IMAGENET_DEFAULT_MEAN`):
-            Per-channel mean used for normalisation.
+            Per-channel mean used for normalization.
         image_std (`float` or `list[float]`, *optional*, defaults to `IMAGENET_DEFAULT_STD`):
-            Per-channel standard deviation used for normalisation.
+            Per-channel standard deviation used for normalization.
         n_segments (`int`, *optional*, defaults to 196):
             Approximate number of superpixels per image (the official setting: 196 at 224x224). SEEDS lowers it,
             with a warning, to what it can place on a small image, and refuses (`ValueError`) images it cannot
@@ -220,13 +220,13 @@ class CastImageProcessor(PilBackend):
             superpixels (`np.ndarray`, `torch.Tensor` or a list of them, *optional*, keyword-only):
                 Precomputed superpixel maps used instead of computing them: one 2-D map of non-negative integer ids per
                 image, at the image's original `(height, width)` (a 3-D array is a batch of maps). Resized with
-                nearest-neighbour sampling and renumbered to `0..K-1`. Keyword-only, so that `processor(images, maps)`
+                nearest-neighbor sampling and renumbered to `0..K-1`. Keyword-only, so that `processor(images, maps)`
                 reads label maps as in transformers' segmentation processors.
             segmentation_maps (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor` or a list of them, *optional*):
                 Per-pixel class labels for training or evaluation: one 2-D map of non-negative integers per image, at
                 the image's original `(height, width)` (a 3-D array is a batch of maps; PIL images in mode `"L"`,
                 `"P"` (palette indices), `"I"` or `"I;16"`). They follow the image's geometry (resize with
-                nearest-neighbour sampling, then the center crop if enabled), are reduced when `do_reduce_labels`,
+                nearest-neighbor sampling, then the center crop if enabled), are reduced when `do_reduce_labels`,
                 and are returned as `labels`. The superpixels do not depend on them.
             kwargs ([`CastImageProcessorKwargs`], *optional*):
                 Overrides of the processor's attributes for this call, and `return_tensors` (`"pt"` or `"np"`; by
@@ -338,7 +338,7 @@ class CastImageProcessor(PilBackend):
         return_tensors: str | TensorType | None = None,
         **kwargs,
     ) -> BatchFeature:
-        """Resize, crop, segment, rescale and normalise channels-first images (superpixels: validated user maps);
+        """Resize, crop, segment, rescale and normalize channels-first images (superpixels: validated user maps);
         bring validated segmentation maps to the same output geometry."""
         if not do_resize and not do_center_crop:
             sizes = _distinct_sizes(images)
@@ -415,7 +415,7 @@ class CastImageProcessor(PilBackend):
         do_center_crop: bool,
         crop_size: SizeDict | None,
     ) -> np.ndarray:
-        """Bring a user-supplied map to the output size (nearest neighbour, like the image) and renumber its ids."""
+        """Bring a user-supplied map to the output size (nearest neighbor, like the image) and renumber its ids."""
         labels = relabel_sequential_ids(label_map)
         if labels.shape != resized_size:
             labels = _resize_nearest(labels, resized_size)
@@ -431,7 +431,7 @@ class CastImageProcessor(PilBackend):
         crop_size: SizeDict | None,
         do_reduce_labels: bool,
     ) -> np.ndarray:
-        """Class labels at the output size: reduced if asked, resized nearest-neighbour like the image, cropped."""
+        """Class labels at the output size: reduced if asked, resized nearest-neighbor like the image, cropped."""
         labels = _reduce_labels(label_map) if do_reduce_labels else label_map.astype(np.int64)
         if labels.shape != resized_size:
             labels = _resize_nearest(labels, resized_size)
@@ -450,7 +450,7 @@ class CastImageProcessor(PilBackend):
         Turn the hierarchy of CAST outputs into label maps: for every image, the segment id of each pixel at the
         requested levels, at the requested size.
 
-        Resizing is nearest-neighbour with one index map for all levels, so the levels stay nested at any size: every
+        Resizing is nearest-neighbor with one index map for all levels, so the levels stay nested at any size: every
         segment of a finer level lies inside exactly one segment of each coarser level.
 
         Args:
@@ -676,7 +676,7 @@ def _distinct_sizes(images: list[np.ndarray]) -> list[tuple[int, int]]:
 
 
 def _superpixel_view(image: np.ndarray, do_rescale: bool, rescale_factor: float) -> np.ndarray:
-    """The resized, un-normalised image (height, width, channels) as the superpixel back-ends read it: uint8 pixels
+    """The resized, un-normalized image (height, width, channels) as the superpixel back-ends read it: uint8 pixels
     as they are, float pixels rescaled like `pixel_values` and clipped to [0, 1]."""
     if image.dtype != np.uint8:
         image = np.clip(image.astype(np.float64) * (rescale_factor if do_rescale else 1.0), 0.0, 1.0)
@@ -693,7 +693,7 @@ def _reduce_labels(label_map: np.ndarray) -> np.ndarray:
 
 
 def _resize_nearest(labels: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a map with ids `0..K-1` (K <= number of pixels, so int32 holds them)."""
+    """Nearest-neighbor resize of a map with ids `0..K-1` (K <= number of pixels, so int32 holds them)."""
     height, width = output_size
     resized = Image.fromarray(labels.astype(np.int32)).resize((width, height), resample=PILImageResampling.NEAREST)
     return np.asarray(resized).astype(np.int64)

@@ -302,7 +302,7 @@ def resolve_levels(levels, num_levels: int, argument: str = "levels") -> list[in
 
 
 def nearest_resize(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Nearest-neighbour resize of `(..., height, width)` maps to `size`, sampling at pixel centres: output row `i`
+    """Nearest-neighbor resize of `(..., height, width)` maps to `size`, sampling at pixel centers: output row `i`
     reads input row `floor((i + 0.5) * in_height / out_height)`, likewise for columns (so upscaling by an integer
     factor repeats every pixel exactly).
 
@@ -313,8 +313,8 @@ def nearest_resize(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     out_height, out_width = size
     if (in_height, in_width) == (out_height, out_width):
         return maps
-    rows = _centre_indices(in_height, out_height, maps.device)
-    cols = _centre_indices(in_width, out_width, maps.device)
+    rows = _center_indices(in_height, out_height, maps.device)
+    cols = _center_indices(in_width, out_width, maps.device)
     return maps.index_select(-2, rows).index_select(-1, cols)
 
 
@@ -347,8 +347,8 @@ def _segment_statistics(segmentation: torch.Tensor, scores: torch.Tensor) -> lis
     return list(zip(present.tolist(), mean_scores, areas[present].tolist()))
 
 
-def _centre_indices(in_length: int, out_length: int, device: torch.device) -> torch.Tensor:
-    # output pixel i covers [i, i + 1) * in/out in input pixels; take the input pixel under its centre
+def _center_indices(in_length: int, out_length: int, device: torch.device) -> torch.Tensor:
+    # output pixel i covers [i, i + 1) * in/out in input pixels; take the input pixel under its center
     positions = (torch.arange(out_length, device=device, dtype=torch.float64) + 0.5) * (in_length / out_length)
     return positions.floor().long().clamp_(0, in_length - 1)
 

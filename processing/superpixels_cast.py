@@ -1,7 +1,7 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
 """Superpixel back-ends of the CAST image processor.
 
-Every function takes one image of shape (height, width, channels), the un-normalised view the official CAST data
+Every function takes one image of shape (height, width, channels), the un-normalized view the official CAST data
 loaders segment: uint8 pixels, or floats in [0, 1]. Each back-end reads it in its own type (SLIC in floats, SEEDS in
 uint8), so 8-bit images never make a float round trip into SEEDS. The maps returned are int64, of shape (height,
 width). Two back-ends follow the official recipes:
@@ -97,7 +97,7 @@ def slic_superpixels(image: np.ndarray, n_segments: int, compactness: float) -> 
         n_segments (`int`):
             Approximate number of superpixels.
         compactness (`float`):
-            Balance between colour and space proximity; higher gives more square superpixels.
+            Balance between color and space proximity; higher gives more square superpixels.
 
     Returns:
         `np.ndarray` of shape `(height, width)` and dtype int64 with the raw SLIC labels.

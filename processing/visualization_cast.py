@@ -1,16 +1,16 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""Pictures of CAST hierarchies: the input image and every level of its segmentation, side by side, as flat colours
-or overlaid on the photo, with captions; colour label maps; class-labelled segmentations with a legend.
+"""Pictures of CAST hierarchies: the input image and every level of its segmentation, side by side, as flat colors
+or overlaid on the photo, with captions; color label maps; class-labeled segmentations with a legend.
 
-Colours follow the hierarchy, as in the CAST paper's figures: every segment of the coarsest level gets its own hue,
+Colors follow the hierarchy, as in the CAST paper's figures: every segment of the coarsest level gets its own hue,
 and every finer segment keeps the hue of the coarse segment it lies in, its siblings and cousins differing in
-saturation and value. The first child of a segment (in raster order) keeps its parent's colour exactly, so a finer
-level always shows at least the colours of the coarser one. Colours depend only on the partition the hierarchy
+saturation and value. The first child of a segment (in raster order) keeps its parent's color exactly, so a finer
+level always shows at least the colors of the coarser one. Colors depend only on the partition the hierarchy
 describes (not on its id values, the image or any random state), so the same hierarchy always gives the same picture.
 
 Label maps are written as indexed-palette PNGs ([`hierarchy_label_maps`]): the pixel values are the segment ids, so
-programs read the ids, and the palette holds the hierarchy colours, so image viewers show the picture's colours.
-Class-labelled maps ([`draw_segmentation`]) colour each class by its id (the same class has the same colour in every
+programs read the ids, and the palette holds the hierarchy colors, so image viewers show the picture's colors.
+Class-labeled maps ([`draw_segmentation`]) color each class by its id (the same class has the same color in every
 image) and list the classes present in a legend.
 
 Text uses Pillow's default font (no font files needed). Images are read by `image_inputs_cast.rgb_uint8_image`,
@@ -59,7 +59,7 @@ _FIRST_HUE = 0.05
 _PLASTIC_NUMBER = 1.324717957244746
 _SATURATION_STEP = 1 / _PLASTIC_NUMBER
 _VALUE_STEP = 1 / _PLASTIC_NUMBER**2
-# Saturation and value stay in these ranges so that no segment is grey, black or white (the boundary colour).
+# Saturation and value stay in these ranges so that no segment is gray, black or white (the boundary color).
 _SATURATION_RANGE = (0.35, 1.0)
 _VALUE_RANGE = (0.55, 1.0)
 # Where the coarsest segments sit inside those ranges (fractions of each range): vivid and bright.
@@ -72,7 +72,7 @@ _HSV_CHANNELS = 3
 DEFAULT_BOUNDARY_COLOR = (255, 255, 255)
 DEFAULT_GAP = 4
 DEFAULT_GAP_COLOR = (255, 255, 255)
-# "panels": flat colours beside the image; "overlay": the same colours blended over the photo, so that a person sees
+# "panels": flat colors beside the image; "overlay": the same colors blended over the photo, so that a person sees
 # which object each segment covers.
 DRAW_MODES = ("panels", "overlay")
 OVERLAY_ALPHA = 0.5
@@ -88,13 +88,13 @@ _PALETTE_SIZE = 256  # a PNG palette has at most this many entries, so indexed l
 
 def hierarchy_colors(hierarchy) -> np.ndarray:
     r"""
-    Colour every pixel of every level of a hierarchical segmentation, consistently from coarse to fine.
+    Color every pixel of every level of a hierarchical segmentation, consistently from coarse to fine.
 
     Each segment of the coarsest level gets its own hue (golden-ratio steps, in the order in which the segments first
     appear in raster order). Each finer segment keeps the hue of the segment it lies in one level up; the first of a
-    segment's children keeps its colour exactly and the others take new shades (saturation and value) that no other
-    segment of the same hue uses at that level. Hence a finer level has at least as many distinct colours as the
-    coarser one, and the colours depend only on the partition the hierarchy describes, not on its id values.
+    segment's children keeps its color exactly and the others take new shades (saturation and value) that no other
+    segment of the same hue uses at that level. Hence a finer level has at least as many distinct colors as the
+    coarser one, and the colors depend only on the partition the hierarchy describes, not on its id values.
 
     Args:
         hierarchy (`np.ndarray` or `torch.Tensor` of shape `(num_levels, height, width)`):
@@ -103,7 +103,7 @@ def hierarchy_colors(hierarchy) -> np.ndarray:
             level.
 
     Returns:
-        `np.ndarray` of dtype `uint8` and shape `(num_levels, height, width, 3)`: the RGB colour of every pixel at
+        `np.ndarray` of dtype `uint8` and shape `(num_levels, height, width, 3)`: the RGB color of every pixel at
         every level, in the order of `hierarchy`.
     """
     _require_skimage()
@@ -150,8 +150,8 @@ def draw_hierarchy(
     Draw an image and every level of its hierarchical segmentation side by side.
 
     The picture holds `num_levels + 1` panels of the image's size, left to right: the input image, then the levels in
-    the order of `hierarchy` (finest first), separated by `gap` pixels. Level panels are flat colours from
-    [`hierarchy_colors`] in `"panels"` mode and the same colours blended over the image in `"overlay"` mode. Segment
+    the order of `hierarchy` (finest first), separated by `gap` pixels. Level panels are flat colors from
+    [`hierarchy_colors`] in `"panels"` mode and the same colors blended over the image in `"overlay"` mode. Segment
     boundaries are drawn on top in `boundary_color`. With `captions`, a strip under each panel names it.
 
     Args:
@@ -163,23 +163,23 @@ def draw_hierarchy(
             Non-negative integer segment ids at the image's size, finest level first, nested from fine to coarse
             (e.g. a label map stack from `CastImageProcessor.post_process_hierarchical_segmentation`).
         mode (`str`, *optional*, defaults to `"panels"`):
-            `"panels"` (flat colours) or `"overlay"` (colours blended over the image with opacity `alpha`).
+            `"panels"` (flat colors) or `"overlay"` (colors blended over the image with opacity `alpha`).
         captions (`bool` or `list[str]`, *optional*, defaults to `False`):
             `True` writes `"image"` under the first panel and `"level <l>: <n> segments"` under level `l` (counted
             from 0 in the order of `hierarchy`); a list gives one caption per level instead (e.g. when `hierarchy`
             holds a subset of a model's levels), with one more string first to name the input panel (e.g. when it
             shows ground truth instead of the photo). `False` draws no caption strip.
         boundary_color (`tuple[int, int, int]`, *optional*, defaults to `(255, 255, 255)`):
-            RGB colour of the segment boundaries.
+            RGB color of the segment boundaries.
         show_boundaries (`bool`, *optional*, defaults to `True`):
             Whether to draw segment boundaries (the pixels along both sides of every boundary).
         alpha (`float`, *optional*):
-            Opacity of the segment colours over the image, in `[0, 1]`: 1 draws flat colours, 0 the image alone.
+            Opacity of the segment colors over the image, in `[0, 1]`: 1 draws flat colors, 0 the image alone.
             Defaults to 1 in `"panels"` mode and 0.5 in `"overlay"` mode.
         gap (`int`, *optional*, defaults to 4):
             Width in pixels of the strip between panels.
         gap_color (`tuple[int, int, int]`, *optional*, defaults to `(255, 255, 255)`):
-            RGB colour of the strips between panels and behind the captions.
+            RGB color of the strips between panels and behind the captions.
         highlight (`np.ndarray` of dtype bool and shape `(num_levels, height, width)`, *optional*):
             Pixels to keep bright in each level panel (e.g. from [`segment_lineage`]); the rest of each level panel
             is dimmed. The input panel is never dimmed.
@@ -251,9 +251,9 @@ def draw_segmentation(
     legend: bool = True,
 ) -> Image.Image:
     r"""
-    Overlay a class-labelled segmentation (e.g. from `post_process_semantic_segmentation`) on its image, with a legend.
+    Overlay a class-labeled segmentation (e.g. from `post_process_semantic_segmentation`) on its image, with a legend.
 
-    Every class gets the colour [`label_colors`] gives its id, so a class looks the same in every picture. The legend,
+    Every class gets the color [`label_colors`] gives its id, so a class looks the same in every picture. The legend,
     right of the image, shows a swatch and the name of every class present, in id order.
 
     Args:
@@ -264,11 +264,11 @@ def draw_segmentation(
         id2label (`dict[int, str]`, *optional*):
             Class names, e.g. `model.config.id2label`; ids without a name are shown as `"class <id>"`.
         alpha (`float`, *optional*, defaults to 0.5):
-            Opacity of the class colours over the image, in `[0, 1]`.
+            Opacity of the class colors over the image, in `[0, 1]`.
         show_boundaries (`bool`, *optional*, defaults to `True`):
             Whether to draw the boundaries between classes.
         boundary_color (`tuple[int, int, int]`, *optional*, defaults to `(255, 255, 255)`):
-            RGB colour of the boundaries.
+            RGB color of the boundaries.
         legend (`bool`, *optional*, defaults to `True`):
             Whether to add the legend.
 
@@ -311,8 +311,8 @@ def draw_segmentation(
 
 def label_colors(num_labels: int) -> np.ndarray:
     r"""
-    Colours of class ids `0..num_labels - 1`, far-apart hues in golden-ratio steps (those of the coarsest segments
-    in [`hierarchy_colors`]), with the value alternating so that neighbouring ids also differ in brightness.
+    Colors of class ids `0..num_labels - 1`, far-apart hues in golden-ratio steps (those of the coarsest segments
+    in [`hierarchy_colors`]), with the value alternating so that neighboring ids also differ in brightness.
 
     Returns:
         `np.ndarray` of dtype `uint8` and shape `(num_labels, 3)`.
@@ -361,8 +361,8 @@ def segment_lineage(hierarchy, level: int, row: int, column: int) -> np.ndarray:
 def hierarchy_label_maps(hierarchy) -> list[Image.Image]:
     r"""
     Every level of a hierarchy as an indexed-palette (`"P"` mode) image: pixel values are the segment ids, the palette
-    holds the colours of [`hierarchy_colors`]. Saved as PNG, a program reads the ids (`np.asarray(Image.open(path))`)
-    and an image viewer shows the colours of the hierarchy pictures.
+    holds the colors of [`hierarchy_colors`]. Saved as PNG, a program reads the ids (`np.asarray(Image.open(path))`)
+    and an image viewer shows the colors of the hierarchy pictures.
 
     Args:
         hierarchy (`np.ndarray` or `torch.Tensor` of shape `(num_levels, height, width)`):
@@ -380,7 +380,7 @@ def hierarchy_label_maps(hierarchy) -> list[Image.Image]:
     label_maps = []
     for level_labels, level_colors in zip(labels, hierarchy_colors(labels), strict=True):
         palette = np.zeros((_PALETTE_SIZE, _RGB_CHANNELS), dtype=np.uint8)
-        # every pixel of a segment has the segment's colour, so any one pixel per id gives the palette entry
+        # every pixel of a segment has the segment's color, so any one pixel per id gives the palette entry
         palette[level_labels.reshape(-1)] = level_colors.reshape(-1, _RGB_CHANNELS)
         # putpalette turns the "L" image into a "P" image whose indices are the ids themselves
         label_map = Image.fromarray(level_labels.astype(np.uint8))
@@ -446,7 +446,7 @@ def _fitted_text(draw: ImageDraw.ImageDraw, text: str, font, max_width: int) -> 
 def _add_captions(
     picture: Image.Image, captions: list[str], panel_width: int, gap: int, background: tuple[int, int, int]
 ) -> Image.Image:
-    """The picture with a strip below it holding one centred caption under each panel."""
+    """The picture with a strip below it holding one centerd caption under each panel."""
     font = _font(panel_width)
     draw = ImageDraw.Draw(picture)
     line_top, line_bottom = draw.textbbox((0, 0), "Level 0: 8 segments", font=font)[1::2]
@@ -456,14 +456,14 @@ def _add_captions(
     draw = ImageDraw.Draw(captioned)
     for index, caption in enumerate(captions):
         text = _fitted_text(draw, caption, font, panel_width - 2 * _TEXT_PADDING)
-        centre = index * (panel_width + gap) + panel_width / 2
+        center = index * (panel_width + gap) + panel_width / 2
         top = picture.height + _TEXT_PADDING
-        draw.text((centre - draw.textlength(text, font=font) / 2, top), text, fill=_TEXT_COLOR, font=font)
+        draw.text((center - draw.textlength(text, font=font) / 2, top), text, fill=_TEXT_COLOR, font=font)
     return captioned
 
 
 def _add_legend(picture: Image.Image, entries: list[tuple[str, np.ndarray]]) -> Image.Image:
-    """The picture with a legend on its right: one colour swatch and name per entry, top to bottom."""
+    """The picture with a legend on its right: one color swatch and name per entry, top to bottom."""
     font = _font(picture.width)
     measure = ImageDraw.Draw(picture)
     line_height = measure.textbbox((0, 0), "Ag", font=font)[3] + _TEXT_PADDING
@@ -490,7 +490,7 @@ def _require_skimage() -> None:
 
 def _segments_in_raster_order(level_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Renumber one flattened level so that ids follow first appearance in raster order; also return, for every new
-    id, the index of its first pixel. Renumbering makes colours independent of the id values."""
+    id, the index of its first pixel. Renumbering makes colors independent of the id values."""
     _, first_pixels, inverse = np.unique(level_labels, return_index=True, return_inverse=True)
     order = np.argsort(first_pixels, kind="stable")
     rank = np.empty_like(order)
@@ -515,9 +515,9 @@ def _child_shades(
     """Hue family and shade index of the segments of a finer level, given each one's parent id.
 
     Segments are numbered by first appearance, so ranks follow raster order. A parent's first child inherits the
-    parent's shade (hence its exact colour); the other children take the next unused shades of their family. Inside a
+    parent's shade (hence its exact color); the other children take the next unused shades of their family. Inside a
     family the parents' shades are `0..m-1`, so the new ones start at `m` and shades stay unique per family and level:
-    cousins of the same hue never share a colour.
+    cousins of the same hue never share a color.
     """
     families = parent_families[parents]
     shades = parent_shades[parents].copy()
@@ -530,7 +530,7 @@ def _child_shades(
 
 def _segment_rgb(hues: np.ndarray, shades: np.ndarray) -> np.ndarray:
     """(num_segments, 3) uint8 RGB: shade `n` is the n-th point of the R2 sequence in (saturation, value), so the
-    shades of a family are evenly spread and shade 0 is the family's coarsest colour."""
+    shades of a family are evenly spread and shade 0 is the family's coarsest color."""
     hsv = np.empty((len(hues), _HSV_CHANNELS))
     hsv[:, 0] = hues
     for channel, start, step, (low, high) in (

@@ -78,7 +78,7 @@ def block_superpixels(batch_size: int, height: int, width: int, block: int = 8, 
 def smooth_image(
     height: int, width: int, seed: int, *, channels: int = 3, cells: int = 3, noise_std: float = 6.0
 ) -> np.ndarray:
-    """Channels-last uint8 image of `cells` x `cells` flat colour blobs plus Gaussian noise, so that superpixels follow
+    """Channels-last uint8 image of `cells` x `cells` flat color blobs plus Gaussian noise, so that superpixels follow
     its content."""
     rng = np.random.default_rng(seed)
     coarse = rng.integers(0, 256, size=(cells, cells, channels)).astype(np.float64)
@@ -111,6 +111,23 @@ def restore_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+# The untrained tiny classifier folder that the command-line and app tests segment with: 2 levels, 8 then 4 segments
+TINY_CLASSIFIER_NUM_SEGMENTS = [8, 4]
+TINY_CLASSIFIER_SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor
+
+    folder = tmp_path_factory.mktemp("tiny-cast")
+    config = CastConfig(**tiny_config_kwargs(image_size=TINY_CLASSIFIER_SIZE, num_segments=TINY_CLASSIFIER_NUM_SEGMENTS))
+    CastForImageClassification(config).save_pretrained(folder)
+    size = {"height": TINY_CLASSIFIER_SIZE, "width": TINY_CLASSIFIER_SIZE}
+    CastImageProcessor(size=size, n_segments=32).save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture

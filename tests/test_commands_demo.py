@@ -24,10 +24,8 @@ import pytest
 from PIL import Image
 from skimage import data as skimage_data
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TINY_CLASSIFIER_NUM_SEGMENTS as NUM_SEGMENTS
 from modeling_cast.commands import demo
-# the untrained tiny classifier folder of the cast-segment tests (2 levels: 8, then 4 segments)
-from test_commands_segment import NUM_SEGMENTS, model_dir  # noqa: F401 (a fixture)
 from processing.visualization_cast import DEFAULT_GAP, hierarchy_colors
 
 

@@ -16,25 +16,11 @@ from safetensors.torch import load_file, save_file
 from skimage import data as skimage_data
 
 from modeling_cast.commands import segment as segment_command
-from conftest import REPO_ROOT, tiny_config_kwargs
-from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor
+from conftest import REPO_ROOT, TINY_CLASSIFIER_NUM_SEGMENTS as NUM_SEGMENTS
 from processing.visualization_cast import DEFAULT_GAP
 
 
-NUM_SEGMENTS = [8, 4]
-MODEL_SIZE = 64
 CORRUPT_NAME = "broken.png"
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-cast")
-    model = CastForImageClassification(
-        CastConfig(**tiny_config_kwargs(image_size=MODEL_SIZE, num_segments=NUM_SEGMENTS))
-    )
-    model.save_pretrained(folder)
-    CastImageProcessor(size={"height": MODEL_SIZE, "width": MODEL_SIZE}, n_segments=32).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +122,7 @@ def test_cast_segment_color_label_maps_keep_the_ids_and_show_the_picture_colors(
             assert color.mode == "P"
             np.testing.assert_array_equal(np.asarray(color), np.asarray(raw))  # the indices are the segment ids
             rgb = np.asarray(color.convert("RGB"))
-        # the viewer's colours are the picture's flat colours (boundaries aside)
+        # the viewer's colors are the picture's flat colors (boundaries aside)
         left = (level + 1) * (width + DEFAULT_GAP)
         panel = panels[:, left : left + width]
         inside = (panel != 255).any(axis=-1)
@@ -157,7 +143,7 @@ def test_cast_segment_overlay_picture_is_captioned_and_shows_the_photo(subproces
     caption_strip = pixels[height:]
     assert (caption_strip < 128).any()  # dark caption text on the white strip
     level_panel = pixels[:height, width + DEFAULT_GAP : 2 * width + DEFAULT_GAP]
-    # half the photo shows through: the panel follows the photo's brightness, unlike the flat-colour panels
+    # half the photo shows through: the panel follows the photo's brightness, unlike the flat-color panels
     correlation = np.corrcoef(level_panel.mean(axis=-1).ravel(), photo.mean(axis=-1).ravel())[0, 1]
     assert correlation > 0.5
 

@@ -119,7 +119,7 @@ def test_confusion_matrix_rows_are_references():
     np.testing.assert_array_equal(matrix, [[0, 1], [1, 1]])
 
 
-def test_mean_iou_without_labelled_pixels_is_nan():
+def test_mean_iou_without_labeled_pixels_is_nan():
     metrics = mean_iou(np.zeros((2, 2), dtype=np.int64), np.full((2, 2), 255), num_labels=2)
 
     assert all(math.isnan(metrics[key]) for key in ("mean_iou", "mean_accuracy", "overall_accuracy"))
@@ -164,11 +164,11 @@ def test_oracle_segment_labels_majority_ties_and_ignored_voters():
     segments = np.array([[0, 0, 0, 1, 1, 2, 2]])
     reference = np.array([[3, 3, 1, 4, 1, 255, 255]])
 
-    labelled = oracle_segment_labels(segments, reference)
+    labeled = oracle_segment_labels(segments, reference)
 
     # segment 0: class 3 wins 2 to 1; segment 1: tie between 1 and 4 goes to 1; segment 2: only ignored pixels
-    np.testing.assert_array_equal(labelled, [[3, 3, 3, 1, 1, 255, 255]])
-    assert labelled.dtype == np.int64
+    np.testing.assert_array_equal(labeled, [[3, 3, 3, 1, 1, 255, 255]])
+    assert labeled.dtype == np.int64
 
 
 def test_oracle_segment_labels_ignored_pixels_do_not_vote():
@@ -192,7 +192,7 @@ def test_region_mean_iou_segments_equal_to_regions_score_one_whatever_the_ids():
 
 def test_region_mean_iou_hand_computed():
     reference = np.array([[0, 0, 1, 1]])
-    segments = np.array([[7, 3, 3, 3]])  # segment 3: one background and two object pixels -> labelled object
+    segments = np.array([[7, 3, 3, 3]])  # segment 3: one background and two object pixels -> labeled object
 
     # background: intersection 1, union 2; object: intersection 2, union 3
     assert region_mean_iou(segments, reference)["mean_iou"] == pytest.approx((1 / 2 + 2 / 3) / 2)
@@ -201,7 +201,7 @@ def test_region_mean_iou_hand_computed():
 def test_region_mean_iou_one_segment_takes_the_majority_class():
     reference = np.array([[0, 0, 0, 1]])
 
-    # everything is labelled background: IoU 3/4 for it, 0 for the missed object
+    # everything is labeled background: IoU 3/4 for it, 0 for the missed object
     assert region_mean_iou(np.zeros((1, 4), dtype=np.int64), reference)["mean_iou"] == pytest.approx(0.375)
 
 
@@ -215,13 +215,13 @@ def test_region_mean_iou_averages_images_not_pixels():
     assert result["mean_iou"] == pytest.approx((7 / 12 + 1.0) / 2)
 
 
-def test_region_mean_iou_ignored_pixels_and_unlabelled_images():
+def test_region_mean_iou_ignored_pixels_and_unlabeled_images():
     references = [np.array([[0, 255, 1, 1]]), np.full((2, 2), 255)]
     segments = [np.array([[0, 0, 1, 1]]), np.zeros((2, 2), dtype=np.int64)]
 
     result = region_mean_iou(segments, references)
 
-    # image 0 is perfect once its ignored pixel is left out; image 1 has no labelled pixel (NaN, not averaged)
+    # image 0 is perfect once its ignored pixel is left out; image 1 has no labeled pixel (NaN, not averaged)
     assert result["per_image_iou"][0] == 1.0
     assert math.isnan(result["per_image_iou"][1])
     assert result["mean_iou"] == 1.0
@@ -276,7 +276,7 @@ def test_hungarian_mean_iou_more_classes_than_clusters_and_absent_classes():
     assert result["mean_iou"] == pytest.approx(0.25)
 
 
-def test_hungarian_mean_iou_maximises_matched_pixels():
+def test_hungarian_mean_iou_maximizes_matched_pixels():
     references = np.array([[0, 0, 0, 1, 1, 1]])
     predictions = np.array([[5, 5, 6, 6, 6, 6]])
 
@@ -292,7 +292,7 @@ def test_hungarian_mean_iou_maximises_matched_pixels():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_boundary_map_marks_pixels_whose_right_lower_or_diagonal_neighbour_differs():
+def test_boundary_map_marks_pixels_whose_right_lower_or_diagonal_neighbor_differs():
     labels = np.array([[0, 0, 1], [0, 0, 1], [2, 2, 2]])
 
     expected = np.array([[False, True, False], [True, True, True], [False, False, False]])
@@ -353,7 +353,7 @@ def test_superpixel_quality_hand_computed():
     strict = superpixel_quality(superpixels, reference, tolerance=0.0)
     tolerant = superpixel_quality(superpixels, reference, tolerance=0.2)  # 0.2 * 5.66 = 1.13 px
 
-    # superpixel 1 leaks 4 pixels into each region: (4 + 4) / 16; best labelling gets 4 + 4 + 4 of 16 right
+    # superpixel 1 leaks 4 pixels into each region: (4 + 4) / 16; best labeling gets 4 + 4 + 4 of 16 right
     assert strict["undersegmentation_error"] == pytest.approx(0.5)
     assert strict["achievable_segmentation_accuracy"] == pytest.approx(0.75)
     assert strict["mean_num_superpixels"] == 3.0
@@ -372,7 +372,7 @@ def test_superpixel_quality_perfect_and_ignored_pixels():
         "boundary_recall": 1.0, "undersegmentation_error": 0.0, "achievable_segmentation_accuracy": 1.0,
         "mean_num_superpixels": 2.0,
     }
-    # the ignored half does not count: the one superpixel covers exactly the labelled region
+    # the ignored half does not count: the one superpixel covers exactly the labeled region
     assert ignoring["undersegmentation_error"] == 0.0
     assert ignoring["achievable_segmentation_accuracy"] == 1.0
 
@@ -408,7 +408,7 @@ def test_segment_metrics_reject_bad_inputs(call, error, message):
 def test_hierarchy_level_scores_hand_computed_levels():
     reference = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1]])
     fine = np.array([[4, 4, 9, 9], [4, 4, 9, 9], [5, 5, 9, 9], [5, 5, 9, 9]])  # follows the reference: perfect
-    coarse = np.zeros((4, 4), dtype=np.int64)  # one segment: labelled class 0 (tie goes to the smallest class)
+    coarse = np.zeros((4, 4), dtype=np.int64)  # one segment: labeled class 0 (tie goes to the smallest class)
     hierarchy = torch.from_numpy(np.stack([fine, coarse]))
 
     scores = hierarchy_level_scores([hierarchy, hierarchy], {"object": [reference, reference]})

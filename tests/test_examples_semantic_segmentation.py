@@ -45,7 +45,7 @@ example = _load_example()
 
 
 def _save_backbone(folder: Path) -> Path:
-    """A randomly initialised tiny CAST backbone (the stand-in for a pretrained checkpoint) with its processor."""
+    """A randomly initialized tiny CAST backbone (the stand-in for a pretrained checkpoint) with its processor."""
     torch.manual_seed(SEED)
     config = CastConfig(**tiny_config_kwargs(image_size=IMAGE_SIZE, num_segments=[16, 8], num_labels=0))
     CastModel(config).save_pretrained(folder)
@@ -148,7 +148,7 @@ def test_folder_data_with_reduced_labels_evaluates(tmp_path):
         (tmp_path / "data" / folder).mkdir(parents=True)
     for index, (image, annotation) in enumerate(zip(data["image"], data["annotation"])):
         image.save(tmp_path / "data" / "images" / f"{index}.jpg")
-        # ADE20k-style palette masks whose 0 means "unlabelled": classes are stored as 1..4
+        # ADE20k-style palette masks whose 0 means "unlabeled": classes are stored as 1..4
         mask = Image.fromarray(np.asarray(annotation) + 1).convert("P")
         mask.save(tmp_path / "data" / "masks" / f"{index}.png")
     (tmp_path / "data" / "id2label.json").write_text(json.dumps(example.SYNTHETIC_ID2LABEL))

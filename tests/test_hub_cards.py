@@ -36,7 +36,7 @@ def test_model_card_parses_and_carries_metadata(name):
     if values:
         assert all(result.source_url == "https://github.com/twke18/CAST" for result in data.eval_results)
     for heading in ("## How to use", "## Training data", "## Training recipe", "## Results", "## Limitations",
-                    "## Licence", "## Citation"):
+                    "## License", "## Citation"):
         assert heading in card.text
     assert "@inproceedings{ke2024cast" in card.text and "MIT" in card.text and "SEEDS" in card.text
     assert "AutoImageProcessor.from_pretrained(name)" in card.text and "pipeline(" in card.text

@@ -3,7 +3,7 @@
 
 Part 1 runs transformers' own `ImageProcessingTestMixin` (from the installed version's sdist) on the processor.
 Part 2 checks what a CAST user relies on: outputs, superpixel ids, input formats, official SLIC parity, SEEDS,
-user-supplied superpixels, serialisation and the errors raised for bad input.
+user-supplied superpixels, serialization and the errors raised for bad input.
 """
 
 import importlib.util
@@ -57,7 +57,7 @@ def _small_processor(**kwargs) -> CastImageProcessor:
 
 
 def _random_image(height: int = 40, width: int = 48, channels: int = 3, seed: int = 0) -> np.ndarray:
-    """Channels-last uint8 image with smooth colour blobs (so superpixels follow content) plus noise."""
+    """Channels-last uint8 image with smooth color blobs (so superpixels follow content) plus noise."""
     return smooth_image(height, width, seed, channels=channels, cells=4, noise_std=8)
 
 
@@ -127,7 +127,7 @@ class CastImageProcessingTest(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Part 2: CAST-specific behaviour
+# Part 2: CAST-specific behavior
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -152,7 +152,7 @@ def test_processor_outputs_pixel_values_and_superpixels():
     assert as_lists["superpixels"][0].shape == (32, 32)
 
 
-def test_processor_pixel_values_are_resized_rescaled_normalised():
+def test_processor_pixel_values_are_resized_rescaled_normalized():
     image = _random_image(height=50, width=70)
     processor = _small_processor()
 
@@ -460,7 +460,7 @@ def test_slic_retry_rule_is_bounded(monkeypatch):
     assert len(calls) == superpixels_cast.SLIC_MAX_RETRIES + 1
 
 
-def test_user_superpixels_resized_nearest_and_relabelled():
+def test_user_superpixels_resized_nearest_and_relabeled():
     image = _random_image(height=16, width=16)
     quadrants = np.array([[3, 7], [10, 42]])
     label_map = np.kron(quadrants, np.ones((8, 8), dtype=np.int64))
@@ -490,7 +490,7 @@ def test_user_superpixels_match_pil_nearest_for_uneven_scales():
 def test_user_superpixels_vanished_ids_leave_no_gaps():
     image = _random_image(height=64, width=64)
     label_map = np.kron(np.array([[1, 2], [3, 4]]), np.ones((32, 32), dtype=np.int64))
-    label_map[0, 0] = 9  # a one-pixel segment that nearest-neighbour downsampling (64 -> 32) never samples
+    label_map[0, 0] = 9  # a one-pixel segment that nearest-neighbor downsampling (64 -> 32) never samples
 
     label_maps = _small_processor()(image, superpixels=[label_map], return_tensors="np")["superpixels"]
 

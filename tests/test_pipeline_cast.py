@@ -261,8 +261,8 @@ def test_hierarchical_segmentation_rejects_bad_arguments(checkpoints, images):
         segmenter(images[0], levels=4)
     with pytest.raises(TypeError, match=r"`render` must be a bool, got str"):
         segmenter(images[0], render="yes")
-    with pytest.raises(ValueError, match=r"`render_options` accepts the keys .*, got unknown keys \['colour'\]"):
-        segmenter(images[0], render_options={"colour": "red"})
+    with pytest.raises(ValueError, match=r"`render_options` accepts the keys .*, got unknown keys \['color'\]"):
+        segmenter(images[0], render_options={"color": "red"})
     with pytest.raises(TypeError, match="`render_options` must be a dict"):
         segmenter(images[0], render_options="overlay")
     with pytest.raises(ValueError, match="`render_options` draw a picture, so they need `render=True`"):

@@ -357,7 +357,7 @@ def test_semantic_segmentation_rejects_bad_target_sizes():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# segmentation_level: a serialised processor attribute
+# segmentation_level: a serialized processor attribute
 # ---------------------------------------------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""The part-whole generator (`processing.synthetic.part_whole`): determinism, consistent ground truth, classes that colour does
+"""The part-whole generator (`processing.synthetic.part_whole`): determinism, consistent ground truth, classes that color does
 not give away, the `datasets` view and the imagefolder round trip."""
 
 import datasets
@@ -68,23 +68,23 @@ def test_part_names_belong_to_exactly_one_class():
     assert all(len(PARTS_OF_CLASS[label]) >= 3 for label in range(len(PART_WHOLE_CLASSES)))
 
 
-def test_global_colour_does_not_give_the_class_away():
-    """A nearest-class-mean classifier on the mean and spread of each image's colours and of its object's colours
-    stays near chance (1/4), since every part draws its colour from one distribution shared by all classes."""
+def test_global_color_does_not_give_the_class_away():
+    """A nearest-class-mean classifier on the mean and spread of each image's colors and of its object's colors
+    stays near chance (1/4), since every part draws its color from one distribution shared by all classes."""
     train, test = [render_part_whole_sample(i, 32, seed=0) for i in range(240)], [
         render_part_whole_sample(i, 32, seed=1) for i in range(120)
     ]
 
-    def colour_features(sample):
+    def color_features(sample):
         pixels = sample.image.reshape(-1, 3).astype(np.float64)
         on_object = pixels[sample.object_mask.reshape(-1) > 0]
         return np.concatenate([pixels.mean(0), pixels.std(0), on_object.mean(0), on_object.std(0)])
 
-    features = np.array([colour_features(sample) for sample in train])
+    features = np.array([color_features(sample) for sample in train])
     labels = np.array([sample.label for sample in train])
     mean, std = features.mean(0), features.std(0) + 1e-9
     centroids = np.array([((features[labels == c] - mean) / std).mean(0) for c in range(len(PART_WHOLE_CLASSES))])
-    test_features = (np.array([colour_features(sample) for sample in test]) - mean) / std
+    test_features = (np.array([color_features(sample) for sample in test]) - mean) / std
     predicted = np.argmin(((test_features[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
     accuracy = (predicted == np.array([sample.label for sample in test])).mean()
 

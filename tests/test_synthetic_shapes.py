@@ -23,7 +23,7 @@ def test_shapes_dataset_is_balanced_seeded_and_named_after_the_shapes():
     assert all(image.shape == (24, 24, 3) and image.dtype == np.uint8 for image in images)
     assert all(np.array_equal(image, np.asarray(same)) for image, same in zip(images, again["image"]))
     assert not np.array_equal(images[0], np.asarray(other["image"][0]))
-    # one shape on a plain background: two colours
+    # one shape on a plain background: two colors
     assert all(len(np.unique(image.reshape(-1, 3), axis=0)) == 2 for image in images)
 
 

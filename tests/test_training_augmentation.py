@@ -42,8 +42,8 @@ def test_random_resized_crop_box_stays_inside_and_respects_scale():
         assert 0.05 <= width * height / (64 * 48) <= 1.0
 
 
-def test_random_resized_crop_box_falls_back_to_centre_crop():
-    # an area share of 1 with ratio 2:1 never fits a square image: the largest centred 2:1 box is used
+def test_random_resized_crop_box_falls_back_to_center_crop():
+    # an area share of 1 with ratio 2:1 never fits a square image: the largest centerd 2:1 box is used
     assert random_resized_crop_box(40, 40, (1.0, 1.0), (2.0, 2.0), np.random.default_rng(0)) == (0, 10, 40, 20)
     assert random_resized_crop_box(40, 40, (1.0, 1.0), (1.0, 1.0), np.random.default_rng(0)) == (0, 0, 40, 40)
 
@@ -59,7 +59,7 @@ def test_view_augmentation_is_deterministic_given_generator():
         assert np.array_equal(one, again) and not np.array_equal(one, other)
 
 
-def test_moco_v3_views_have_asymmetric_blur_and_solarisation():
+def test_moco_v3_views_have_asymmetric_blur_and_solarization():
     first, second = moco_v3_views(224)
     assert (first.blur_probability, first.solarize_probability) == (1.0, 0.0)
     assert (second.blur_probability, second.solarize_probability) == (0.1, 0.2)

@@ -1,5 +1,5 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""Tests of `processing.visualization_cast`: hierarchy colours (a child keeps its parent's hue) and pictures."""
+"""Tests of `processing.visualization_cast`: hierarchy colors (a child keeps its parent's hue) and pictures."""
 
 import itertools
 
@@ -79,7 +79,7 @@ def test_draw_hierarchy_astronaut_finer_levels_have_at_least_as_many_colors(astr
     panel_counts = [_num_colors(panel) for panel in level_panels]
     color_counts = [_num_colors(colors) for colors in hierarchy_colors(astronaut_hierarchy)]
     segment_counts = [len(np.unique(level)) for level in astronaut_hierarchy]
-    # finest first: counts must not increase from fine to coarse; one colour per segment, plus the boundaries
+    # finest first: counts must not increase from fine to coarse; one color per segment, plus the boundaries
     assert panel_counts == sorted(panel_counts, reverse=True)
     assert color_counts == segment_counts
     assert panel_counts == [count + 1 for count in segment_counts]
@@ -119,8 +119,8 @@ def test_draw_hierarchy_is_deterministic_and_ignores_id_values(small_image, smal
     np.testing.assert_array_equal(first, second)
 
     # the same partition with other ids (and torch input) gives the same picture
-    relabelled = torch.from_numpy(small_hierarchy * 7 + 3)
-    np.testing.assert_array_equal(first, np.asarray(draw_hierarchy(small_image, relabelled)))
+    relabeled = torch.from_numpy(small_hierarchy * 7 + 3)
+    np.testing.assert_array_equal(first, np.asarray(draw_hierarchy(small_image, relabeled)))
 
 
 def test_draw_hierarchy_without_boundaries_draws_flat_colors(small_image, small_hierarchy):
@@ -340,7 +340,7 @@ def test_draw_segmentation_colors_classes_by_id_and_lists_present_classes(small_
     legend_colors = {tuple(color) for color in legend}
     assert tuple(colors[0]) in legend_colors and tuple(colors[3]) in legend_colors
     assert tuple(colors[1]) not in legend_colors  # absent classes are not listed
-    # a class keeps its colour whatever else the image holds
+    # a class keeps its color whatever else the image holds
     alone = np.asarray(draw_segmentation(small_image, np.full((height, width), 3), alpha=1.0, legend=False))
     np.testing.assert_array_equal(alone[0, 0], colors[3])
     assert len({tuple(color) for color in label_colors(50)}) == 50

@@ -13,8 +13,8 @@ level); the ViT as the paper does it, by spherical k-means of its last-layer pat
 pixels, the coarser levels clustering the finer level's centroids (so its levels nest like CAST's). Segments are
 scored against the object masks (background vs the object's class) and the part masks with the region mIoU of the
 paper's PartImageNet protocol (per-image Jaccard averaged over images), each segment taking the ground-truth label it
-overlaps most (an *oracle* labelling; the paper uses an open-vocabulary classifier), and with the boundary F-score
-(BSDS tolerance) of the labelled maps. The same two models before training are scored too, as a control.
+overlaps most (an *oracle* labeling; the paper uses an open-vocabulary classifier), and with the boundary F-score
+(BSDS tolerance) of the labeled maps. The same two models before training are scored too, as a control.
 
     python benchmarks/part_whole/run_part_whole_benchmark.py --output_dir outputs/part_whole_benchmark
 
@@ -92,7 +92,7 @@ class BenchmarkArguments:
     learning_rate: float = field(default=5e-4, metadata={"help": "AdamW peak learning rate (both models)."})
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (both models)."})
     warmup_steps: int = field(default=150, metadata={"help": "Linear warm-up steps before the cosine decay."})
-    seed: int = field(default=0, metadata={"help": "Seed of the data, the initialisations and the k-means."})
+    seed: int = field(default=0, metadata={"help": "Seed of the data, the initializations and the k-means."})
     num_threads: int = field(
         default=2,
         metadata={"help": "torch threads (the ViT's 144-token batches gain from 2; more gains little at this size)."},
@@ -376,7 +376,7 @@ def results_markdown(report: dict, args: BenchmarkArguments) -> str:
     lines = [
         f"Held-out images: {args.eval_samples}; object columns at {object_count} segments per image, part columns at "
         f"{part_count}. Region mIoU: oracle segment labels, per-image Jaccard averaged over images. Boundary F: BSDS "
-        "tolerance (0.0075 of the diagonal) on the labelled maps.",
+        "tolerance (0.0075 of the diagonal) on the labeled maps.",
         "",
         "| model | trainable parameters | accuracy | object mIoU | part mIoU | object boundary F | part boundary F |",
         "|---|---|---|---|---|---|---|",
@@ -424,7 +424,7 @@ def results_markdown(report: dict, args: BenchmarkArguments) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _part_colours(part_mask: np.ndarray) -> np.ndarray:
+def _part_colors(part_mask: np.ndarray) -> np.ndarray:
     palette = np.random.default_rng(len(PART_NAMES)).integers(40, 256, size=(len(PART_NAMES), 3)).astype(np.uint8)
     palette[0] = 0
     return palette[part_mask]
@@ -438,17 +438,17 @@ def save_figure_grid(samples, segmented: dict, count: int, path: Path) -> Path:
     for index in range(count):
         rows = (
             ("CAST", "image", samples[index].image, segmented["cast"][index]),
-            ("ViT", "true parts", _part_colours(samples[index].part_mask), segmented["vit"][index]),
+            ("ViT", "true parts", _part_colors(samples[index].part_mask), segmented["vit"][index]),
         )
         for title, first_caption, first_panel, hierarchy in rows:
             captions = [first_caption] + [
                 f"L{level}: {len(np.unique(labels))} seg." for level, labels in enumerate(np.asarray(hierarchy))
             ]
             strip = draw_hierarchy(first_panel, hierarchy, gap=_FIGURE_GAP, captions=captions)
-            labelled = Image.new("RGB", (strip.width + _LABEL_WIDTH, strip.height), "white")
-            labelled.paste(strip, (_LABEL_WIDTH, 0))
-            ImageDraw.Draw(labelled).text((4, strip.height // 2 - 6), title, fill="black")
-            strips.append(labelled)
+            labeled = Image.new("RGB", (strip.width + _LABEL_WIDTH, strip.height), "white")
+            labeled.paste(strip, (_LABEL_WIDTH, 0))
+            ImageDraw.Draw(labeled).text((4, strip.height // 2 - 6), title, fill="black")
+            strips.append(labeled)
     width = max(strip.width for strip in strips)
     picture = Image.new("RGB", (width, sum(strip.height + _FIGURE_GAP for strip in strips)), "white")
     top = 0

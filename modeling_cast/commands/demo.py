@@ -3,7 +3,7 @@
 
 Upload a photo or pick a sample, choose a model folder or installed name, and the app shows every level overlaid on
 the photo; a slider moves over the levels; clicking a segment highlights it in every finer level (its descendants
-tile it) and its ancestors in every coarser one; the label maps download as a zip (raw ids and colour views, as
+tile it) and its ancestors in every coarser one; the label maps download as a zip (raw ids and color views, as
 `cast-segment` writes them, plus the segment scores).
 
     pip install "cast-transformers[demo]"
@@ -15,7 +15,7 @@ working directory and in a source checkout) when it exists, because it is the be
 make offline; else a tiny CAST trained here on first use on the package's generated part-whole images
 (`processing.synthetic.part_whole`, about a minute on 2 CPU cores) and kept in `~/.cache/cast-transformers/`. No
 released CAST checkpoint can be fetched offline, and an untrained model's segments would mean nothing. Both default
-models learned from synthetic objects, so on photos their segments follow colour and texture more than objects;
+models learned from synthetic objects, so on photos their segments follow color and texture more than objects;
 give a converted released checkpoint (`cast-convert`) for real photos.
 
 The server binds to 127.0.0.1 unless `--host` says otherwise, refuses uploads over `--max-upload-mb` and images over
@@ -226,7 +226,7 @@ class DemoSession:
 
     @staticmethod
     def export(segmented: SegmentedImage, folder: str | os.PathLike) -> Path:
-        """A zip of every level's label map (raw ids and colour view, as `cast-segment` names them) and the
+        """A zip of every level's label map (raw ids and color view, as `cast-segment` names them) and the
         segment scores."""
         folder = Path(folder)
         path = folder / "cast_label_maps.zip"

@@ -8,7 +8,7 @@ For every input image `<stem>.<ext>` the output directory receives:
 - `<stem>_level<l>.png`: the label map of level `l` at the image's original size (level 0 is the finest), 8-bit when
   the level has at most 256 segments, else 16-bit;
 - `<stem>_level<l>_color.png`: the same label map for people: an indexed-palette PNG whose pixel values are still the
-  segment ids and whose palette holds the picture's colours (an RGB PNG when the ids do not fit in a palette);
+  segment ids and whose palette holds the picture's colors (an RGB PNG when the ids do not fit in a palette);
 - `<stem>_segments.json`: image size, model, and per level the id, score (mean assignment probability) and area of
   every segment.
 
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Segment images with a CAST model. For each IMAGE, writes to --output-dir the pictures "
             "<stem>_hierarchy.png (the image and every level side by side) and <stem>_overlay.png (the levels over "
             "the photo, captioned), one label map <stem>_level<l>.png per level (level 0 is the finest; ids are "
-            "segment ids, at the image's original size) with its colour view <stem>_level<l>_color.png, and "
+            "segment ids, at the image's original size) with its color view <stem>_level<l>_color.png, and "
             "<stem>_segments.json (score and area of every segment). Unreadable images are reported and skipped; "
             "the exit status is then 1."
         ),
@@ -278,7 +278,7 @@ def _label_map_image(labels: np.ndarray, num_ids: int) -> Image.Image:
 
 
 def _color_label_maps(hierarchy: np.ndarray) -> list[Image.Image]:
-    """Every level in the picture's colours: indexed-palette images that keep the ids when every id fits in a palette,
+    """Every level in the picture's colors: indexed-palette images that keep the ids when every id fits in a palette,
     else RGB images (ids above 255 cannot be palette indices)."""
     if hierarchy.max() < _UINT8_LABELS:
         return hierarchy_label_maps(hierarchy)

@@ -94,7 +94,7 @@ def model_card(
         results (`Sequence[ReportedResult]`): numbers the card reports; those with `in_model_index` form the
             model index (named `model_name`, default `title`), and every metric type is listed in `metrics`.
         results_source (`tuple[str, str]`, *optional*): (name, url) the results are cited from.
-        license (`str`, *optional*, defaults to "apache-2.0"): the licence id; "other" with `license_name` and
+        license (`str`, *optional*, defaults to "apache-2.0"): the license id; "other" with `license_name` and
             `license_link` in `metadata`.
         metadata: further `ModelCardData` fields. Every card gets the Hub widget's example image.
     """
@@ -147,7 +147,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- released models
-_LICENCE = (
+_LICENSE = (
     "This card and the conversion code are Apache-2.0 (cast-transformers). The weights come from the authors' "
     f"release; the [official repository]({OFFICIAL_REPOSITORY}) is MIT licensed, but check the terms under which "
     "the authors distribute the weights before you use or redistribute them."
@@ -155,7 +155,7 @@ _LICENCE = (
 
 
 def named_model_card(name_or_entry: str | NamedModel) -> ModelCard:
-    """The model card of a named model: YAML metadata (library_name, pipeline_tag, tags, datasets, licence and a
+    """The model card of a named model: YAML metadata (library_name, pipeline_tag, tags, datasets, license and a
     model-index of the results cited from the official README) and the text sections."""
     entry = name_or_entry if isinstance(name_or_entry, NamedModel) else get_named_model(name_or_entry)
     return model_card(
@@ -169,7 +169,7 @@ def named_model_card(name_or_entry: str | NamedModel) -> ModelCard:
             "## Training recipe\n\n" + entry.training_recipe,
             "## Results\n\n" + _results_section(entry),
             "## Limitations\n\n" + "\n".join(_limitations(entry)),
-            "## Licence\n\n" + _LICENCE,
+            "## License\n\n" + _LICENSE,
             _CITATION_SECTION,
         ],
         pipeline_tag=entry.pipeline_tag,
@@ -276,7 +276,7 @@ def _limitations(entry: NamedModel) -> list[str]:
         'trained with OpenCV-SEEDS superpixels (`superpixel_method="seeds"`, needs `opencv-contrib-python`); SLIC '
         "gives similar but not identical maps, and other counts or resolutions than 196 superpixels at 224x224 move "
         "the inputs away from training.",
-        "- **Segments are unlabelled.** Each level's segments are cluster indices; they carry no class names.",
+        "- **Segments are unlabeled.** Each level's segments are cluster indices; they carry no class names.",
         "- **Batch independence.** Padding tokens are masked here, so an image's output never depends on its "
         "batch-mates; the official implementation's batched outputs do, so batched official numbers can differ "
         "slightly.",
@@ -318,7 +318,7 @@ def training_model_card(
         metrics (`Mapping[str, float]`, *optional*): every final metric, for the results table (default `results`).
         start (`str`, *optional*): where training started, a Hub id or a local folder (default `base_model`); the
             card says "from scratch" only without one. A model trained from other weights takes their terms
-            (licence "other"), one trained from scratch is Apache-2.0 like this code.
+            (license "other"), one trained from scratch is Apache-2.0 like this code.
     """
     start = start or base_model
     reported = [
@@ -332,7 +332,7 @@ def training_model_card(
     table = {name: value for name, value in (metrics or results or {}).items()
              if not any(skipped in name for skipped in _BOOKKEEPING_METRICS)}
     origin = (f"Trained from the weights of `{start}`." if start else
-              "Trained from scratch (random initialisation): no pretrained weights were used.")
+              "Trained from scratch (random initialization): no pretrained weights were used.")
     paragraphs = [summary, CAST_DESCRIPTION, *sections,
                   "## Training\n\n" + origin + "\n\n" + _training_settings(training_args, details)]
     if table:

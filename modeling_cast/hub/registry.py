@@ -77,10 +77,10 @@ CHECKPOINT_LAYOUTS = {
 }
 
 # Official input pipeline (MoCo-v3 recipe and linear probing): 224x224 views, 196 OpenCV-SEEDS superpixels computed on
-# the un-normalised view, ImageNet mean/std.
+# the un-normalized view, ImageNet mean/std.
 TRAINING_RESOLUTION = 224
 TRAINING_SUPERPIXELS = 196
-# DeiT evaluation: resize the shorter side to 224 / 0.875 = 256 (bicubic), centre-crop 224.
+# DeiT evaluation: resize the shorter side to 224 / 0.875 = 256 (bicubic), center-crop 224.
 DEIT_EVAL_RESIZE = 256
 
 _CLASSIFIER_ARCHITECTURE = "CastForImageClassification"
@@ -169,10 +169,10 @@ _MOCO_RECIPE = (
     "MoCo-v3 with the official CAST scripts: 100 epochs on ImageNet-1k, batch 256, AdamW (lr 1.5e-4 x batch/256, "
     "weight decay 0.1, 10 warm-up epochs then half-cycle cosine), mixed precision. Two encoders (base and momentum, "
     "momentum 0.99 raised to 1 on a cosine schedule), a 3-layer projector (4096 hidden, 256 out) and a predictor, "
-    "contrastive loss with temperature 0.2. Each view is a 224x224 RandomResizedCrop (scale 0.08-1) with colour "
-    "jitter, grayscale, blur, solarisation and flips; its 196 OpenCV-SEEDS superpixels are computed on the "
-    "augmented, un-normalised view (1 level, prior 2, 15 histogram bins, 20 iterations), then ImageNet mean/std "
-    "normalisation is applied. The released file is the MoCo-v3 training checkpoint; this model is its base encoder "
+    "contrastive loss with temperature 0.2. Each view is a 224x224 RandomResizedCrop (scale 0.08-1) with color "
+    "jitter, grayscale, blur, solarization and flips; its 196 OpenCV-SEEDS superpixels are computed on the "
+    "augmented, un-normalized view (1 level, prior 2, 15 histogram bins, 20 iterations), then ImageNet mean/std "
+    "normalization is applied. The released file is the MoCo-v3 training checkpoint; this model is its base encoder "
     "without the projector (the official linear-probing load). The momentum encoder, projector, predictor and "
     "optimizer state are training state and are not part of it."
 )
@@ -257,9 +257,9 @@ NAMED_MODELS: dict[str, NamedModel] = {
                 _linear_probe("CAST-B", 72.4),
                 _linear_probe("ViT-B (baseline)", 72.5, in_model_index=False),
                 ReportedResult("image-segmentation", "partimagenet", "PartImageNet", "mean_iou",
-                               "object region mIoU (open-vocabulary labelling of CAST-B segments)", 29.67),
+                               "object region mIoU (open-vocabulary labeling of CAST-B segments)", 29.67),
                 ReportedResult("image-segmentation", "partimagenet", "PartImageNet", "mean_iou",
-                               "part region mIoU (open-vocabulary labelling of CAST-B segments)", 13.21),
+                               "part region mIoU (open-vocabulary labeling of CAST-B segments)", 13.21),
             ),
             results_note=(
                 f"{_LINEAR_PROBE_NOTE} PartImageNet: the official notebook labels this model's segments with an "
@@ -291,7 +291,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
             training_recipe=(
                 "Supervised training with the official DeiT-based CAST scripts (`deit/main_suppix.py --model "
                 "cast_small`, 196 SEEDS superpixels per image, ImageNet mean/std); see the official repository for "
-                "the exact hyper-parameters. Evaluation: resize the shorter side to 256 (bicubic), centre-crop 224."
+                "the exact hyper-parameters. Evaluation: resize the shorter side to 256 (bicubic), center-crop 224."
             ),
             results=(
                 ReportedResult("image-classification", "imagenet-1k", "ImageNet-1k", "accuracy",
@@ -314,7 +314,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
             summary=(
                 "The backbone of CAST's segmentation variant (CAST-S: 384 wide, 12 heads, 3/3/3/2 blocks, 64/32/16/8 "
                 "segments, plus the level-fusion module that brings every stage back onto the superpixel tokens), "
-                "pretrained with MoCo-v3 on COCO images without labels. It initialises semantic-segmentation "
+                "pretrained with MoCo-v3 on COCO images without labels. It initializes semantic-segmentation "
                 "fine-tuning; its classifier is not trained."
             ),
             checkpoint_layout="moco-segmentation",

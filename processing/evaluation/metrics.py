@@ -58,7 +58,7 @@ def confusion_matrix(
         num_labels (`int`):
             Number of classes.
         ignore_index (`int`, *optional*, defaults to 255):
-            Reference label of pixels to leave out (unlabelled or ambiguous). `None` ignores nothing.
+            Reference label of pixels to leave out (unlabeled or ambiguous). `None` ignores nothing.
 
     Returns:
         `np.ndarray` of shape `(num_labels, num_labels)` and dtype int64: entry `[r, p]` counts the pixels of
@@ -78,8 +78,8 @@ def confusion_matrix(
             raise ValueError(
                 f"`predictions[{index}]` has shape {prediction.shape} but `references[{index}]` has {reference.shape}"
             )
-        labelled = reference != ignore_index if ignore_index is not None else np.ones(reference.shape, dtype=bool)
-        prediction, reference = prediction[labelled], reference[labelled]
+        labeled = reference != ignore_index if ignore_index is not None else np.ones(reference.shape, dtype=bool)
+        prediction, reference = prediction[labeled], reference[labeled]
         _check_range(prediction, num_labels, "predictions")
         _check_range(reference, num_labels, "references", ignore_index)
         pairs = reference * num_labels + prediction
@@ -95,9 +95,9 @@ def metrics_from_confusion_matrix(matrix: np.ndarray) -> dict:
     Returns:
         `dict` with `"mean_iou"` (`float`: mean IoU over the classes present in predictions or references),
         `"mean_accuracy"` (`float`: mean per-class recall over the classes present in the references),
-        `"overall_accuracy"` (`float`: pixel accuracy, the fraction of labelled pixels predicted right),
+        `"overall_accuracy"` (`float`: pixel accuracy, the fraction of labeled pixels predicted right),
         `"per_category_iou"` and `"per_category_accuracy"` (`np.ndarray` of shape `(num_labels,)`, NaN where
-        undefined). Every value is NaN when no pixel is labelled.
+        undefined). Every value is NaN when no pixel is labeled.
     """
     matrix = np.asarray(matrix, dtype=np.int64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
@@ -131,7 +131,7 @@ def mean_iou(predictions, references, num_labels: int, ignore_index: int | None 
         num_labels (`int`):
             Number of classes.
         ignore_index (`int`, *optional*, defaults to 255):
-            Reference label of unlabelled pixels. `None` ignores nothing.
+            Reference label of unlabeled pixels. `None` ignores nothing.
 
     Returns:
         `dict`: see [`metrics_from_confusion_matrix`].
@@ -160,8 +160,8 @@ def mean_iou(predictions, references, num_labels: int, ignore_index: int | None 
 
 def oracle_segment_labels(segments, reference, ignore_index: int | None = DEFAULT_IGNORE_INDEX) -> np.ndarray:
     """
-    Give every segment the reference class it overlaps most (the *oracle* labelling): a class map that is the best
-    any labelling of these segments can do pixel-wise.
+    Give every segment the reference class it overlaps most (the *oracle* labeling): a class map that is the best
+    any labeling of these segments can do pixel-wise.
 
     This is an upper bound on what a segment classifier can reach. The CAST paper labels segments with an
     open-vocabulary classifier instead; with oracle labels the score measures only how well the segments follow the
@@ -207,10 +207,10 @@ def oracle_segment_labels(segments, reference, ignore_index: int | None = DEFAUL
 def region_mean_iou(segmentations, references, ignore_index: int | None = DEFAULT_IGNORE_INDEX) -> dict:
     """
     Region mIoU of unsupervised segments, under the PartImageNet protocol of the CAST paper: every image is scored
-    on its own (mean Jaccard index over the classes present in its reference or its labelled prediction) and the
+    on its own (mean Jaccard index over the classes present in its reference or its labeled prediction) and the
     scores are averaged over images.
 
-    Segments are labelled with [`oracle_segment_labels`] (each takes the reference class it overlaps most), not with
+    Segments are labeled with [`oracle_segment_labels`] (each takes the reference class it overlaps most), not with
     the open-vocabulary classifier of the paper: the score measures how well the segments follow the reference
     regions, and finer segmentations score higher, so compare methods at equal segment counts.
 
@@ -220,11 +220,11 @@ def region_mean_iou(segmentations, references, ignore_index: int | None = DEFAUL
         references (same structure and shapes as `segmentations`):
             Non-negative class maps (e.g. 0 = background, 1 = object; or part ids).
         ignore_index (`int`, *optional*, defaults to 255):
-            Reference label of unlabelled pixels. `None` ignores nothing.
+            Reference label of unlabeled pixels. `None` ignores nothing.
 
     Returns:
-        `dict` with `"mean_iou"` (`float`: mean over the images that have labelled pixels, NaN if none has) and
-        `"per_image_iou"` (`np.ndarray` of shape `(num_images,)`, NaN for images without labelled pixels).
+        `dict` with `"mean_iou"` (`float`: mean over the images that have labeled pixels, NaN if none has) and
+        `"per_image_iou"` (`np.ndarray` of shape `(num_images,)`, NaN for images without labeled pixels).
 
     Example:
 
@@ -233,7 +233,7 @@ def region_mean_iou(segmentations, references, ignore_index: int | None = DEFAUL
     >>> from processing.evaluation.metrics import region_mean_iou
 
     >>> reference = np.array([[0, 0, 1, 1]])
-    >>> segments = np.array([[7, 3, 3, 3]])  # segment 3 covers a background pixel and the object: labelled object
+    >>> segments = np.array([[7, 3, 3, 3]])  # segment 3 covers a background pixel and the object: labeled object
     >>> round(region_mean_iou(segments, reference)["mean_iou"], 4)  # background IoU 1/2, object 2/3
     0.5833
     ```
@@ -241,8 +241,8 @@ def region_mean_iou(segmentations, references, ignore_index: int | None = DEFAUL
     segment_maps, reference_maps = _paired_maps(segmentations, references, "segmentations", "references")
     scores = []
     for segments, reference in zip(segment_maps, reference_maps):
-        labelled = oracle_segment_labels(segments, reference, ignore_index)
-        scores.append(_image_mean_iou(labelled, reference, ignore_index))
+        labeled = oracle_segment_labels(segments, reference, ignore_index)
+        scores.append(_image_mean_iou(labeled, reference, ignore_index))
     scores = np.array(scores, dtype=np.float64)
     return {"mean_iou": _nan_mean(scores), "per_image_iou": scores}
 
@@ -255,16 +255,16 @@ def hungarian_mean_iou(
 ) -> dict:
     """
     Mean IoU after a one-to-one Hungarian matching of predicted clusters to reference classes, the protocol of
-    unsupervised semantic segmentation (e.g. PiCIE, STEGO): the matching maximises the number of pixels whose cluster
+    unsupervised semantic segmentation (e.g. PiCIE, STEGO): the matching maximizes the number of pixels whose cluster
     is matched to their class (`scipy.optimize.linear_sum_assignment`).
 
     Args:
         predictions (`np.ndarray`, `torch.Tensor` or a list of them):
             Non-negative cluster ids: one map, a batch or a list of maps.
         references (same structure and shapes as `predictions`):
-            Non-negative class maps, `ignore_index` where unlabelled.
+            Non-negative class maps, `ignore_index` where unlabeled.
         ignore_index (`int`, *optional*, defaults to 255):
-            Reference label of unlabelled pixels. `None` ignores nothing.
+            Reference label of unlabeled pixels. `None` ignores nothing.
         per_image (`bool`, *optional*, defaults to `False`):
             `False`: cluster ids mean the same thing in every image; one matching over the whole split, one IoU per
             class. `True`: ids are per image (as CAST's segments); match and score each image alone and average.
@@ -317,7 +317,7 @@ def hungarian_mean_iou(
 def boundary_map(label_map) -> np.ndarray:
     """
     One-pixel-wide boundaries of a label map, as the BSDS benchmark draws them from a segmentation: a pixel is on a
-    boundary when its right, lower or lower-right neighbour has another label.
+    boundary when its right, lower or lower-right neighbor has another label.
 
     Args:
         label_map (`np.ndarray` or `torch.Tensor` of shape `(height, width)`): integer labels.
@@ -388,7 +388,7 @@ def hierarchy_level_scores(hierarchies, references: dict) -> list[dict]:
     """
     Score every level of segment hierarchies (e.g. CAST's `hierarchy`, or k-means levels) against one or more sets
     of reference maps: region mIoU ([`region_mean_iou`], oracle segment labels) and boundary F-score
-    ([`boundary_f_score`], BSDS tolerance) of the oracle-labelled maps.
+    ([`boundary_f_score`], BSDS tolerance) of the oracle-labeled maps.
 
     Args:
         hierarchies (`np.ndarray` or `torch.Tensor` of shape `(num_images, num_levels, height, width)`, or a list
@@ -407,8 +407,8 @@ def hierarchy_level_scores(hierarchies, references: dict) -> list[dict]:
         level_scores = {"mean_segments": float(np.mean([len(np.unique(item)) for item in segments]))}
         for name, reference_maps in references.items():
             level_scores[f"{name}_miou"] = region_mean_iou(segments, reference_maps)["mean_iou"]
-            labelled = [oracle_segment_labels(item, reference) for item, reference in zip(segments, reference_maps)]
-            level_scores[f"{name}_boundary_f"] = boundary_f_score(labelled, reference_maps)["f_score"]
+            labeled = [oracle_segment_labels(item, reference) for item, reference in zip(segments, reference_maps)]
+            level_scores[f"{name}_boundary_f"] = boundary_f_score(labeled, reference_maps)["f_score"]
         scores.append(level_scores)
     return scores
 
@@ -427,7 +427,7 @@ def superpixel_quality(
     * undersegmentation error (Neubert and Protzel, 2012): the pixels by which superpixels leak out of the reference
       regions they overlap, `sum over regions G and superpixels S meeting G of min(|S & G|, |S - G|)`, divided by
       the pixel count (lower is better);
-    * achievable segmentation accuracy: the pixel accuracy of the best labelling of the superpixels,
+    * achievable segmentation accuracy: the pixel accuracy of the best labeling of the superpixels,
       `sum over S of max over G of |S & G|` divided by the pixel count (higher is better).
 
     Pixels whose reference is `ignore_index` are left out of the two region scores.
@@ -440,7 +440,7 @@ def superpixel_quality(
         tolerance (`float`, *optional*, defaults to 0.0075):
             Boundary matching distance as a fraction of the image diagonal.
         ignore_index (`int`, *optional*, defaults to 255):
-            Reference label of unlabelled pixels. `None` ignores nothing.
+            Reference label of unlabeled pixels. `None` ignores nothing.
 
     Returns:
         `dict` with `"boundary_recall"`, `"undersegmentation_error"`, `"achievable_segmentation_accuracy"` and
@@ -477,12 +477,12 @@ def superpixel_quality(
 
 
 def _image_mean_iou(prediction: np.ndarray, reference: np.ndarray, ignore_index: int | None) -> float:
-    """Mean IoU of one image over the classes present in its reference or prediction (labelled pixels only). The
+    """Mean IoU of one image over the classes present in its reference or prediction (labeled pixels only). The
     classes are renumbered to those present, so memory follows the pixel count, not the largest label."""
-    labelled = reference != ignore_index if ignore_index is not None else np.ones(reference.shape, dtype=bool)
-    if not labelled.any():
+    labeled = reference != ignore_index if ignore_index is not None else np.ones(reference.shape, dtype=bool)
+    if not labeled.any():
         return float("nan")
-    prediction, reference = prediction[labelled], reference[labelled]
+    prediction, reference = prediction[labeled], reference[labeled]
     classes, index = np.unique(np.concatenate([prediction, reference]), return_inverse=True)
     predicted_index, reference_index = index[: prediction.size], index[prediction.size :]
     true_positives = np.bincount(reference_index[predicted_index == reference_index], minlength=classes.size)
@@ -497,30 +497,30 @@ def _image_mean_iou(prediction: np.ndarray, reference: np.ndarray, ignore_index:
 def _overlaps(
     reference: np.ndarray, segment_index: np.ndarray, ignore_index: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The non-empty overlaps of segments and reference classes over the labelled pixels, as three aligned arrays
+    """The non-empty overlaps of segments and reference classes over the labeled pixels, as three aligned arrays
     (segment index, class, pixel count), sorted by segment then class. Sparse: memory follows the pixel count,
     never the largest id (a dense table for one label 60000 would need gigabytes)."""
     reference = reference.reshape(-1)
-    labelled = reference != ignore_index if ignore_index is not None else np.ones(reference.shape, dtype=bool)
-    if not labelled.any():
+    labeled = reference != ignore_index if ignore_index is not None else np.ones(reference.shape, dtype=bool)
+    if not labeled.any():
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
     pairs, counts = np.unique(
-        np.stack([segment_index[labelled], reference[labelled]]).astype(np.int64), axis=1, return_counts=True
+        np.stack([segment_index[labeled], reference[labeled]]).astype(np.int64), axis=1, return_counts=True
     )
     return pairs[0], pairs[1], counts.astype(np.int64)
 
 
 def _contingency_table(reference: np.ndarray, segments: np.ndarray, ignore_index: int | None) -> np.ndarray:
-    """Dense (reference classes, segment ids) pixel counts over the labelled pixels, with a column for every id up to
+    """Dense (reference classes, segment ids) pixel counts over the labeled pixels, with a column for every id up to
     the largest in `segments`."""
     from skimage.metrics import contingency_table
 
-    labelled = reference != ignore_index if ignore_index is not None else np.ones(reference.shape, dtype=bool)
+    labeled = reference != ignore_index if ignore_index is not None else np.ones(reference.shape, dtype=bool)
     num_segments = int(segments.max()) + 1 if segments.size else 1
-    if not labelled.any():
+    if not labeled.any():
         return np.zeros((1, num_segments), dtype=np.int64)
-    table = contingency_table(reference[labelled], segments[labelled], sparse_type="array").toarray()
+    table = contingency_table(reference[labeled], segments[labeled], sparse_type="array").toarray()
     table = np.rint(table).astype(np.int64)
     return np.pad(table, ((0, 0), (0, num_segments - table.shape[1])))
 

@@ -4,12 +4,12 @@
 CAST's claim is that recognition training alone teaches it to segment objects *and their parts*. The real test
 (PartImageNet) needs ImageNet-scale training; these images make a small, honest version of it that runs on a CPU:
 
-* four object classes (`PART_WHOLE_CLASSES`), each assembled from parts that differ in shape, colour and texture:
+* four object classes (`PART_WHOLE_CLASSES`), each assembled from parts that differ in shape, color and texture:
   a quadruped (torso, head, legs, tail), a bird (body, head, wing, beak, tail), a vehicle (body, windows, wheels)
   and a house (wall, roof, door, window);
-* every part takes a random colour and texture from one distribution shared by all classes, so the global colour of
+* every part takes a random color and texture from one distribution shared by all classes, so the global color of
   an image says nothing about its class: the classes differ only in which parts they have and how they are arranged;
-* one object per image at a random scale, position, rotation and mirroring, drawn over a textured colour gradient
+* one object per image at a random scale, position, rotation and mirroring, drawn over a textured color gradient
   with clutter (random textured shapes that belong to the background);
 * ground truth: the class label, an object mask (0 = background, `label + 1` on the object) and a part mask
   (0 = background, otherwise a part id of `PART_NAMES`, unique across classes as in PartImageNet).
@@ -73,21 +73,21 @@ _MAX_UINT8 = 255
 # Pose: the object's canonical frame spans about [-1, 1]^2; one frame unit is `scale * image_size / 2` pixels.
 _SCALE_RANGE = (0.55, 0.85)
 _MAX_ROTATION_DEGREES = 25.0
-_CENTRE_MARGIN = 0.55  # the centre stays this many frame units inside the borders: parts may touch the border
+_CENTER_MARGIN = 0.55  # the center stays this many frame units inside the borders: parts may touch the border
 _SHAPE_JITTER = (0.85, 1.15)  # every part dimension is multiplied by a factor from this range
 _POSITION_JITTER = 0.05  # frame units
 
-# Appearance, shared by every class (so colour carries no class information)
+# Appearance, shared by every class (so color carries no class information)
 _SATURATION_RANGE = (0.35, 0.9)
 _VALUE_RANGE = (0.4, 0.95)
-_GOLDEN_RATIO_CONJUGATE = (5**0.5 - 1) / 2  # hue step between the parts of one object: neighbours never share a hue
+_GOLDEN_RATIO_CONJUGATE = (5**0.5 - 1) / 2  # hue step between the parts of one object: neighbors never share a hue
 _TEXTURE_KINDS = ("flat", "stripes", "checker", "blotches")
 _TEXTURE_AMPLITUDE_RANGE = (10.0, 35.0)  # in 0-255 units
 _TEXTURE_PERIOD_RANGE = (0.08, 0.25)  # frame units for parts, image fractions for the background
 _NOISE_STD = 6.0
 _BLOTCH_GRID = 6  # cells of the low-resolution noise that is upsampled into blotches
 
-# Background: a gradient between two colours, a texture and clutter shapes
+# Background: a gradient between two colors, a texture and clutter shapes
 _CLUTTER_COUNT_RANGE = (2, 5)
 _CLUTTER_SIZE_RANGE = (0.06, 0.16)  # radius, as a fraction of the image side
 
@@ -114,7 +114,7 @@ class PartWholeSample:
 def render_part_whole_sample(index: int, image_size: int = 128, seed: int = 0) -> PartWholeSample:
     """
     Draw sample `index` of the part-whole set with seed `seed`: the class is `index % 4` (balanced classes), and
-    everything else (shape jitter, pose, colours, textures, background, clutter) comes from a random generator seeded
+    everything else (shape jitter, pose, colors, textures, background, clutter) comes from a random generator seeded
     with `(seed, index)`.
 
     Args:
@@ -130,7 +130,7 @@ def render_part_whole_sample(index: int, image_size: int = 128, seed: int = 0) -
     _check_image_size(image_size)
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     label = index % len(PART_WHOLE_CLASSES)
-    rows, cols = np.mgrid[0:image_size, 0:image_size].astype(np.float64) + 0.5  # pixel centres
+    rows, cols = np.mgrid[0:image_size, 0:image_size].astype(np.float64) + 0.5  # pixel centers
 
     image = _background(rng, rows / image_size, cols / image_size)
     for _ in range(int(rng.integers(_CLUTTER_COUNT_RANGE[0], _CLUTTER_COUNT_RANGE[1] + 1))):
@@ -255,13 +255,13 @@ def _features():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _ellipse(across, down, centre, radii, angle: float = 0.0) -> np.ndarray:
-    along, normal = _rotate(across - centre[0], down - centre[1], angle)
+def _ellipse(across, down, center, radii, angle: float = 0.0) -> np.ndarray:
+    along, normal = _rotate(across - center[0], down - center[1], angle)
     return (along / radii[0]) ** 2 + (normal / radii[1]) ** 2 <= 1.0
 
 
-def _rectangle(across, down, centre, size, angle: float = 0.0) -> np.ndarray:
-    along, normal = _rotate(across - centre[0], down - centre[1], angle)
+def _rectangle(across, down, center, size, angle: float = 0.0) -> np.ndarray:
+    along, normal = _rotate(across - center[0], down - center[1], angle)
     return (np.abs(along) <= size[0] / 2) & (np.abs(normal) <= size[1] / 2)
 
 
@@ -276,8 +276,8 @@ def _polygon(across, down, vertices) -> np.ndarray:
 
 def _bar(across, down, start, angle: float, length: float, width: float) -> np.ndarray:
     """A rectangle of `length` x `width` starting at `start` and pointing along `angle` (radians)."""
-    centre = (start[0] + np.cos(angle) * length / 2, start[1] + np.sin(angle) * length / 2)
-    return _rectangle(across, down, centre, (length, width), angle)
+    center = (start[0] + np.cos(angle) * length / 2, start[1] + np.sin(angle) * length / 2)
+    return _rectangle(across, down, center, (length, width), angle)
 
 
 def _rotate(across, down, angle: float):
@@ -320,16 +320,16 @@ def _bird(rng, across, down) -> list:
     body = _ellipse(across, down, (0.0, 0.1), (_jitter(rng, 0.5), _jitter(rng, 0.3)), -0.15)
     tail_length = _jitter(rng, 0.42)
     tail = _polygon(across, down, [(-0.35, 0.1), (-0.35 - tail_length, -0.12), (-0.35 - tail_length, 0.34)])
-    head_centre = (_shift(rng, 0.5), _shift(rng, -0.3))
+    head_center = (_shift(rng, 0.5), _shift(rng, -0.3))
     head_radius = _jitter(rng, 0.2)
-    head = _ellipse(across, down, head_centre, (head_radius, head_radius))
-    beak_start = head_centre[0] + head_radius * 0.8
+    head = _ellipse(across, down, head_center, (head_radius, head_radius))
+    beak_start = head_center[0] + head_radius * 0.8
     beak_length, beak_height = _jitter(rng, 0.28), _jitter(rng, 0.14)
     beak = _polygon(
         across,
         down,
-        [(beak_start, head_centre[1] - beak_height / 2), (beak_start + beak_length, head_centre[1]),
-         (beak_start, head_centre[1] + beak_height / 2)],
+        [(beak_start, head_center[1] - beak_height / 2), (beak_start + beak_length, head_center[1]),
+         (beak_start, head_center[1] + beak_height / 2)],
     )
     wing_tip = (_shift(rng, -0.2), -_jitter(rng, 0.75))
     wing = _polygon(across, down, [(-0.3, 0.05), (0.25, 0.0), wing_tip])
@@ -353,11 +353,11 @@ def _vehicle(rng, across, down) -> list:
         [(cabin_back - 0.12, cabin_bottom), (cabin_front + 0.15, cabin_bottom), (cabin_front - 0.05, roof), (cabin_back, roof)],
     )
     window_height = (cabin_bottom - roof) * 0.6
-    window_centre = (roof + cabin_bottom) / 2
+    window_center = (roof + cabin_bottom) / 2
     windows = np.zeros(across.shape, dtype=bool)
     window_width = (cabin_front - cabin_back) * 0.38
-    for centre in (cabin_back + window_width * 0.7, cabin_front - window_width * 0.7):
-        windows |= _rectangle(across, down, (centre, window_centre), (window_width, window_height))
+    for center in (cabin_back + window_width * 0.7, cabin_front - window_width * 0.7):
+        windows |= _rectangle(across, down, (center, window_center), (window_width, window_height))
     wheel_radius = _jitter(rng, 0.22)
     wheels = np.zeros(across.shape, dtype=bool)
     for position in (-length * 0.3, length * 0.3):
@@ -396,10 +396,10 @@ _CLASS_BUILDERS = (_quadruped, _bird, _vehicle, _house)
 def _object_frame(rng: np.random.Generator, rows, cols, image_size: int):
     """Pixel coordinates in a random pose's object frame: (`across`, `down`) and the pixels per frame unit."""
     unit = rng.uniform(*_SCALE_RANGE) * image_size / 2
-    margin = _CENTRE_MARGIN * unit
-    centre_row, centre_col = rng.uniform(margin, image_size - margin, size=2)
+    margin = _CENTER_MARGIN * unit
+    center_row, center_col = rng.uniform(margin, image_size - margin, size=2)
     angle = np.deg2rad(rng.uniform(-_MAX_ROTATION_DEGREES, _MAX_ROTATION_DEGREES))
-    across, down = _rotate((cols - centre_col) / unit, (rows - centre_row) / unit, angle)
+    across, down = _rotate((cols - center_col) / unit, (rows - center_row) / unit, angle)
     if rng.uniform() < 0.5:  # mirrored: facing left
         across = -across
     return across, down, unit
@@ -411,16 +411,16 @@ def _object_frame(rng: np.random.Generator, rows, cols, image_size: int):
 
 
 def _hsv_to_rgb(hue: float, saturation: float, value: float) -> np.ndarray:
-    """One HSV colour (all in [0, 1]) as RGB in 0-255 (the standard hexcone formula)."""
+    """One HSV color (all in [0, 1]) as RGB in 0-255 (the standard hexcone formula)."""
     channel = np.array([5.0, 3.0, 1.0])
     k = (channel + hue * 6.0) % 6.0
     return _MAX_UINT8 * (value - value * saturation * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0))
 
 
 def _appearance(rng: np.random.Generator, hue: float, rows, cols) -> np.ndarray:
-    """An (H, W, 3) float image: one colour of hue `hue` plus a random texture in the given coordinates."""
-    colour = _hsv_to_rgb(hue, rng.uniform(*_SATURATION_RANGE), rng.uniform(*_VALUE_RANGE))
-    return colour + _texture(rng, rows, cols)[..., None]
+    """An (H, W, 3) float image: one color of hue `hue` plus a random texture in the given coordinates."""
+    color = _hsv_to_rgb(hue, rng.uniform(*_SATURATION_RANGE), rng.uniform(*_VALUE_RANGE))
+    return color + _texture(rng, rows, cols)[..., None]
 
 
 def _texture(rng: np.random.Generator, rows, cols) -> np.ndarray:
@@ -447,7 +447,7 @@ def _texture(rng: np.random.Generator, rows, cols) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, rows, cols) -> np.ndarray:
-    """A gradient between two random colours along a random direction, plus a texture (image-fraction units)."""
+    """A gradient between two random colors along a random direction, plus a texture (image-fraction units)."""
     start = _hsv_to_rgb(rng.uniform(), rng.uniform(*_SATURATION_RANGE), rng.uniform(*_VALUE_RANGE))
     end = _hsv_to_rgb(rng.uniform(), rng.uniform(*_SATURATION_RANGE), rng.uniform(*_VALUE_RANGE))
     angle = rng.uniform(0, 2 * np.pi)
@@ -457,15 +457,15 @@ def _background(rng: np.random.Generator, rows, cols) -> np.ndarray:
 
 def _clutter_shape(rng: np.random.Generator, rows, cols) -> np.ndarray:
     """A random disc, ellipse, rectangle or triangle (image-fraction units)."""
-    centre = (rng.uniform(0, 1), rng.uniform(0, 1))
+    center = (rng.uniform(0, 1), rng.uniform(0, 1))
     radius = rng.uniform(*_CLUTTER_SIZE_RANGE)
     kind = int(rng.integers(3))
     if kind == 0:
-        return _ellipse(cols, rows, centre, (radius, radius * rng.uniform(0.4, 1.0)), rng.uniform(0, np.pi))
+        return _ellipse(cols, rows, center, (radius, radius * rng.uniform(0.4, 1.0)), rng.uniform(0, np.pi))
     if kind == 1:
-        return _rectangle(cols, rows, centre, (2 * radius, 2 * radius * rng.uniform(0.3, 1.0)), rng.uniform(0, np.pi))
+        return _rectangle(cols, rows, center, (2 * radius, 2 * radius * rng.uniform(0.3, 1.0)), rng.uniform(0, np.pi))
     angles = rng.uniform(0, 2 * np.pi) + np.array([0.0, 2.1, 4.2])
-    vertices = [(centre[0] + radius * np.cos(a), centre[1] + radius * np.sin(a)) for a in angles]
+    vertices = [(center[0] + radius * np.cos(a), center[1] + radius * np.sin(a)) for a in angles]
     return _polygon(cols, rows, vertices)
 
 

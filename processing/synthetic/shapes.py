@@ -1,8 +1,8 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""Coloured shapes: the seeded generators behind the offline runs of the training examples.
+"""Colored shapes: the seeded generators behind the offline runs of the training examples.
 
 * [`make_shapes_dataset`]: image classification. One filled shape (`SHAPE_NAMES`: circle, square, triangle, cross)
-  of random colour, size and position on a plain background per image; the label is the shape.
+  of random color, size and position on a plain background per image; the label is the shape.
 * [`make_segmentation_shapes`]: semantic segmentation. One to three textured discs, squares and triangles on a
   textured background, with per-pixel classes (`SEGMENTATION_ID2LABEL`).
 
@@ -32,36 +32,36 @@ __all__ = ["SEGMENTATION_ID2LABEL", "SHAPE_NAMES", "make_segmentation_shapes", "
 
 SHAPE_NAMES = ("circle", "square", "triangle", "cross")
 _MIN_SHAPE_FRACTION, _MAX_SHAPE_FRACTION = 0.35, 0.7  # shape size relative to the image side
-_MIN_COLOUR_DISTANCE = 120  # foreground and background differ by at least this (sum over RGB), so shapes are visible
+_MIN_COLOR_DISTANCE = 120  # foreground and background differ by at least this (sum over RGB), so shapes are visible
 
 
 def _draw_shape(
-    draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, float, float, float], colour: tuple[int, ...]
+    draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, float, float, float], color: tuple[int, ...]
 ) -> None:
     left, top, right, bottom = box
     if shape == "circle":
-        draw.ellipse(box, fill=colour)
+        draw.ellipse(box, fill=color)
     elif shape == "square":
-        draw.rectangle(box, fill=colour)
+        draw.rectangle(box, fill=color)
     elif shape == "triangle":
-        draw.polygon([((left + right) / 2, top), (right, bottom), (left, bottom)], fill=colour)
+        draw.polygon([((left + right) / 2, top), (right, bottom), (left, bottom)], fill=color)
     else:  # cross: two bars of a third of the side
         third_w, third_h = (right - left) / 3, (bottom - top) / 3
-        draw.rectangle((left + third_w, top, right - third_w, bottom), fill=colour)
-        draw.rectangle((left, top + third_h, right, bottom - third_h), fill=colour)
+        draw.rectangle((left + third_w, top, right - third_w, bottom), fill=color)
+        draw.rectangle((left, top + third_h, right, bottom - third_h), fill=color)
 
 
-def _random_colours(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _random_colors(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
     while True:
         background, foreground = rng.integers(0, 256, size=(2, 3))
-        if np.abs(background - foreground).sum() >= _MIN_COLOUR_DISTANCE:
+        if np.abs(background - foreground).sum() >= _MIN_COLOR_DISTANCE:
             return tuple(int(v) for v in background), tuple(int(v) for v in foreground)
 
 
 def make_shapes_dataset(
     num_samples: int, image_size: int = 64, num_classes: int = 3, seed: int = 0
 ) -> datasets.Dataset:
-    """Images of one filled shape (circle, square, ...) of random colour, size and position on a random plain
+    """Images of one filled shape (circle, square, ...) of random color, size and position on a random plain
     background; the label is the shape. Classes are balanced (example `i` has class `i % num_classes`).
 
     Returns:
@@ -74,7 +74,7 @@ def make_shapes_dataset(
     images, labels = [], []
     for index in range(num_samples):
         label = index % num_classes
-        background, foreground = _random_colours(rng)
+        background, foreground = _random_colors(rng)
         image = Image.new("RGB", (image_size, image_size), background)
         side = rng.uniform(_MIN_SHAPE_FRACTION, _MAX_SHAPE_FRACTION) * image_size
         left, top = rng.uniform(0, image_size - side, size=2)
@@ -88,13 +88,13 @@ def make_shapes_dataset(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Semantic segmentation: textured coloured shapes on a textured background
+# Semantic segmentation: textured colored shapes on a textured background
 # ---------------------------------------------------------------------------------------------------------------
 
 SEGMENTATION_ID2LABEL = {0: "background", 1: "disc", 2: "square", 3: "triangle"}
-# Each class has its own colour family and shape, so the classes are learnable from colour alone or shape alone.
-_SHAPE_COLOURS = {1: (200, 50, 50), 2: (50, 180, 70), 3: (60, 80, 210)}
-_COLOUR_JITTER = 30
+# Each class has its own color family and shape, so the classes are learnable from color alone or shape alone.
+_SHAPE_COLORS = {1: (200, 50, 50), 2: (50, 180, 70), 3: (60, 80, 210)}
+_COLOR_JITTER = 30
 _NOISE_STD = 10.0
 _TEXTURE_AMPLITUDE = 18.0
 _SIZE_RANGE = (0.75, 1.25)  # image sides relative to `image_size`: the processor resizes them
@@ -105,7 +105,7 @@ _MAX_SHAPES = 3
 def make_segmentation_shapes(num_samples: int, image_size: int, seed: int) -> dict[str, list[Image.Image]]:
     """
     Images with known per-pixel classes (see `SEGMENTATION_ID2LABEL`): one to three red discs, green squares and blue
-    triangles, each with a striped texture and noise, on a grey textured background. Later shapes cover earlier
+    triangles, each with a striped texture and noise, on a gray textured background. Later shapes cover earlier
     ones. Image sides vary between 0.75 and 1.25 times `image_size`. Deterministic for a given `seed`.
 
     Returns:
@@ -118,14 +118,14 @@ def make_segmentation_shapes(num_samples: int, image_size: int, seed: int) -> di
     for _ in range(num_samples):
         height, width = (int(side) for side in rng.integers(low, high + 1, size=2))
         rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
-        grey = rng.uniform(90, 170) + rng.uniform(-10, 10, size=3)
-        image = grey + _stripes(rng, rows, cols)[..., None] + rng.normal(0, _NOISE_STD, (height, width, 3))
+        gray = rng.uniform(90, 170) + rng.uniform(-10, 10, size=3)
+        image = gray + _stripes(rng, rows, cols)[..., None] + rng.normal(0, _NOISE_STD, (height, width, 3))
         mask = np.zeros((height, width), dtype=np.uint8)
         for _ in range(int(rng.integers(1, _MAX_SHAPES + 1))):
             label = int(rng.integers(1, len(SEGMENTATION_ID2LABEL)))
             inside = _shape_mask(rng, label, rows, cols)
-            colour = np.array(_SHAPE_COLOURS[label]) + rng.uniform(-_COLOUR_JITTER, _COLOUR_JITTER, size=3)
-            texture = colour + _stripes(rng, rows, cols)[..., None] + rng.normal(0, _NOISE_STD, (height, width, 3))
+            color = np.array(_SHAPE_COLORS[label]) + rng.uniform(-_COLOR_JITTER, _COLOR_JITTER, size=3)
+            texture = color + _stripes(rng, rows, cols)[..., None] + rng.normal(0, _NOISE_STD, (height, width, 3))
             image[inside] = texture[inside]
             mask[inside] = label
         images.append(Image.fromarray(np.clip(np.rint(image), 0, 255).astype(np.uint8)))

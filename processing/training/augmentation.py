@@ -1,8 +1,8 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
 """Training-time augmentations for CAST in PIL and numpy (no torchvision, which has no CPU wheel here).
 
-* [`ViewAugmentation`]: one MoCo-v3 view (random resized crop, colour jitter, grayscale, Gaussian blur,
-  solarisation, horizontal flip); [`moco_v3_views`] gives the two asymmetric views of the official recipe.
+* [`ViewAugmentation`]: one MoCo-v3 view (random resized crop, color jitter, grayscale, Gaussian blur,
+  solarization, horizontal flip); [`moco_v3_views`] gives the two asymmetric views of the official recipe.
 * [`TwoViewTransform`]: a `datasets.Dataset.with_transform` callable that produces `pixel_values`, `superpixels`,
   `pixel_values_2` and `superpixels_2`. Superpixels are computed by [`CastImageProcessor`] on each augmented view
   (as the official pipeline does), so they run wherever the dataset is read: in the DataLoader workers when
@@ -14,7 +14,7 @@ Every random choice comes from a `numpy.random.Generator`, so a view is a pure f
 generator. The transforms draw one seed per image from torch's global RNG: PyTorch seeds it differently in every
 DataLoader worker, `transformers.set_seed` makes runs repeatable and `Trainer` checkpoints restore it.
 
-The colour operations use the same PIL primitives as torchvision's PIL backend (`ImageEnhance`, HSV hue shift,
+The color operations use the same PIL primitives as torchvision's PIL backend (`ImageEnhance`, HSV hue shift,
 `ImageFilter.GaussianBlur`, `ImageOps.solarize`), so the distributions match the official MoCo-v3 pipeline.
 """
 
@@ -40,7 +40,7 @@ __all__ = [
     "to_rgb_image",
 ]
 
-_CROP_ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes before its centre-crop fallback
+_CROP_ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes before its center-crop fallback
 _SOLARIZE_THRESHOLD = 128  # ImageOps.solarize's default, used by MoCo v3
 _HUE_STEPS = 256  # the uint8 hue channel of PIL's HSV mode wraps around at 256
 _SEED_BOUND = 2**62
@@ -66,7 +66,7 @@ def random_resized_crop_box(
     rng: np.random.Generator,
 ) -> tuple[int, int, int, int]:
     """(left, top, crop_width, crop_height) of a random crop covering `scale` of the area with aspect ratio (w/h) in
-    `ratio` (log-uniform), with torchvision's sampling rule and its centre-crop fallback."""
+    `ratio` (log-uniform), with torchvision's sampling rule and its center-crop fallback."""
     area = width * height
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
     for _ in range(_CROP_ATTEMPTS):
@@ -78,7 +78,7 @@ def random_resized_crop_box(
             top = int(rng.integers(0, height - crop_height + 1))
             left = int(rng.integers(0, width - crop_width + 1))
             return left, top, crop_width, crop_height
-    # fallback: the largest centred crop whose aspect ratio lies in `ratio`
+    # fallback: the largest centerd crop whose aspect ratio lies in `ratio`
     image_ratio = width / height
     if image_ratio < min(ratio):
         crop_width, crop_height = width, round(width / min(ratio))
@@ -100,15 +100,15 @@ def _adjust_hue(image: Image.Image, shift: float) -> Image.Image:
 
 @dataclass
 class ViewAugmentation:
-    """One augmented view: random resized crop to `size`, colour jitter (brightness, contrast, saturation, hue in
-    a random order) with probability `jitter_probability`, grayscale, Gaussian blur, solarisation and horizontal
+    """One augmented view: random resized crop to `size`, color jitter (brightness, contrast, saturation, hue in
+    a random order) with probability `jitter_probability`, grayscale, Gaussian blur, solarization and horizontal
     flip, each with its own probability. The defaults are MoCo v3's first view.
 
     Args:
         size (`tuple[int, int]`): output (height, width).
         scale (`tuple[float, float]`): range of the crop's share of the image area.
         ratio (`tuple[float, float]`): range of the crop's aspect ratio (width / height), sampled log-uniformly.
-        jitter_probability (`float`): probability of the colour jitter.
+        jitter_probability (`float`): probability of the color jitter.
         brightness, contrast, saturation (`float`): jitter factors are drawn from `[max(0, 1 - x), 1 + x]`.
         hue (`float`): the hue shift is drawn from `[-hue, hue]` (fraction of a turn, at most 0.5).
         grayscale_probability, blur_probability, solarize_probability, flip_probability (`float`): probabilities.
@@ -190,7 +190,7 @@ def moco_v3_views(
     size: int | Sequence[int] = 224, scale: tuple[float, float] = (0.08, 1.0)
 ) -> tuple[ViewAugmentation, ViewAugmentation]:
     """The two asymmetric MoCo-v3 views: blur always on the first and with probability 0.1 on the second, which is
-    also solarised with probability 0.2; everything else is shared."""
+    also solarized with probability 0.2; everything else is shared."""
     size = (size, size) if isinstance(size, int) else tuple(size)
     first = ViewAugmentation(size=size, scale=scale, blur_probability=1.0, solarize_probability=0.0)
     second = ViewAugmentation(size=size, scale=scale, blur_probability=0.1, solarize_probability=0.2)
@@ -198,7 +198,7 @@ def moco_v3_views(
 
 
 def _processor_output_size(image_processor) -> tuple[int, int]:
-    """(height, width) that the processor produces: its crop size when it centre-crops, else its fixed size."""
+    """(height, width) that the processor produces: its crop size when it center-crops, else its fixed size."""
     size = image_processor.crop_size if image_processor.do_center_crop else image_processor.size
     height, width = _size_entry(size, "height"), _size_entry(size, "width")
     if height is None or width is None:
@@ -227,7 +227,7 @@ class TwoViewTransform:
 
     Args:
         image_processor ([`CastImageProcessor`]): computes superpixels on each augmented view, then rescales and
-            normalises it; its `size` (or `crop_size`) sets the view size.
+            normalizes it; its `size` (or `crop_size`) sets the view size.
         views (`tuple[ViewAugmentation, ViewAugmentation]`, *optional*): defaults to [`moco_v3_views`] at the
             processor's size.
         image_column (`str`, *optional*, defaults to `"image"`): column holding the images.
@@ -246,7 +246,7 @@ class TwoViewTransform:
         self.image_column = image_column
 
     def _process(self, images: list[Image.Image]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        # the views already have their final size: no resizing or cropping, only superpixels and normalisation
+        # the views already have their final size: no resizing or cropping, only superpixels and normalization
         batch = self.image_processor(images, do_resize=False, do_center_crop=False, return_tensors="pt")
         return list(batch["pixel_values"]), list(batch["superpixels"])
 
@@ -273,8 +273,8 @@ class ClassificationTransform:
     """`datasets.Dataset.with_transform` callable for image classification: `pixel_values`, `superpixels`, `labels`.
 
     Training (`train=True`): random resized crop to the processor's output size and horizontal flip (the official
-    linear-probing augmentation), then superpixels and normalisation. Evaluation: the processor's own resize and
-    centre crop (e.g. `size={"shortest_edge": 256}` with a 224 crop, as the official evaluation).
+    linear-probing augmentation), then superpixels and normalization. Evaluation: the processor's own resize and
+    center crop (e.g. `size={"shortest_edge": 256}` with a 224 crop, as the official evaluation).
 
     Args:
         image_processor ([`CastImageProcessor`]): the processor of the model.

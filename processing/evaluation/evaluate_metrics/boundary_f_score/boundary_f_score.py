@@ -7,10 +7,10 @@ from processing.evaluation.metrics import boundary_f_score
 
 _DESCRIPTION = """
 Boundary precision, recall and F-score of label maps. A pixel is on a boundary when its right, lower or lower-right
-neighbour has another label. A predicted boundary pixel is correct when a reference boundary pixel lies within
+neighbor has another label. A predicted boundary pixel is correct when a reference boundary pixel lies within
 `tolerance` times the image diagonal (0.0075, the BSDS benchmark's), and a reference boundary pixel is recovered when
 a predicted one does; unlike BSDS, pixels are not matched one-to-one. Counts are summed over images (BSDS
-aggregation); the mean of per-image F-scores is also returned. Score class maps (e.g. segments after labelling), not
+aggregation); the mean of per-image F-scores is also returned. Score class maps (e.g. segments after labeling), not
 raw segment ids, when internal segment boundaries should not count.
 """
 

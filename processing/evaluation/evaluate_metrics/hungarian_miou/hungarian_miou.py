@@ -7,7 +7,7 @@ from processing.evaluation.metrics import hungarian_mean_iou
 
 _DESCRIPTION = """
 Mean IoU of unsupervised clusters after a one-to-one Hungarian matching of clusters to reference classes that
-maximises the matched pixels (the unsupervised semantic segmentation protocol). Over the split, cluster ids mean the
+maximizes the matched pixels (the unsupervised semantic segmentation protocol). Over the split, cluster ids mean the
 same thing in every image; with `per_image=True` every image is matched and scored alone (for per-image segment ids
 such as CAST's) and the scores are averaged. Pixels of unmatched clusters count as errors.
 """
@@ -16,7 +16,7 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (`list` of 2-D integer maps): cluster id of every pixel, one map per image.
     references (`list` of 2-D integer maps): reference class of every pixel, same shapes.
-    ignore_index (`int`, *optional*, defaults to 255): reference label of unlabelled pixels.
+    ignore_index (`int`, *optional*, defaults to 255): reference label of unlabeled pixels.
     per_image (`bool`, *optional*, defaults to `False`): match each image alone.
 Returns:
     mean_iou (`float`); over the split also per_category_iou (`list[float]`, NaN for absent classes) and

@@ -7,7 +7,7 @@ from processing.evaluation.metrics import region_mean_iou
 
 _DESCRIPTION = """
 Region mIoU of unsupervised segments (e.g. one level of a CAST hierarchy). Every predicted segment takes the reference
-class it overlaps most (an oracle labelling: the CAST paper labels segments with an open-vocabulary classifier
+class it overlaps most (an oracle labeling: the CAST paper labels segments with an open-vocabulary classifier
 instead), each image is scored by its mean Jaccard index over the classes present in it, and the scores are averaged
 over images, as in the paper's PartImageNet evaluation. Finer segmentations score higher: compare methods at equal
 segment counts.
@@ -17,10 +17,10 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (`list` of 2-D integer maps): segment ids of every pixel, one map per image.
     references (`list` of 2-D integer maps): reference class of every pixel, same shapes.
-    ignore_index (`int`, *optional*, defaults to 255): reference label of unlabelled pixels.
+    ignore_index (`int`, *optional*, defaults to 255): reference label of unlabeled pixels.
 Returns:
     mean_iou (`float`): mean over images of the per-image mIoU.
-    per_image_iou (`list[float]`): the per-image mIoU (NaN for images without labelled pixels).
+    per_image_iou (`list[float]`): the per-image mIoU (NaN for images without labeled pixels).
 Examples:
     >>> region_miou = evaluate.load("processing/evaluation/evaluate_metrics/region_miou")
     >>> region_miou.compute(predictions=[[[7, 3, 3, 3]]], references=[[[0, 0, 1, 1]]])["mean_iou"]

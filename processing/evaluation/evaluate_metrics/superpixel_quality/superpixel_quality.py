@@ -9,7 +9,7 @@ _DESCRIPTION = """
 Standard superpixel scores against reference region maps, averaged over images: boundary recall (share of reference
 boundary pixels with a superpixel boundary within `tolerance` times the image diagonal), undersegmentation error
 (Neubert and Protzel, 2012: pixels by which superpixels leak out of the regions they overlap, over the pixel count)
-and achievable segmentation accuracy (pixel accuracy of the best labelling of the superpixels).
+and achievable segmentation accuracy (pixel accuracy of the best labeling of the superpixels).
 """
 
 _KWARGS_DESCRIPTION = """
@@ -17,7 +17,7 @@ Args:
     predictions (`list` of 2-D integer maps): superpixel ids, one map per image.
     references (`list` of 2-D integer maps): reference regions or classes, same shapes.
     tolerance (`float`, *optional*, defaults to 0.0075): boundary matching distance, fraction of the diagonal.
-    ignore_index (`int`, *optional*, defaults to 255): reference label of unlabelled pixels.
+    ignore_index (`int`, *optional*, defaults to 255): reference label of unlabeled pixels.
 Returns:
     boundary_recall, undersegmentation_error, achievable_segmentation_accuracy, mean_num_superpixels (`float`).
 Examples:

@@ -4,7 +4,6 @@ that the fix turns them into plain passing tests."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from conftest import smooth_image, tiny_config_kwargs
