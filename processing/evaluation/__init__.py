@@ -1,1 +1,2 @@
-"""Segmentation metrics (`metrics`) and the `evaluate` modules that wrap them (`evaluate_metrics/`)."""
+"""Segmentation metrics (`metrics`) and the `evaluate` modules that wrap them (`evaluate_metrics/`, built on the
+shared `map_metric.MapMetric`)."""
