@@ -28,7 +28,7 @@ from transformers.image_utils import (
 from transformers.processing_utils import ImagesKwargs, Unpack
 from transformers.utils import TensorType, logging
 
-from .image_inputs_cast import check_maps_match_images, decode_image, flatten_images, integer_maps
+from .image_inputs_cast import MAX_UINT8, check_maps_match_images, decode_image, flatten_images, integer_maps
 from .post_processing_cast import (
     check_level_type,
     check_outputs,
@@ -109,8 +109,10 @@ class CastImageProcessor(PilBackend):
     (nested) lists, of different sizes when they are resized. Grayscale images are repeated to 3 channels, the alpha
     channel of RGBA or gray+alpha images is dropped, and 16-bit images (`uint16` arrays or tensors, PIL modes `"I;16"`
     and `"I"`) are scaled to 8 bits (`round(value / 257)`). Integer arrays of another dtype are read as 8-bit when all
-    values are at most 255 and as 16-bit otherwise. Float images must be finite; like everywhere in `transformers`,
-    float images in [0, 1] need `do_rescale=False`.
+    values are at most 255 and as 16-bit otherwise. Float images must be finite and are read in the units that
+    `do_rescale` and `rescale_factor` imply, as everywhere in `transformers`: in [0, 255] with the defaults (fractional
+    values allowed), in [0, 1] with `do_rescale=False`. A float copy of an 8-bit image gives exactly the 8-bit
+    image's outputs; other float images are resized in float precision, never rounded to 8 bits.
 
     An image of a single color is one superpixel. With `do_convert_rgb=False`, images keep their channels and the
     superpixels are computed on all of them (converted to Lab only when there are 3).
@@ -386,6 +388,25 @@ class CastImageProcessor(PilBackend):
         if segmentation_maps is not None:
             data["labels"] = label_outputs
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def resize(
+        self, image: np.ndarray, size: SizeDict, resample: PILImageResampling | None = None, **kwargs
+    ) -> np.ndarray:
+        """Resize a channels-first image. Integer images and float images that are exact 8-bit values (`v` or
+        `v / 255`) take transformers' PIL path, so a float copy of an 8-bit image gives exactly its results. Other
+        float images would be quantized to 8 bits there (in [0, 1]) or refused (fractional values above 1): they are
+        resized channel by channel in float precision (PIL mode "F", the same filter) instead."""
+        if not np.issubdtype(image.dtype, np.floating) or _is_exact_eight_bit(image):
+            return super().resize(image, size=size, resample=resample, **kwargs)
+        # the output size as transformers computes it for this size dict, read off an 8-bit stand-in
+        stand_in = np.zeros((1, *image.shape[-2:]), dtype=np.uint8)
+        height, width = super().resize(stand_in, size=size, resample=resample, **kwargs).shape[-2:]
+        resample = PILImageResampling.BILINEAR if resample is None else resample
+        channels = [
+            np.asarray(Image.fromarray(channel.astype(np.float32), mode="F").resize((width, height), resample=resample))
+            for channel in image
+        ]
+        return np.stack(channels)
 
     def _pixel_values(
         self,
@@ -673,6 +694,16 @@ def _check_multiple_of_patch_size(output_size: tuple[int, int], patch_size: int,
 
 def _distinct_sizes(images: list[np.ndarray]) -> list[tuple[int, int]]:
     return sorted({tuple(image.shape[-2:]) for image in images})
+
+
+def _is_exact_eight_bit(image: np.ndarray) -> bool:
+    """Whether float pixels are 8-bit values, as integers in [0, 255] or divided by 255 in [0, 1] (to float32
+    precision): transformers' PIL conversion then loses nothing."""
+    if image.size == 0:
+        return True
+    low, high = float(image.min()), float(image.max())
+    steps = image if high > 1 else image * MAX_UINT8
+    return low >= 0 and high <= MAX_UINT8 and bool(np.allclose(steps, np.round(steps), rtol=0, atol=1e-3))
 
 
 def _superpixel_view(image: np.ndarray, do_rescale: bool, rescale_factor: float) -> np.ndarray:

@@ -294,6 +294,30 @@ def test_processor_float_images_with_do_rescale_false_match_uint8():
     _assert_same_outputs(as_float, processor(image, return_tensors="np"))
 
 
+def test_processor_fractional_float_images_are_resized_in_float_precision():
+    """The float-image contract: floats are in [0, 255] with the defaults and in [0, 1] with `do_rescale=False`,
+    fractional values included, on every path (resized, cropped or not). transformers' PIL conversion refuses
+    fractional values above 1 and rounds [0, 1] floats to 8 bits when resizing."""
+    image = _random_image()
+    rng = np.random.default_rng(1)
+    fractional = np.clip(image.astype(np.float32) + rng.uniform(-0.4, 0.4, image.shape).astype(np.float32), 0, 255)
+    processor = _small_processor()
+    as_uint8 = processor(image, return_tensors="np")
+
+    in_255 = processor(fractional, return_tensors="np")
+    in_unit = processor(fractional / 255, do_rescale=False, return_tensors="np")
+    not_resized = processor(fractional[:32, :32], do_resize=False, return_tensors="np")
+
+    # the same image in both units gives the same pixels and superpixels
+    np.testing.assert_allclose(in_unit["pixel_values"], in_255["pixel_values"], atol=1e-5)
+    np.testing.assert_array_equal(in_unit["superpixels"], in_255["superpixels"])
+    # close to the 8-bit image it perturbs by 0.4 of an 8-bit step (PIL's 8-bit resize adds its own rounding of up
+    # to about a step), and not rounded to it
+    difference = np.abs(in_255["pixel_values"] - as_uint8["pixel_values"]) * np.reshape(processor.image_std, (3, 1, 1))
+    assert 0 < difference.max() * 255 < 1.5
+    assert not_resized["pixel_values"].shape == (1, 3, 32, 32)
+
+
 @pytest.mark.parametrize("method", ["slic", pytest.param("seeds", marks=requires_seeds)])
 @pytest.mark.parametrize("value", [0, 128, 255])
 def test_superpixels_uniform_image_is_one_superpixel(method, value):
