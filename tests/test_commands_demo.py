@@ -133,7 +133,7 @@ def test_session_reports_bad_uploads_and_models(session, tmp_path):
     with pytest.raises(ValueError, match="text.jpg is not an image that can be read"):
         session.segment(text, "")
     Image.fromarray(skimage_data.camera()).save(tmp_path / "camera.png")
-    with pytest.raises(ValueError, match="cannot load a CAST model from '.*no-such-model'"):
+    with pytest.raises(ValueError, match="'.*no-such-model': cannot load a CAST model"):
         session.segment(tmp_path / "camera.png", str(tmp_path / "no-such-model"))
 
 

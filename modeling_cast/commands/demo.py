@@ -168,16 +168,9 @@ class DemoSession:
         with self._lock:
             if name not in self._models:
                 try:
-                    model, processor, missing_keys = segment_command._load_model_and_processor(name)
-                except (OSError, ValueError, RuntimeError) as error:
-                    raise ValueError(f"cannot load a CAST model from {name!r} ({error})") from None
-                if getattr(model.config, "model_type", None) != segment_command.CAST_MODEL_TYPE:
-                    raise ValueError(f"{name!r} is not a CAST model (model type {model.config.model_type!r})")
-                if missing_keys:
-                    raise ValueError(
-                        f"{name!r} lacks {len(missing_keys)} weight(s) of the CAST backbone, so its segments "
-                        "would be random"
-                    )
+                    model, processor = segment_command.load_cast_model(name)
+                except ValueError as error:
+                    raise ValueError(f"{name!r}: {error}") from None
                 self._models[name] = (model.to(self.device).eval(), processor)
             return self._models[name]
 

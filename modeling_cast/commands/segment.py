@@ -39,7 +39,7 @@ from processing.image_inputs_cast import rgb_uint8_image
 from processing.visualization_cast import hierarchy_colors, hierarchy_label_maps, save_hierarchy_picture
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "load_cast_model", "main"]
 
 PROGRAM = "cast-segment"
 EXIT_OK = 0
@@ -125,23 +125,9 @@ def _load_checked_model(parser: argparse.ArgumentParser, args: argparse.Namespac
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available on this machine")
     try:
-        model, processor, missing_keys, mismatched = _load_model_and_processor(args.model)
-    except (OSError, ValueError, RuntimeError) as error:
-        parser.error(f"--model {args.model}: cannot load a CAST model and image processor ({error})")
-    if getattr(model.config, "model_type", None) != CAST_MODEL_TYPE:
-        parser.error(f"--model {args.model}: expected a CAST model, got model type {model.config.model_type!r}")
-    if mismatched:
-        name, checkpoint_shape, config_shape = min(mismatched)
-        parser.error(
-            f"--model {args.model}: its weights do not fit its config.json: {len(mismatched)} weight(s) have other "
-            f"shapes, e.g. {name!r} is {tuple(checkpoint_shape)} in the checkpoint but {tuple(config_shape)} for the "
-            "config (was the config edited, or saved for other weights?)"
-        )
-    if missing_keys:
-        parser.error(
-            f"--model {args.model}: the checkpoint lacks {len(missing_keys)} weight(s) of the CAST backbone (e.g. "
-            f"{min(missing_keys)!r}), so its segmentation would be random"
-        )
+        model, processor = load_cast_model(args.model)
+    except ValueError as error:
+        parser.error(f"--model {args.model}: {error}")
     num_levels = len(model.config.num_segments)
     if args.level is not None and not -num_levels <= args.level < num_levels:
         parser.error(
@@ -258,6 +244,31 @@ def _load_model_and_processor(name: str) -> tuple:
         if progress_bars:
             transformers_logging.enable_progress_bar()
     return model, processor, set(loading_info["missing_keys"]), list(loading_info["mismatched_keys"])
+
+
+def load_cast_model(name: str) -> tuple:
+    """The CAST backbone and image processor of a folder or installed name, for segmenting. Raises `ValueError`
+    saying why when it cannot be loaded, is not a CAST model, or its weights do not give a trained backbone (shapes
+    that do not fit its config, backbone weights missing): its segments would be random."""
+    try:
+        model, processor, missing_keys, mismatched = _load_model_and_processor(name)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise ValueError(f"cannot load a CAST model and image processor ({error})") from None
+    if getattr(model.config, "model_type", None) != CAST_MODEL_TYPE:
+        raise ValueError(f"expected a CAST model, got model type {model.config.model_type!r}")
+    if mismatched:
+        weight, checkpoint_shape, config_shape = min(mismatched)
+        raise ValueError(
+            f"its weights do not fit its config.json: {len(mismatched)} weight(s) have other shapes, e.g. {weight!r} "
+            f"is {tuple(checkpoint_shape)} in the checkpoint but {tuple(config_shape)} for the config (was the "
+            "config edited, or saved for other weights?)"
+        )
+    if missing_keys:
+        raise ValueError(
+            f"the checkpoint lacks {len(missing_keys)} weight(s) of the CAST backbone (e.g. {min(missing_keys)!r}), "
+            "so its segmentation would be random"
+        )
+    return model, processor
 
 
 def _read_image(image_path: Path) -> Image.Image:
