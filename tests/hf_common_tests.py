@@ -117,14 +117,16 @@ class CastModelTesterBase:
         self.batch_size = batch_size
         self.image_size = image_size
         self.is_training = is_training
-        self.kwargs = tiny_config_kwargs(image_size=image_size, **config_overrides)
+        # every 8x8 cell is its own superpixel (conftest.block_superpixels): a token budget of exactly that many
+        # tokens, so that the common tests' sequence lengths hold
+        grid_cells = (image_size // 8) ** 2
+        self.kwargs = tiny_config_kwargs(image_size=image_size, max_superpixel_tokens=grid_cells, **config_overrides)
         self.num_channels = 3
         self.hidden_size = self.kwargs["hidden_size"]
         self.num_attention_heads = self.kwargs["num_attention_heads"]
         self.num_hidden_layers = sum(self.kwargs["depths"])
         self.num_labels = self.kwargs["num_labels"]
-        # every 8x8 cell is its own superpixel (conftest.block_superpixels): (32 / 8)^2 tokens plus the class token
-        self.seq_length = (image_size // 8) ** 2 + 1
+        self.seq_length = grid_cells + 1  # plus the class token
 
     def get_config(self) -> CastConfig:
         return CastConfig(**self.kwargs, attn_implementation="eager")
@@ -135,7 +137,6 @@ class CastModelTestMixin:
     token ids and an embedding table, which no CAST model has (its tokens are built from pixels and superpixels)."""
 
     test_resize_embeddings = False
-    test_torch_exportable = False
     test_mismatched_shapes = False
     has_attentions = True
     # The last stage's grouping only produces the coarsest level of the hierarchy through an argmax, so its

@@ -83,7 +83,7 @@ def _tiny_model(cls=CastForImageClassification, **overrides):
 
 
 def test_model_outputs_shapes_and_hierarchy_nesting():
-    model = _tiny_model(image_size=64, num_segments=[8, 4])
+    model = _tiny_model(image_size=64, num_segments=[8, 4], max_superpixel_tokens=64)
     pixel_values = torch.randn(2, 3, 64, 64)
     superpixels = block_superpixels(2, 64, 64)
     with torch.no_grad():
@@ -162,7 +162,7 @@ def test_model_uniform_image_has_valid_hierarchy():
 
 
 def test_model_fewer_superpixels_than_segments():
-    model = _tiny_model(num_segments=[12, 3])
+    model = _tiny_model(num_segments=[12, 3], max_superpixel_tokens=8)  # (no padding rows, whose logits are 0)
     superpixels = block_superpixels(1, 32, 32) // 2  # 8 superpixels, 12 segments wanted
     with torch.no_grad():
         out = model(torch.randn(1, 3, 32, 32), superpixels, output_assignments=True)
@@ -177,7 +177,7 @@ def test_model_fewer_superpixels_than_segments():
 def test_model_empty_and_vanished_superpixels():
     """Ids that never hit the stem grid: below the image's largest surviving id they become empty tokens; above
     it, their pixels take the segment of the grid cell they lie in."""
-    model = _tiny_model()
+    model = _tiny_model(max_superpixel_tokens=16)
     superpixels = block_superpixels(1, 32, 32)
     superpixels[0, 3, 3:6] = 16  # a sliver off the sampling lattice with an id above every surviving id
     superpixels[0, 9, 9] = superpixels[0, 8, 8].clone()  # keep the grid intact
