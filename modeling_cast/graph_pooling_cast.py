@@ -160,8 +160,9 @@ def farthest_point_sampling(
         min_distance = min_distance.masked_fill(~candidate_mask, float("-inf"))
     gram = torch.bmm(points64, points64.transpose(1, 2))
     squared_norms = gram.diagonal(dim1=1, dim2=2)
-    distances = (squared_norms.unsqueeze(2) + squared_norms.unsqueeze(1) - 2 * gram).clamp_(min=0)
-    distances.diagonal(dim1=1, dim2=2).zero_()
+    distances = (squared_norms.unsqueeze(2) + squared_norms.unsqueeze(1) - 2 * gram).clamp(min=0)
+    # (out of place: the exporters need a functional graph, without writes into views)
+    distances = distances.masked_fill(torch.eye(points.shape[1], dtype=torch.bool, device=points.device), 0.0)
     batch_index = torch.arange(points.shape[0], device=points.device)
     chosen_per_step, gap_per_step = [], []
     for _ in range(num_samples):
@@ -170,7 +171,8 @@ def farthest_point_sampling(
         gap_per_step.append(gap)
         min_distance = torch.minimum(min_distance, distances[batch_index, chosen])
     seed_is_real = torch.stack(gap_per_step, dim=1) > 0
-    seed_is_real[:, 0] = True  # the farthest point from the mean starts a segment even if it is the mean
+    # the farthest point from the mean starts a segment even if it is the mean
+    seed_is_real = torch.cat([torch.ones_like(seed_is_real[:, :1]), seed_is_real[:, 1:]], dim=1)
     return torch.stack(chosen_per_step, dim=1), seed_is_real
 
 
