@@ -23,6 +23,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
+import torch
 import transformers
 from conftest import tiny_config_kwargs
 
@@ -142,6 +143,23 @@ class CastModelTestMixin:
     # The last stage's grouping only produces the coarsest level of the hierarchy through an argmax, so its
     # centering block receives no gradient from an image-level loss (official CAST freezes it for that reason).
     test_all_params_have_gradient = False
+
+    def test_torch_export(self):
+        """`test_torch_exportable`: every model class exports with `torch.export` (the sdist lacks transformers'
+        exporter mixin, so CAST runs its own check) and the exported program reproduces the eager outputs."""
+        if not self.test_torch_exportable:
+            self.skipTest(reason="test_torch_exportable is False")
+        config, inputs_dict = self.model_tester.prepare_config_and_inputs_for_common()
+        for model_class in self.all_model_classes:
+            with self.subTest(model_class.__name__):
+                model = model_class(config).eval()
+                inputs = self._prepare_for_class(inputs_dict, model_class)
+                program = torch.export.export(model, (), inputs, strict=False)
+                with torch.no_grad():
+                    exported, eager = program.module()(**inputs), model(**inputs)
+                for name, value in eager.items():
+                    if isinstance(value, torch.Tensor):
+                        torch.testing.assert_close(exported[name], value, atol=1e-5, rtol=1e-5, msg=name)
 
     @unittest.skip(reason="CAST has no inputs_embeds: tokens are built from pixels and superpixels")
     def test_inputs_embeds(self):
