@@ -220,7 +220,8 @@ class CastConfig(PretrainedConfig):
             )
         if any(fine <= coarse for fine, coarse in zip(self.num_segments, self.num_segments[1:])):
             raise ValueError(f"`num_segments` must be strictly decreasing, got {self.num_segments}")
-        for name in ("hidden_size", "num_attention_heads", "pooling_num_attention_heads", "num_channels", "max_superpixel_tokens"):
+        positive_ints = ("hidden_size", "num_attention_heads", "pooling_num_attention_heads", "num_channels")
+        for name in (*positive_ints, "max_superpixel_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         for name, divisor in (

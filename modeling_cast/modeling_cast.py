@@ -125,8 +125,8 @@ class CastModelOutput(_CastSegmentationFields, BaseModelOutputWithPooling):
         assignment_logits (`tuple(torch.FloatTensor)`, *optional*, returned when `output_assignments=True`):
             One tensor per level of shape `(batch_size, num_tokens_l, num_segments[l])`: the grouping logits
             (cosine similarity / `assignment_temperature`) of each token of level `l` to the segments of level
-            `l + 1`. At the first level, `num_tokens_l` is the largest superpixel count in the batch; rows beyond an
-            image's own count are padding and set to 0. An image with fewer distinct tokens than segments has empty
+            `l + 1`, in at least float32. At the first level, `num_tokens_l` is the static token budget
+            `config.max_superpixel_tokens`; rows beyond an image's own count are padding and set to 0. An image with fewer distinct tokens than segments has empty
             segments, whose columns hold the dtype's lowest value (and whose rows, one level up, are 0).
         seed_indices (`tuple(torch.LongTensor)`, *optional*, returned when `output_assignments=True`):
             One tensor per level of shape `(batch_size, num_segments[l])`: the token indices chosen by farthest
@@ -507,7 +507,9 @@ class CastStage(nn.Module):
         with_class = F.pad(token_mask, (1, 0), value=True)
         # Always a mask: transformers would otherwise read the mask back to the host to see whether it can be
         # dropped (one synchronisation per call, and a data-dependent branch when tracing).
-        block_mask = create_bidirectional_mask(self.config, hidden_states, with_class, allow_is_bidirectional_skip=False)
+        block_mask = create_bidirectional_mask(
+            self.config, hidden_states, with_class, allow_is_bidirectional_skip=False
+        )
         pooling_mask = create_bidirectional_mask(
             self.config, hidden_states[:, 1:], token_mask, allow_is_bidirectional_skip=False
         )

@@ -43,9 +43,8 @@ def photo_inputs():
 
 def _tiny(model_class, **overrides):
     torch.manual_seed(0)
-    config = CastConfig(
-        **tiny_config_kwargs(image_size=IMAGE_SIZE, num_segments=[8, 4], max_superpixel_tokens=BUDGET, **overrides)
-    )
+    settings = {"image_size": IMAGE_SIZE, "num_segments": [8, 4], "max_superpixel_tokens": BUDGET, **overrides}
+    config = CastConfig(**tiny_config_kwargs(**settings))
     return model_class(config).eval()
 
 
