@@ -6,6 +6,8 @@ Run from the repository root:
     .venv/bin/python benchmarks/bench_model.py
     .venv/bin/python benchmarks/bench_model.py --models cast-base --batch-sizes 8 --repeats 10
     .venv/bin/python benchmarks/bench_model.py --profile cast-base:8     # adds a torch.profiler op table
+    .venv/bin/python benchmarks/bench_model.py --compiled --exported     # adds compiled / exported / onnxruntime rows
+    .venv/bin/python benchmarks/bench_model.py --dtype-agreement        # float16 / bfloat16 hierarchy vs float32
 
 Everything runs in one process, on CPU, in eval mode under `torch.inference_mode()`, with randomly initialised
 weights (timing does not depend on the values, except through the realistic superpixel counts of the inputs):
@@ -73,6 +75,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="also profile the CAST forward of this preset and batch size (e.g. cast-base:8) with torch.profiler",
     )
     parser.add_argument("--profile-rows", type=int, default=25, help="rows of the profiler table")
+    parser.add_argument(
+        "--compiled", action="store_true",
+        help="add torch.compile rows (fullgraph CAST, dynamic batch; ViT compiled alike): cold compile s, warm ms",
+    )
+    parser.add_argument(
+        "--exported", action="store_true",
+        help="add rows for the torch.export program and the ONNX graph under onnxruntime (the `export` extra)",
+    )
+    parser.add_argument(
+        "--dtype-agreement", action="store_true",
+        help="report per level the share of pixels whose segment agrees with float32 for float16 and bfloat16 "
+        "models (seeded CAST, ids matched one to one), instead of timing",
+    )
     args = parser.parse_args(argv)
     if args.image_size % 16:
         parser.error(f"--image-size must be a multiple of 16 (ViT patch size), got {args.image_size}")
@@ -282,11 +297,8 @@ def count_flops(forward) -> int:
 
 
 def token_counts(cast: CastModel, inputs: dict) -> list[int]:
-    """Tokens of each stage for this batch (first stage: the largest superpixel count surviving on the stem grid)."""
-    patch = cast.config.patch_size
-    grid_ids = inputs["superpixels"][:, ::patch, ::patch]
-    first = int(grid_ids.flatten(1).amax(dim=1).max()) + 1
-    return [first] + list(cast.config.num_segments[:-1])
+    """Tokens of each stage: the first stage always runs on the static budget (`max_superpixel_tokens`)."""
+    return [cast.config.max_superpixel_tokens] + list(cast.config.num_segments[:-1])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -345,6 +357,10 @@ def main(argv=None) -> None:
     largest = max(args.batch_sizes)
     inputs, _ = build_inputs(largest, args.image_size)
     print()
+    if args.dtype_agreement:
+        for preset in args.models:
+            print_dtype_agreement(preset, inputs)
+        return
 
     rows = []
     for preset in args.models:
@@ -393,6 +409,8 @@ def main(argv=None) -> None:
     print()
     print_table(rows)
     print_targets(rows)
+    if args.compiled or args.exported:
+        print_static_rows(args, inputs)
     print(f"\nbenchmark wall time: {time.perf_counter() - wall_start:.0f} s; load average after: {_load_average()}")
 
     if args.profile:
@@ -450,6 +468,127 @@ def print_targets(rows: list[dict]) -> None:
                          f"({'met' if ratio <= TARGET_RATIO else 'NOT met'})")
         marks.append(f"FPS share {100 * fps:.1f}% ({'met' if fps < TARGET_FPS_SHARE else 'NOT met'})")
         print(f"  {row['model']} batch {row['batch']}: " + "; ".join(marks))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# compiled, exported and onnxruntime rows; half-precision agreement
+
+
+def _cold_and_warm(forward, warmup: int, repeats: int) -> tuple[float, float]:
+    """Seconds of the first call (compilation included) and the median ms of `repeats` later calls."""
+    start = time.perf_counter()
+    forward()
+    cold = time.perf_counter() - start
+    return cold, 1e3 * statistics.median(time_forwards([forward], warmup, repeats)[0])
+
+
+def print_static_rows(args, inputs: dict) -> None:
+    """One row per (preset, batch, route): cold seconds (compile or export included) and warm ms, with the
+    equally run ViT (compiled for the compiled row, eager otherwise) and the ratio."""
+    print()
+    print(f"{'model':<12} {'batch':>5} {'route':<16} {'cold s':>8} {'CAST ms':>9} {'ViT ms':>9} {'CAST/ViT':>9}")
+    for preset in args.models:
+        torch.manual_seed(0)
+        cast, vit, _, _ = build_models(preset)
+        for batch_size in args.batch_sizes:
+            batch = slice_inputs(inputs, batch_size)
+            vit_pixels = batch["pixel_values"]
+            routes = []
+            with torch.inference_mode():
+                _, vit_ms = _cold_and_warm(lambda: vit(pixel_values=vit_pixels), args.warmup, args.repeats)
+            if args.compiled:
+                torch._dynamo.reset()
+                # a dynamic batch dimension: a second batch size reuses the graph
+                for tensor in batch.values():
+                    torch._dynamo.mark_dynamic(tensor, 0)
+                compiled_cast, compiled_vit = torch.compile(cast, fullgraph=True), torch.compile(vit)
+                with torch.inference_mode():
+                    cold, cast_ms = _cold_and_warm(lambda: compiled_cast(**batch), args.warmup, args.repeats)
+                    _, compiled_vit_ms = _cold_and_warm(
+                        lambda: compiled_vit(pixel_values=vit_pixels), args.warmup, args.repeats
+                    )
+                routes.append(("torch.compile", cold, cast_ms, compiled_vit_ms))
+            if args.exported:
+                routes.extend(_exported_routes(cast, batch, args))
+            for route, cold, cast_ms, baseline_ms in [(r[0], r[1], r[2], r[3] if len(r) > 3 else vit_ms) for r in routes]:
+                print(f"{preset:<12} {batch_size:>5} {route:<16} {cold:8.1f} {cast_ms:9.1f} {baseline_ms:9.1f} "
+                      f"{cast_ms / baseline_ms:9.2f}", flush=True)
+        del cast, vit
+    print("(cold: the first call, compilation or export included; ViT: compiled ViT for the compiled row, eager ViT")
+    print(" for the exported rows; onnxruntime runs on the CPU execution provider with its default threads)")
+
+
+def _exported_routes(cast: CastModel, batch: dict, args) -> list[tuple]:
+    import tempfile
+
+    from modeling_cast.commands.export import CastExportModule, export_onnx
+
+    routes = []
+    example = slice_inputs(batch, 2) if batch["pixel_values"].shape[0] >= 2 else {
+        key: value.expand(2, *value.shape[1:]).contiguous() for key, value in batch.items()
+    }
+    start = time.perf_counter()
+    program = torch.export.export(
+        CastExportModule(cast), (example["pixel_values"], example["superpixels"]),
+        dynamic_shapes={"pixel_values": {0: torch.export.Dim("batch", min=1, max=1024)},
+                        "superpixels": {0: torch.export.Dim("batch", min=1, max=1024)}},
+        strict=False,
+    ).module()
+    export_seconds = time.perf_counter() - start
+    with torch.inference_mode():
+        _, program_ms = _cold_and_warm(lambda: program(batch["pixel_values"], batch["superpixels"]), args.warmup,
+                                       args.repeats)
+    routes.append(("torch.export", export_seconds, program_ms))
+    try:
+        import onnxruntime
+    except ImportError:
+        print("  (onnxruntime missing: pip install 'cast-transformers[export]'; no onnxruntime row)")
+        return routes
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "cast.onnx"
+        start = time.perf_counter()
+        export_onnx(cast, example["pixel_values"], example["superpixels"], path)
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        onnx_seconds = time.perf_counter() - start
+    feed = {"pixel_values": batch["pixel_values"].numpy(), "superpixels": batch["superpixels"].numpy()}
+    _, onnx_ms = _cold_and_warm(lambda: session.run(None, feed), args.warmup, args.repeats)
+    routes.append(("onnxruntime", onnx_seconds, onnx_ms))
+    return routes
+
+
+def _matched_agreement(reference: torch.Tensor, other: torch.Tensor) -> float:
+    """Share of pixels whose segment agrees once the ids of `other` are matched one to one to those of `reference`
+    (the matching that maximises the overlap, Hungarian algorithm)."""
+    from scipy.optimize import linear_sum_assignment
+
+    size = int(max(reference.max(), other.max())) + 1
+    overlap = torch.zeros(size, size, dtype=torch.long)
+    overlap.index_put_((reference.flatten(), other.flatten()), torch.ones(reference.numel(), dtype=torch.long),
+                       accumulate=True)
+    rows, cols = linear_sum_assignment(overlap.numpy(), maximize=True)
+    return float(overlap[rows, cols].sum()) / reference.numel()
+
+
+def print_dtype_agreement(preset: str, inputs: dict) -> None:
+    """Per level, the mean over the photos of the matched pixel agreement of float16 and bfloat16 with float32."""
+    torch.manual_seed(0)
+    model = CastModel(CastConfig.from_preset(preset)).eval()
+    hierarchies = {}
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        with torch.inference_mode():
+            # the processor's float32 pixels go in as they are: the model casts them to its dtype
+            hierarchies[dtype] = model.to(dtype)(**inputs).hierarchy
+    num_images, num_levels = hierarchies[torch.float32].shape[:2]
+    print(f"{preset} (seeded, random weights), {num_images} photos: matched pixel agreement with float32 per level")
+    for dtype in (torch.float16, torch.bfloat16):
+        per_level = [
+            statistics.mean(
+                _matched_agreement(hierarchies[torch.float32][image, level], hierarchies[dtype][image, level])
+                for image in range(num_images)
+            )
+            for level in range(num_levels)
+        ]
+        print(f"  {str(dtype).replace('torch.', ''):<9} " + " / ".join(f"{value:.3f}" for value in per_level))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,10 @@ _SUPPORTED_ACTIVATIONS = ("gelu",)  # exact (erf) GELU, as in the official block
 _POSITION_EMBEDDING_TYPES = ("sincos", "learned")
 _TOKEN_POOLING_RESOLUTIONS = ("grid", "pixel")
 # fields that size modules: a float or a string there would fail deep inside torch
-_INT_FIELDS = ("hidden_size", "num_attention_heads", "pooling_num_attention_heads", "num_channels", "patch_size")
+_INT_FIELDS = (
+    "hidden_size", "num_attention_heads", "pooling_num_attention_heads", "num_channels", "patch_size",
+    "max_superpixel_tokens",
+)
 
 
 class CastLabelNames(dict):
@@ -104,6 +107,13 @@ class CastConfig(PretrainedConfig):
             top-left pixel (official classification and pretraining models). `"pixel"`: at the superpixel map's own
             resolution, with the stem features resized bilinearly and the position table bicubically (official
             segmentation variant; every superpixel keeps a token, at a higher memory cost).
+        max_superpixel_tokens (`int`, *optional*, defaults to 196):
+            Static token budget: every forward pass runs on exactly this many superpixel tokens, an image's own (its
+            largest superpixel id found on the pooling grid, plus one) followed by padding that takes part in nothing
+            (results never depend on it). A fixed count lets the model export (`torch.export`, ONNX) and compile
+            without graph breaks or recompilation. The default fits [`CastImageProcessor`]'s default 196 superpixels
+            at 224x224 (SEEDS returns exactly 196, SLIC at most 196 on the photos measured); an image with more tokens
+            raises a `ValueError` naming this field. A larger budget costs time in the first stage's blocks.
         fusion_dropout_prob (`float`, *optional*, defaults to 0.2):
             Dropout of [`CastForSemanticSegmentation`]'s level-fusion projection.
         semantic_loss_ignore_index (`int`, *optional*, defaults to 255):
@@ -153,6 +163,7 @@ class CastConfig(PretrainedConfig):
     assignment_temperature: float = 0.2
     position_embedding_type: str = "sincos"
     token_pooling_resolution: str = "grid"
+    max_superpixel_tokens: int = 196
     fusion_dropout_prob: float | int = 0.2
     semantic_loss_ignore_index: int = 255
     pretraining_projection_dim: int = 256
@@ -226,7 +237,8 @@ class CastConfig(PretrainedConfig):
             )
         if any(fine <= coarse for fine, coarse in zip(self.num_segments, self.num_segments[1:])):
             raise ValueError(f"`num_segments` must be strictly decreasing, got {self.num_segments}")
-        for name in ("hidden_size", "num_attention_heads", "pooling_num_attention_heads", "num_channels"):
+        positive_ints = ("hidden_size", "num_attention_heads", "pooling_num_attention_heads", "num_channels")
+        for name in (*positive_ints, "max_superpixel_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         for name, divisor in (

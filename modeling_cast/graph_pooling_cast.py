@@ -7,8 +7,11 @@ K = segments of the next level, C = channels, L = levels, H/W = input pixels, h/
 
 Each helper is the single implementation of its concept; the modules in `modeling_cast.py` and every head use
 these. The behaviour follows the official implementation (github.com/twke18/CAST) as described in this project's
-reference notes, with one deliberate difference: tokens beyond an image's own superpixel count (padding that only
-exists because of other images in the batch) take part in nothing, so results never depend on batch-mates.
+reference notes, with one deliberate difference: tokens beyond an image's own superpixel count (padding up to the
+model's static token budget) take part in nothing, so results never depend on batch-mates or on the budget.
+
+Every helper keeps its shapes static (sizes come from arguments, never from tensor values) and reads nothing back
+to the host, so that the forward pass exports (`torch.export`, ONNX) and compiles without graph breaks.
 """
 
 from __future__ import annotations
@@ -47,9 +50,7 @@ class SuperpixelTokens:
         cell_counts (`torch.LongTensor` of shape `(batch_size, num_tokens)`):
             Pooling cells of every token; 0 for empty tokens and for padding.
         token_mask (`torch.BoolTensor` of shape `(batch_size, num_tokens)`):
-            True for an image's own tokens, False for padding (tokens that exist only because a batch-mate has more).
-        has_padding (`bool`):
-            Whether `token_mask` has any False entry (read once on the host, so that unpadded batches skip masking).
+            True for an image's own tokens, False for padding (the tokens between its own count and the budget).
         pixel_tokens (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
             Token of every input pixel; built only when asked (the pixel hierarchy and the segmentation logits).
     """
@@ -58,7 +59,6 @@ class SuperpixelTokens:
     token_counts: torch.LongTensor
     cell_counts: torch.LongTensor
     token_mask: torch.BoolTensor
-    has_padding: bool
     pixel_tokens: torch.LongTensor | None = None
 
     @property
@@ -72,21 +72,21 @@ class SuperpixelTokens:
 
 
 def map_superpixels_to_tokens(
-    superpixels: torch.Tensor, stride: int, with_pixel_tokens: bool = False
+    superpixels: torch.Tensor, stride: int, num_tokens: int, with_pixel_tokens: bool = False
 ) -> SuperpixelTokens:
     """Apply the superpixel-to-token rule (see [`SuperpixelTokens`]) to `superpixels` (B, H, W), int64 ids >= 0.
 
     `stride` is the pooling cell size: the stem stride (`patch_size`) for pooling on the stem grid, 1 for pooling at
-    the superpixel map's resolution. `with_pixel_tokens` also builds the token of every pixel.
+    the superpixel map's resolution. `num_tokens` is the static token budget: every image gets that many tokens, its
+    own followed by padding; every id found on a pooling cell must be below it (the model checks this in eager
+    mode). `with_pixel_tokens` also builds the token of every pixel.
     """
     # The cell of the stem grid takes the id of its top-left pixel (PyTorch's legacy "nearest" downsampling, as in
     # the official code); ids that never fall on that lattice vanish from the grid.
     pooling_ids = superpixels[:, ::stride, ::stride] if stride > 1 else superpixels
     flat_ids = pooling_ids.flatten(1)
     token_counts = flat_ids.amax(dim=1) + 1
-    # The one host read of the mapping: the batch's largest token count sizes every token tensor, and the smallest
-    # says whether any image is padded. (A later static token budget will make this read unnecessary.)
-    num_tokens, fewest_tokens = torch.stack([token_counts.max(), token_counts.min()]).tolist()
+    # The token count is the static budget, never read from the data: no host read, and one shape for every batch.
     token_mask = torch.arange(num_tokens, device=superpixels.device) < token_counts.unsqueeze(1)
     pixel_tokens = None
     if with_pixel_tokens:
@@ -99,7 +99,6 @@ def map_superpixels_to_tokens(
         token_counts=token_counts,
         cell_counts=segment_sizes(flat_ids, num_tokens),
         token_mask=token_mask,
-        has_padding=fewest_tokens < num_tokens,
         pixel_tokens=pixel_tokens,
     )
 
@@ -113,7 +112,10 @@ def _flat_segment_ids(segment_ids: torch.Tensor, num_segments: int) -> torch.Ten
 def segment_sizes(segment_ids: torch.Tensor, num_segments: int) -> torch.Tensor:
     """Number of cells of every segment, (B, num_segments), from `segment_ids` (B, P) with ids < num_segments."""
     flat_ids = _flat_segment_ids(segment_ids, num_segments)
-    return torch.bincount(flat_ids, minlength=segment_ids.shape[0] * num_segments).view(-1, num_segments)
+    # a scatter-add of ones rather than `bincount`, whose output size depends on the data (a graph break when
+    # compiling, an unbacked size when exporting)
+    counts = flat_ids.new_zeros(segment_ids.shape[0] * num_segments)
+    return counts.scatter_add_(0, flat_ids, torch.ones_like(flat_ids)).view(-1, num_segments)
 
 
 def segment_mean(features: torch.Tensor, segment_ids: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
@@ -158,8 +160,9 @@ def farthest_point_sampling(
         min_distance = min_distance.masked_fill(~candidate_mask, float("-inf"))
     gram = torch.bmm(points64, points64.transpose(1, 2))
     squared_norms = gram.diagonal(dim1=1, dim2=2)
-    distances = (squared_norms.unsqueeze(2) + squared_norms.unsqueeze(1) - 2 * gram).clamp_(min=0)
-    distances.diagonal(dim1=1, dim2=2).zero_()
+    distances = (squared_norms.unsqueeze(2) + squared_norms.unsqueeze(1) - 2 * gram).clamp(min=0)
+    # (out of place: the exporters need a functional graph, without writes into views)
+    distances = distances.masked_fill(torch.eye(points.shape[1], dtype=torch.bool, device=points.device), 0.0)
     batch_index = torch.arange(points.shape[0], device=points.device)
     chosen_per_step, gap_per_step = [], []
     for _ in range(num_samples):
@@ -168,7 +171,8 @@ def farthest_point_sampling(
         gap_per_step.append(gap)
         min_distance = torch.minimum(min_distance, distances[batch_index, chosen])
     seed_is_real = torch.stack(gap_per_step, dim=1) > 0
-    seed_is_real[:, 0] = True  # the farthest point from the mean starts a segment even if it is the mean
+    # the farthest point from the mean starts a segment even if it is the mean
+    seed_is_real = torch.cat([torch.ones_like(seed_is_real[:, :1]), seed_is_real[:, 1:]], dim=1)
     return torch.stack(chosen_per_step, dim=1), seed_is_real
 
 

@@ -29,7 +29,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput, SemanticSegmenterOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.processing_utils import Unpack
-from transformers.utils import TransformersKwargs, can_return_tuple, logging
+from transformers.utils import TransformersKwargs, can_return_tuple, is_tracing, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
@@ -150,8 +150,8 @@ class CastModelOutput(_CastSegmentationFields, BaseModelOutputWithPooling):
         assignment_logits (`tuple(torch.FloatTensor)`, *optional*, returned when `output_assignments=True`):
             One tensor per level of shape `(batch_size, num_tokens_l, num_segments[l])`: the grouping logits
             (cosine similarity / `assignment_temperature`) of each token of level `l` to the segments of level
-            `l + 1`. At the first level, `num_tokens_l` is the largest superpixel count in the batch; rows beyond an
-            image's own count are padding and set to 0. An image with fewer distinct tokens than segments has empty
+            `l + 1`, in at least float32. At the first level, `num_tokens_l` is the static token budget
+            `config.max_superpixel_tokens`; rows beyond an image's own count are padding and set to 0. An image with fewer distinct tokens than segments has empty
             segments, whose columns hold the dtype's lowest value (and whose rows, one level up, are 0).
         seed_indices (`tuple(torch.LongTensor)`, *optional*, returned when `output_assignments=True`):
             One tensor per level of shape `(batch_size, num_segments[l])`: the token indices chosen by farthest
@@ -365,6 +365,7 @@ class CastEmbeddings(nn.Module):
         self.pixel_pooling = config.token_pooling_resolution == "pixel"
         # size of a pooling cell in pixels: a stem grid cell, or a pixel of the superpixel map
         self.pooling_stride = 1 if self.pixel_pooling else config.patch_size
+        self.max_superpixel_tokens = config.max_superpixel_tokens
         self.patch_embeddings = CastConvStem(config)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         image_size = config.image_size if isinstance(config.image_size, list) else [config.image_size] * 2
@@ -383,7 +384,9 @@ class CastEmbeddings(nn.Module):
 
     def map_superpixels(self, superpixels: torch.Tensor, with_pixel_tokens: bool = False) -> SuperpixelTokens:
         """The token of every pooling cell (and, if asked, of every pixel) of `superpixels` (B, H, W), int64."""
-        return map_superpixels_to_tokens(superpixels, self.pooling_stride, with_pixel_tokens=with_pixel_tokens)
+        return map_superpixels_to_tokens(
+            superpixels, self.pooling_stride, self.max_superpixel_tokens, with_pixel_tokens=with_pixel_tokens
+        )
 
     def position_embedding(self, height: int, width: int, resize_training_table: bool = False) -> torch.Tensor:
         """Position embedding of a (height, width) grid in raster order, (height * width, C).
@@ -403,7 +406,8 @@ class CastEmbeddings(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, superpixel_tokens: SuperpixelTokens) -> torch.Tensor:
         """The class token followed by the superpixel tokens of `superpixel_tokens`' mapping, (B, 1 + N, C)."""
-        features = self.patch_embeddings(pixel_values)
+        # Like ViT and DINOv2, accept float32 processor output in a half-precision model: cast to the stem's dtype.
+        features = self.patch_embeddings(pixel_values.to(self.patch_embeddings.projection.weight.dtype))
         if self.pixel_pooling:
             # official segmentation variant: average at the superpixel map's resolution, so no superpixel vanishes
             height, width = superpixel_tokens.pooling_ids.shape[-2:]
@@ -451,26 +455,27 @@ class CastGraphPooling(nn.Module):
         self,
         class_token: torch.Tensor,
         tokens: torch.Tensor,
-        token_mask: torch.Tensor | None,
-        seed_candidate_mask: torch.Tensor | None,
+        token_mask: torch.Tensor,
+        seed_candidate_mask: torch.Tensor,
         attention_mask: torch.Tensor | None,
     ) -> CastGroupingOutput:
-        """`token_mask` (B, N): True for an image's own tokens (None: all); `seed_candidate_mask` (B, N): tokens
-        that may become seeds (None: all); `attention_mask`: the attention-implementation form of `token_mask`."""
+        """`token_mask` (B, N): True for an image's own tokens; `seed_candidate_mask` (B, N): tokens that may become
+        seeds; `attention_mask`: the attention-implementation form of `token_mask`.
+
+        Masks are applied whether or not they hold a False entry: a branch on their values would need a host read
+        and would give a traced graph that holds only one of the two paths."""
         batch_size, num_tokens, hidden_size = tokens.shape
+        # An image with fewer distinct tokens than segments gets empty segments (`segment_mask` False): nothing is
+        # assigned to them and the next stage treats them as padding. (Never the case where the official code runs.)
         seed_indices, segment_mask = farthest_point_sampling(tokens, seed_candidate_mask, self.num_segments)
-        # An image with fewer distinct tokens than segments gets empty segments: nothing is assigned to them and
-        # the next stage treats them as padding. (Never the case where the official code runs at all.)
-        if bool(segment_mask.all()):
-            segment_mask = None
 
         attention_output, _ = self.grouping_attention(self.grouping_norm(tokens), attention_mask)
         grouping = tokens + attention_output
-        if token_mask is None:
-            token_mean = grouping.mean(dim=1, keepdim=True)
-        else:
-            weights = token_mask.unsqueeze(-1).to(grouping.dtype)
-            token_mean = (grouping * weights).sum(dim=1, keepdim=True) / weights.sum(dim=1, keepdim=True)
+        # Grouping in at least float32: cosine similarities / 0.2 in half precision move the argmax of close
+        # segments, i.e. the hierarchy itself.
+        grouping = grouping.to(torch.promote_types(grouping.dtype, torch.float32))
+        weights = token_mask.unsqueeze(-1).to(grouping.dtype)
+        token_mean = (grouping * weights).sum(dim=1, keepdim=True) / weights.sum(dim=1, keepdim=True).clamp(min=1)
         grouping = grouping - token_mean + self.centering_bias
 
         seed_index = seed_indices.unsqueeze(-1).expand(-1, -1, hidden_size)
@@ -478,23 +483,20 @@ class CastGraphPooling(nn.Module):
         assignment_logits = self.assignment_scale * torch.matmul(
             F.normalize(grouping, dim=-1), F.normalize(seed_grouping, dim=-1).transpose(1, 2)
         )  # (B, N, K)
-        if segment_mask is not None:
-            empty_segment = ~segment_mask.unsqueeze(1)
-            assignment_logits = assignment_logits.masked_fill(empty_segment, torch.finfo(assignment_logits.dtype).min)
-        if token_mask is not None:
-            assignment_logits = assignment_logits.masked_fill(~token_mask.unsqueeze(-1), 0.0)
+        empty_segment = ~segment_mask.unsqueeze(1)
+        assignment_logits = assignment_logits.masked_fill(empty_segment, torch.finfo(assignment_logits.dtype).min)
+        assignment_logits = assignment_logits.masked_fill(~token_mask.unsqueeze(-1), 0.0)
         if not self.pool_features:
             return CastGroupingOutput(
                 assignment_logits=assignment_logits, seed_indices=seed_indices, segment_mask=segment_mask
             )
 
-        assignment = assignment_logits.softmax(dim=-1)
-        if token_mask is not None:
-            assignment = assignment * token_mask.unsqueeze(-1).to(assignment.dtype)
+        assignment = assignment_logits.softmax(dim=-1) * weights
         pooled = self.dropout(self.activation(self.feature_projection(self.feature_norm(torch.cat([class_token, tokens], 1)))))
         pooled_class, pooled_tokens = pooled[:, :1], pooled[:, 1:]
         assigned = assignment.sum(dim=1).unsqueeze(-1).clamp(min=torch.finfo(assignment.dtype).tiny)  # 0: empty
-        segments = torch.matmul(assignment.transpose(1, 2), pooled_tokens) / assigned
+        segments = torch.matmul(assignment.transpose(1, 2), pooled_tokens.to(assignment.dtype)) / assigned
+        segments = segments.to(pooled_tokens.dtype)
         projected = self.output_projection(self.output_norm(torch.cat([pooled_class, segments], 1)))
         segment_tokens = projected[:, 1:] + torch.gather(tokens, 1, seed_index)
         return CastGroupingOutput(
@@ -519,20 +521,23 @@ class CastStage(nn.Module):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        token_mask: torch.Tensor | None,
-        seed_candidate_mask: torch.Tensor | None,
+        token_mask: torch.Tensor,
+        seed_candidate_mask: torch.Tensor,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, CastGroupingOutput]:
         """`hidden_states` = `[class token, tokens]` (B, 1 + N, C) after the blocks, and the grouping of the tokens.
 
-        `token_mask` (B, N): True for real tokens (None: no padding); `seed_candidate_mask` (B, N): tokens that may
-        become segment seeds (None: all).
+        `token_mask` (B, N): True for real tokens; `seed_candidate_mask` (B, N): tokens that may become segment seeds.
         """
-        block_mask = pooling_mask = None
-        if token_mask is not None:
-            with_class = F.pad(token_mask, (1, 0), value=True)
-            block_mask = create_bidirectional_mask(self.config, hidden_states, with_class)
-            pooling_mask = create_bidirectional_mask(self.config, hidden_states[:, 1:], token_mask)
+        with_class = F.pad(token_mask, (1, 0), value=True)
+        # Always a mask: transformers would otherwise read the mask back to the host to see whether it can be
+        # dropped (one synchronisation per call, and a data-dependent branch when tracing).
+        block_mask = create_bidirectional_mask(
+            self.config, hidden_states, with_class, allow_is_bidirectional_skip=False
+        )
+        pooling_mask = create_bidirectional_mask(
+            self.config, hidden_states[:, 1:], token_mask, allow_is_bidirectional_skip=False
+        )
         for layer in self.layers:
             hidden_states = layer(hidden_states, block_mask, **kwargs)
         class_token, tokens = hidden_states[:, :1], hidden_states[:, 1:]
@@ -559,8 +564,7 @@ class CastEncoder(nn.Module):
         """Runs the stages on the `embeddings` (B, 1 + N, C) of `superpixel_tokens`' mapping. Returns each stage's
         `[class token, tokens]` after its blocks, and each stage's grouping."""
         hidden_states = embeddings
-        # an unpadded batch needs no masks (the attention kernels run without one)
-        token_mask = superpixel_tokens.token_mask if superpixel_tokens.has_padding else None
+        token_mask = superpixel_tokens.token_mask
         seed_candidate_mask = superpixel_tokens.seed_candidate_mask
         stage_hidden_states, groupings = [], []
         for stage in self.stages:
@@ -674,19 +678,34 @@ def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor |
             f"`superpixels` must have shape (batch, height, width) = {expected} to match `pixel_values`, "
             f"got {tuple(superpixels.shape)}"
         )
-    if torch.compiler.is_compiling():
+    if is_tracing(superpixels):
+        # (compiling, exporting or tracing: the values are not known, and reading them would break the graph)
         return
-    # Worth its one host read (three numbers, skipped when compiling): a negative id would be pooled into a
-    # batch-mate's tokens or index out of bounds (a device-side assert on CUDA), an id of height*width or more cannot
-    # come from a map of that size and would size every token tensor by it, and non-finite pixels make every token
-    # NaN, after which farthest point sampling picks arbitrary seeds. CastImageProcessor's ids are valid by
-    # construction; maps and tensors from users may not be.
-    smallest, largest, finite = torch.stack(
-        [superpixels.amin().long(), superpixels.amax().long(), torch.isfinite(pixel_values).all().long()]
+    # Worth its one host read (four numbers, eager mode only): a negative id would be pooled into a batch-mate's
+    # tokens or index out of bounds (a device-side assert on CUDA), an id of height*width or more cannot come from a
+    # map of that size, a token id at or above the budget has no row in the token tensors, and non-finite pixels
+    # make every token NaN, after which farthest point sampling picks arbitrary seeds. CastImageProcessor's ids are
+    # valid by construction; maps and tensors from users may not be.
+    stride = 1 if config.token_pooling_resolution == "pixel" else config.patch_size
+    smallest, largest, largest_token, finite = torch.stack(
+        [
+            superpixels.amin().long(),
+            superpixels.amax().long(),
+            superpixels[:, ::stride, ::stride].amax().long(),
+            torch.isfinite(pixel_values).all().long(),
+        ]
     ).tolist()
     if smallest < 0 or largest >= height * width:
         raise ValueError(
             f"`superpixels` ids must lie in [0, height*width) = [0, {height * width}), got ids from {smallest} to {largest}"
+        )
+    budget = config.max_superpixel_tokens
+    if largest_token >= budget:
+        raise ValueError(
+            f"`superpixels` give an image {largest_token + 1} superpixel tokens (its largest id found on the pooling "
+            f"grid plus one), more than the model's static token budget `max_superpixel_tokens`={budget}: ask the "
+            f"image processor for fewer superpixels (`n_segments`) or build the model with a larger "
+            f"`max_superpixel_tokens`"
         )
     if not finite:
         raise ValueError("`pixel_values` must be finite, got NaN or infinite values")
@@ -837,6 +856,43 @@ class CastForImageClassification(CastPreTrainedModel):
         return CastImageClassifierOutput(loss=loss, logits=logits, **segmentation)
 
 
+class CastMaskedBatchNorm(nn.BatchNorm1d):
+    """`nn.BatchNorm1d` over the rows of `(rows, channels)` features that `row_mask` marks True.
+
+    In training, the statistics are those of the marked rows only (padding, present only because of the token budget,
+    changes nothing) and the running statistics are updated exactly as `nn.BatchNorm1d` updates them (unbiased
+    variance, `momentum`, or a cumulative average when it is None); in eval the running statistics normalize every
+    row. Unmarked rows come out as zeros. Selecting the rows instead (`features[row_mask]`) would give a shape that
+    depends on the data, which neither exports nor compiles without a graph break. Same parameters and buffers
+    as `nn.BatchNorm1d`, so checkpoints load unchanged.
+    """
+
+    def forward(self, features: torch.Tensor, row_mask: torch.Tensor) -> torch.Tensor:
+        weights = row_mask.unsqueeze(-1).to(features.dtype)
+        if not self.training and self.track_running_stats:
+            normalized = F.batch_norm(
+                features, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
+            )
+            return normalized * weights
+        count = weights.sum()
+        mean = (features * weights).sum(dim=0) / count.clamp(min=1)
+        variance = ((features - mean).square() * weights).sum(dim=0) / count.clamp(min=1)
+        if self.training and self.track_running_stats:
+            self._update_running_statistics(mean, variance, count)
+        normalized = (features - mean) * torch.rsqrt(variance + self.eps)
+        if self.affine:
+            normalized = normalized * self.weight + self.bias
+        return normalized * weights
+
+    @torch.no_grad()
+    def _update_running_statistics(self, mean: torch.Tensor, variance: torch.Tensor, count: torch.Tensor) -> None:
+        self.num_batches_tracked.add_(1)
+        factor = self.momentum if self.momentum is not None else 1.0 / self.num_batches_tracked
+        unbiased = variance * count / (count - 1).clamp(min=1)
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
+        self.running_var.lerp_(unbiased.to(self.running_var.dtype), factor)
+
+
 class CastLevelFusion(nn.Module):
     """Fuses every stage onto the finest tokens (official segmentation variant): each stage's tokens are copied
     back to the superpixel tokens they grouped (hard assignment), concatenated with the superpixel tokens, and
@@ -845,7 +901,7 @@ class CastLevelFusion(nn.Module):
     def __init__(self, config: CastConfig):
         super().__init__()
         width = config.hidden_size * config.num_stages
-        self.norm = nn.BatchNorm1d(width, eps=config.batch_norm_eps)
+        self.norm = CastMaskedBatchNorm(width, eps=config.batch_norm_eps)
         self.dropout = nn.Dropout(config.fusion_dropout_prob)
         self.projection = nn.Linear(width, config.hidden_size)
 
@@ -859,10 +915,9 @@ class CastLevelFusion(nn.Module):
             stage_tokens.append(torch.gather(hidden_states[:, 1:], 1, index))
         class_tokens = torch.cat([grouping.class_token for grouping in encoding.groupings], dim=-1)
         fused = torch.cat([class_tokens, torch.cat(stage_tokens, dim=-1)], dim=1)  # (B, 1 + N, L * C)
-        # statistics over real tokens only, so padding (present only because of batch-mates) changes nothing
+        # statistics over real tokens only, so padding (present only because of the budget) changes nothing
         rows = F.pad(encoding.superpixel_tokens.token_mask, (1, 0), value=True)
-        normalized = fused.new_zeros(fused.shape)
-        normalized[rows] = self.norm(fused[rows])
+        normalized = self.norm(fused.flatten(0, 1), rows.flatten()).view_as(fused)
         return self.projection(self.dropout(normalized))[:, 1:]
 
 
@@ -938,7 +993,7 @@ class CastForSemanticSegmentation(CastPreTrainedModel):
         # Worth its one host read (skipped when compiling): an out-of-range label would count towards another
         # (superpixel, class) pair below, a silently wrong loss.
         out_of_range = ((labels < 0) | (labels >= self.num_labels)) & labelled
-        if not torch.compiler.is_compiling() and bool(out_of_range.any()):
+        if not is_tracing(labels) and bool(out_of_range.any()):
             raise ValueError(
                 f"`labels` must lie in [0, {self.num_labels}) or equal semantic_loss_ignore_index={ignore_index}"
             )

@@ -23,6 +23,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
+import torch
 import transformers
 from conftest import tiny_config_kwargs
 
@@ -117,14 +118,16 @@ class CastModelTesterBase:
         self.batch_size = batch_size
         self.image_size = image_size
         self.is_training = is_training
-        self.kwargs = tiny_config_kwargs(image_size=image_size, **config_overrides)
+        # every 8x8 cell is its own superpixel (conftest.block_superpixels): a token budget of exactly that many
+        # tokens, so that the common tests' sequence lengths hold
+        grid_cells = (image_size // 8) ** 2
+        self.kwargs = tiny_config_kwargs(image_size=image_size, max_superpixel_tokens=grid_cells, **config_overrides)
         self.num_channels = 3
         self.hidden_size = self.kwargs["hidden_size"]
         self.num_attention_heads = self.kwargs["num_attention_heads"]
         self.num_hidden_layers = sum(self.kwargs["depths"])
         self.num_labels = self.kwargs["num_labels"]
-        # every 8x8 cell is its own superpixel (conftest.block_superpixels): (32 / 8)^2 tokens plus the class token
-        self.seq_length = (image_size // 8) ** 2 + 1
+        self.seq_length = grid_cells + 1  # plus the class token
 
     def get_config(self) -> CastConfig:
         return CastConfig(**self.kwargs, attn_implementation="eager")
@@ -135,12 +138,28 @@ class CastModelTestMixin:
     token ids and an embedding table, which no CAST model has (its tokens are built from pixels and superpixels)."""
 
     test_resize_embeddings = False
-    test_torch_exportable = False
     test_mismatched_shapes = False
     has_attentions = True
     # The last stage's grouping only produces the coarsest level of the hierarchy through an argmax, so its
     # centering block receives no gradient from an image-level loss (official CAST freezes it for that reason).
     test_all_params_have_gradient = False
+
+    def test_torch_export(self):
+        """`test_torch_exportable`: every model class exports with `torch.export` (the sdist lacks transformers'
+        exporter mixin, so CAST runs its own check) and the exported program reproduces the eager outputs."""
+        if not self.test_torch_exportable:
+            self.skipTest(reason="test_torch_exportable is False")
+        config, inputs_dict = self.model_tester.prepare_config_and_inputs_for_common()
+        for model_class in self.all_model_classes:
+            with self.subTest(model_class.__name__):
+                model = model_class(config).eval()
+                inputs = self._prepare_for_class(inputs_dict, model_class)
+                program = torch.export.export(model, (), inputs, strict=False)
+                with torch.no_grad():
+                    exported, eager = program.module()(**inputs), model(**inputs)
+                for name, value in eager.items():
+                    if isinstance(value, torch.Tensor):
+                        torch.testing.assert_close(exported[name], value, atol=1e-5, rtol=1e-5, msg=name)
 
     @unittest.skip(reason="CAST has no inputs_embeds: tokens are built from pixels and superpixels")
     def test_inputs_embeds(self):

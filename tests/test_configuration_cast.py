@@ -82,3 +82,9 @@ def test_config_num_labels_zero_gives_identity_head():
     with torch.device("meta"):
         model = CastForImageClassification(CastConfig(num_labels=0, hidden_size=96, num_attention_heads=6))
     assert isinstance(model.classifier, torch.nn.Identity)
+
+
+@pytest.mark.parametrize("value, error", [(0, ValueError), (-3, ValueError), (196.0, TypeError), ("196", TypeError)])
+def test_config_rejects_bad_token_budgets(value, error):
+    with pytest.raises(error, match="max_superpixel_tokens"):
+        CastConfig(max_superpixel_tokens=value)

@@ -30,29 +30,38 @@ SUPERPIXELS = torch.tensor(
 
 
 def test_map_superpixels_to_tokens_on_the_stem_grid():
-    mapping = map_superpixels_to_tokens(SUPERPIXELS, stride=2, with_pixel_tokens=True)
+    mapping = map_superpixels_to_tokens(SUPERPIXELS, stride=2, num_tokens=5, with_pixel_tokens=True)
     assert mapping.pooling_ids.tolist() == [[[0, 1], [2, 4]]]
     assert mapping.token_counts.tolist() == [5] and mapping.num_tokens == 5
     assert mapping.cell_counts.tolist() == [[1, 1, 1, 0, 1]]
     assert mapping.seed_candidate_mask.tolist() == [[True, True, True, False, True]]
-    assert mapping.token_mask.all() and not mapping.has_padding
+    assert mapping.token_mask.all()
     assert mapping.pixel_tokens.tolist() == [[[0, 0, 1, 1], [0, 3, 1, 1], [2, 2, 4, 4], [2, 2, 4, 4]]]
 
 
 def test_map_superpixels_to_tokens_pads_images_with_fewer_tokens():
     superpixels = torch.cat([SUPERPIXELS, torch.zeros_like(SUPERPIXELS)])  # the second image: one superpixel
-    mapping = map_superpixels_to_tokens(superpixels, stride=2)
-    assert mapping.token_counts.tolist() == [5, 1] and mapping.has_padding
+    mapping = map_superpixels_to_tokens(superpixels, stride=2, num_tokens=5)
+    assert mapping.token_counts.tolist() == [5, 1]
     assert mapping.token_mask.tolist() == [[True] * 5, [True, False, False, False, False]]
     assert mapping.cell_counts[1].tolist() == [4, 0, 0, 0, 0]
     assert mapping.pixel_tokens is None  # not asked for
 
 
 def test_map_superpixels_to_tokens_at_pixel_resolution_keeps_every_id():
-    mapping = map_superpixels_to_tokens(SUPERPIXELS, stride=1, with_pixel_tokens=True)
+    mapping = map_superpixels_to_tokens(SUPERPIXELS, stride=1, num_tokens=6, with_pixel_tokens=True)
     assert mapping.num_tokens == 6
     assert mapping.cell_counts.tolist() == [[3, 4, 4, 1, 3, 1]]
     assert torch.equal(mapping.pixel_tokens, SUPERPIXELS)
+
+
+def test_map_superpixels_to_tokens_pads_every_image_to_the_budget():
+    """The token count is the static budget, whatever the data: the tokens past an image's own are padding."""
+    mapping = map_superpixels_to_tokens(SUPERPIXELS, stride=2, num_tokens=8, with_pixel_tokens=True)
+    assert mapping.num_tokens == 8 and mapping.token_counts.tolist() == [5]
+    assert mapping.token_mask.tolist() == [[True] * 5 + [False] * 3]
+    assert mapping.cell_counts.tolist() == [[1, 1, 1, 0, 1, 0, 0, 0]]
+    assert mapping.pixel_tokens.tolist() == [[[0, 0, 1, 1], [0, 3, 1, 1], [2, 2, 4, 4], [2, 2, 4, 4]]]
 
 
 def test_segment_sizes_count_cells_per_image():

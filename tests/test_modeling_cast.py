@@ -10,7 +10,13 @@ from parameterized import parameterized
 from conftest import block_superpixels, tiny_config_kwargs
 from hf_common_tests import CastModelTestMixin, CastModelTesterBase, import_common
 
-from modeling_cast import CastConfig, CastForImageClassification, CastForSemanticSegmentation, CastModel
+from modeling_cast import (
+    CastConfig,
+    CastForImageClassification,
+    CastForPreTraining,
+    CastForSemanticSegmentation,
+    CastModel,
+)
 
 common = import_common("test_modeling_common")
 config_common = import_common("test_configuration_common")
@@ -83,7 +89,7 @@ def _tiny_model(cls=CastForImageClassification, **overrides):
 
 
 def test_model_outputs_shapes_and_hierarchy_nesting():
-    model = _tiny_model(image_size=64, num_segments=[8, 4])
+    model = _tiny_model(image_size=64, num_segments=[8, 4], max_superpixel_tokens=64)
     pixel_values = torch.randn(2, 3, 64, 64)
     superpixels = block_superpixels(2, 64, 64)
     with torch.no_grad():
@@ -162,7 +168,7 @@ def test_model_uniform_image_has_valid_hierarchy():
 
 
 def test_model_fewer_superpixels_than_segments():
-    model = _tiny_model(num_segments=[12, 3])
+    model = _tiny_model(num_segments=[12, 3], max_superpixel_tokens=8)  # (no padding rows, whose logits are 0)
     superpixels = block_superpixels(1, 32, 32) // 2  # 8 superpixels, 12 segments wanted
     with torch.no_grad():
         out = model(torch.randn(1, 3, 32, 32), superpixels, output_assignments=True)
@@ -177,7 +183,7 @@ def test_model_fewer_superpixels_than_segments():
 def test_model_empty_and_vanished_superpixels():
     """Ids that never hit the stem grid: below the image's largest surviving id they become empty tokens; above
     it, their pixels take the segment of the grid cell they lie in."""
-    model = _tiny_model()
+    model = _tiny_model(max_superpixel_tokens=16)
     superpixels = block_superpixels(1, 32, 32)
     superpixels[0, 3, 3:6] = 16  # a sliver off the sampling lattice with an id above every surviving id
     superpixels[0, 9, 9] = superpixels[0, 8, 8].clone()  # keep the grid intact
@@ -292,3 +298,102 @@ def test_model_rejects_bad_inputs(pixel_values, superpixels, error, match):
     model = _tiny_model()
     with pytest.raises(error, match=match):
         model(pixel_values=pixel_values, superpixels=superpixels)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# static shapes: the token budget, torch.compile without graph breaks or recompiles, any input dtype
+
+STATIC_HEADS = [CastModel, CastForImageClassification, CastForSemanticSegmentation, CastForPreTraining]
+
+
+def _static_model(cls, **overrides):
+    kwargs = dict(image_size=64, num_segments=[8, 4], max_superpixel_tokens=64)
+    if cls is CastForPreTraining:
+        kwargs.update(pretraining_projection_dim=16, pretraining_hidden_dim=24)
+    return _tiny_model(cls, **{**kwargs, **overrides})
+
+
+def _static_inputs(cls, batch_size, divisor, seed):
+    superpixels = block_superpixels(batch_size, 64, 64, seed=seed) // divisor
+    inputs = {"pixel_values": torch.randn(batch_size, 3, 64, 64), "superpixels": superpixels}
+    if cls is CastForPreTraining:
+        inputs.update(pixel_values_2=inputs["pixel_values"].flip(-1), superpixels_2=superpixels.flip(-1))
+    return inputs
+
+
+def test_model_superpixels_over_the_token_budget_raise():
+    model = _static_model(CastModel, max_superpixel_tokens=40)
+    with pytest.raises(ValueError, match=r"64 superpixel tokens.*`max_superpixel_tokens`=40"):
+        model(**_static_inputs(CastModel, 1, 1, 0))
+    # an id above the budget off the pooling grid has no token and is allowed
+    superpixels = block_superpixels(1, 64, 64) // 2
+    superpixels[0, 3, 3] = 50
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64), superpixels).hierarchy.shape == (1, 2, 64, 64)
+
+
+def test_model_padding_to_the_budget_changes_nothing():
+    """The same weights with a budget of exactly the image's tokens and a larger one: same seeds, hierarchy, logits."""
+    inputs = _static_inputs(CastForImageClassification, 2, 1, 0)
+    exact = _static_model(CastForImageClassification)
+    padded = _static_model(CastForImageClassification, max_superpixel_tokens=96)
+    padded.load_state_dict(exact.state_dict())
+    with torch.no_grad():
+        out_exact, out_padded = exact(**inputs, output_assignments=True), padded(**inputs, output_assignments=True)
+    assert torch.equal(out_exact.hierarchy, out_padded.hierarchy)
+    assert all(torch.equal(a, b) for a, b in zip(out_exact.seed_indices, out_padded.seed_indices))
+    torch.testing.assert_close(out_exact.logits, out_padded.logits, atol=1e-5, rtol=1e-5)
+    assert out_padded.assignment_logits[0].shape[1] == 96 and not out_padded.assignment_logits[0][:, 64:].any()
+
+
+@pytest.mark.parametrize("cls", STATIC_HEADS)
+def test_model_compiles_to_one_graph_without_breaks(cls):
+    model = _static_model(cls)
+    explanation = torch._dynamo.explain(model)(**_static_inputs(cls, 2, 3, 0))
+    assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
+
+
+@pytest.mark.parametrize("cls", STATIC_HEADS)
+def test_model_fullgraph_compile_runs_a_batch(cls):
+    torch._dynamo.reset()
+    model = _static_model(cls)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    inputs = _static_inputs(cls, 2, 3, 0)
+    with torch.no_grad():
+        out, eager = compiled(**inputs), model(**inputs)
+    assert torch.equal(out.hierarchy, eager.hierarchy)
+    features = "pooler_output" if cls in (CastModel, CastForPreTraining) else "logits"
+    torch.testing.assert_close(out[features], eager[features], atol=1e-5, rtol=1e-5)
+
+
+def test_model_compiled_once_for_every_superpixel_count_and_batch_size():
+    """Batches with other superpixel counts reuse the graph; a dynamic batch dimension covers other batch sizes."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    model = _static_model(CastForImageClassification)
+    counter = CompileCounter()
+    compiled = torch.compile(model, fullgraph=True, backend=counter)
+    for batch_size, divisor, seed in [(2, 1, 0), (2, 3, 1), (3, 2, 2), (5, 7, 3)]:
+        inputs = _static_inputs(CastForImageClassification, batch_size, divisor, seed)
+        torch._dynamo.mark_dynamic(inputs["pixel_values"], 0)
+        torch._dynamo.mark_dynamic(inputs["superpixels"], 0)
+        with torch.no_grad():
+            assert torch.equal(compiled(**inputs).hierarchy, model(**inputs).hierarchy)
+    assert counter.frame_count == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("cls", STATIC_HEADS)
+def test_model_half_precision_accepts_float32_inputs(cls, dtype):
+    """A half-precision model takes the processor's float32 pixels; grouping and composition stay in float32."""
+    model = _static_model(cls).to(dtype)
+    with torch.no_grad():
+        out = model(**_static_inputs(cls, 2, 3, 0), output_hierarchy=True)
+    assert out.hierarchy.dtype == torch.int64 and out.hierarchy_scores.dtype == torch.float32
+    features = "pooler_output" if cls in (CastModel, CastForPreTraining) else "logits"
+    assert out[features].dtype == dtype and torch.isfinite(out[features].float()).all()
+    if cls is not CastForSemanticSegmentation and cls is not CastForPreTraining:
+        with torch.no_grad():
+            logits = model(**_static_inputs(cls, 2, 3, 0), output_assignments=True).assignment_logits
+        assert all(level.dtype == torch.float32 for level in logits)

@@ -25,6 +25,7 @@ from modeling_cast import (
     CastImageProcessor,
     CastModel,
 )
+from modeling_cast.modeling_cast import CastMaskedBatchNorm
 
 NUM_CLASSES = 3
 
@@ -161,3 +162,25 @@ def test_semantic_pipeline_returns_class_masks_at_original_size(saved, caplog):
     assert segments and {s["label"] for s in segments} <= {"sky", "grass", "cat"}
     coverage = sum(np.array(s["mask"]) // 255 for s in segments)
     assert coverage.shape == (50, 70) and (coverage == 1).all()
+
+
+def test_masked_batch_norm_matches_batch_norm_on_the_marked_rows():
+    """Training statistics and running-statistics updates over the marked rows equal nn.BatchNorm1d's on those rows
+    alone; unmarked rows come out as zeros; eval uses the running statistics."""
+    torch.manual_seed(0)
+    features = torch.randn(10, 6)
+    row_mask = torch.tensor([True, False, True, True, False, True, True, True, False, True])
+    for momentum in (0.1, None):
+        masked, reference = CastMaskedBatchNorm(6, momentum=momentum), torch.nn.BatchNorm1d(6, momentum=momentum)
+        with torch.no_grad():
+            masked.weight.uniform_(0.5, 2)
+            masked.bias.uniform_(-1, 1)
+        reference.load_state_dict(masked.state_dict())
+        for _ in range(2):
+            output = masked(features, row_mask)
+            torch.testing.assert_close(output[row_mask], reference(features[row_mask]), atol=1e-6, rtol=1e-5)
+            assert not output[~row_mask].any()
+        for name, buffer in reference.state_dict().items():
+            torch.testing.assert_close(masked.state_dict()[name], buffer, atol=1e-6, rtol=1e-5)
+        masked.eval(), reference.eval()
+        torch.testing.assert_close(masked(features, row_mask)[row_mask], reference(features[row_mask]))
