@@ -659,6 +659,8 @@ def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor |
         raise ValueError(
             f"`pixel_values` must have shape (batch, {config.num_channels}, height, width), got {tuple(pixel_values.shape)}"
         )
+    if pixel_values.shape[0] == 0:  # a shape, known without reading values: free, also while tracing
+        raise ValueError("`pixel_values` must hold at least one image, got batch size 0")
     height, width = pixel_values.shape[-2:]
     patch = config.patch_size
     if height < patch or width < patch or height % patch or width % patch:

@@ -397,3 +397,11 @@ def test_model_half_precision_accepts_float32_inputs(cls, dtype):
         with torch.no_grad():
             logits = model(**_static_inputs(cls, 2, 3, 0), output_assignments=True).assignment_logits
         assert all(level.dtype == torch.float32 for level in logits)
+
+
+@pytest.mark.parametrize("head", [CastModel, CastForImageClassification, CastForSemanticSegmentation])
+def test_model_empty_batch_raises_a_value_error_naming_the_batch_size(head):
+    model = head(CastConfig(**tiny_config_kwargs())).eval()
+    pixel_values, superpixels = torch.zeros(0, 3, 32, 32), torch.zeros(0, 32, 32, dtype=torch.long)
+    with pytest.raises(ValueError, match="`pixel_values` must hold at least one image, got batch size 0"):
+        model(pixel_values, superpixels)

@@ -314,3 +314,14 @@ def test_pipeline_loads_without_asking_to_run_custom_code(checkpoints, monkeypat
     folder = checkpoints["classifier" if task == "image-classification" else "backbone"]
     pipeline(task, model=folder)
     assert prompts == []
+
+
+@pytest.mark.parametrize("task", ["image-segmentation", "hierarchical-segmentation", "image-classification"])
+def test_half_precision_pipelines_run(tmp_path, task):
+    """bf16 models in every pipeline: the processor returns float32 `pixel_values`, the model casts them."""
+    model = CastForImageClassification(CastConfig(**tiny_config_kwargs())).eval()
+    model.save_pretrained(tmp_path)
+    CastImageProcessor(size={"height": 32, "width": 32}, n_segments=12).save_pretrained(tmp_path)
+    runner = pipeline(task, model=str(tmp_path), dtype=torch.bfloat16)
+    assert runner.model.dtype == torch.bfloat16
+    assert runner(Image.fromarray(smooth_image(40, 48, 0)))
