@@ -25,6 +25,7 @@ FAST = settings(
     max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow], database=None
 )
 MODEL_SIZE = 32
+MANY_IDS = 200
 
 
 def _seeds_available() -> bool:
@@ -41,7 +42,8 @@ METHODS = ["slic", "seeds"] if _seeds_available() else ["slic"]
 @functools.lru_cache(maxsize=1)
 def _model() -> CastModel:
     torch.manual_seed(0)
-    return CastModel(CastConfig(**tiny_config_kwargs())).eval()
+    # a token budget above the largest id the generated maps hold (the "many" maps draw ids below 200)
+    return CastModel(CastConfig(**tiny_config_kwargs(max_superpixel_tokens=MANY_IDS))).eval()
 
 
 def _image(height: int, width: int, dtype: str, channels: int | None, seed: int) -> np.ndarray:
@@ -107,7 +109,7 @@ def _superpixel_map(kind: str, seed: int) -> torch.Tensor:
         return torch.zeros(MODEL_SIZE, MODEL_SIZE, dtype=torch.long)
     cell = {"blocks": 8, "holes": 8, "many": 2}[kind]
     grid = MODEL_SIZE // cell
-    ids = rng.integers(0, {"blocks": 6, "holes": 6, "many": 200}[kind], size=(grid, grid))
+    ids = rng.integers(0, {"blocks": 6, "holes": 6, "many": MANY_IDS}[kind], size=(grid, grid))
     if kind == "holes":
         ids = ids * 7 + 3  # ids with gaps, none of them 0
     return torch.from_numpy(np.kron(ids, np.ones((cell, cell), dtype=np.int64)))
