@@ -46,6 +46,7 @@ if str(_REPO_ROOT) not in sys.path:
 import modeling_cast.modeling_cast as cast_modeling_module  # noqa: E402  (the module whose FPS name is wrapped)
 from modeling_cast import CastConfig, CastModel  # noqa: E402
 from processing import CastImageProcessor  # noqa: E402
+from processing.evaluation.metrics import matched_pixel_agreement  # noqa: E402
 from transformers import ViTConfig, ViTModel  # noqa: E402
 
 # Colour photos bundled with scikit-image (no download needed), cycled to fill a batch.
@@ -556,19 +557,6 @@ def _exported_routes(cast: CastModel, batch: dict, args) -> list[tuple]:
     return routes
 
 
-def _matched_agreement(reference: torch.Tensor, other: torch.Tensor) -> float:
-    """Share of pixels whose segment agrees once the ids of `other` are matched one to one to those of `reference`
-    (the matching that maximises the overlap, Hungarian algorithm)."""
-    from scipy.optimize import linear_sum_assignment
-
-    size = int(max(reference.max(), other.max())) + 1
-    overlap = torch.zeros(size, size, dtype=torch.long)
-    overlap.index_put_((reference.flatten(), other.flatten()), torch.ones(reference.numel(), dtype=torch.long),
-                       accumulate=True)
-    rows, cols = linear_sum_assignment(overlap.numpy(), maximize=True)
-    return float(overlap[rows, cols].sum()) / reference.numel()
-
-
 def print_dtype_agreement(preset: str, inputs: dict) -> None:
     """Per level, the mean over the photos of the matched pixel agreement of float16 and bfloat16 with float32."""
     torch.manual_seed(0)
@@ -583,7 +571,7 @@ def print_dtype_agreement(preset: str, inputs: dict) -> None:
     for dtype in (torch.float16, torch.bfloat16):
         per_level = [
             statistics.mean(
-                _matched_agreement(hierarchies[torch.float32][image, level], hierarchies[dtype][image, level])
+                matched_pixel_agreement(hierarchies[torch.float32][image, level], hierarchies[dtype][image, level])
                 for image in range(num_images)
             )
             for level in range(num_levels)

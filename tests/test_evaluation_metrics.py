@@ -17,6 +17,7 @@ from processing.evaluation.metrics import (
     hierarchy_level_scores,
     hungarian_mean_iou,
     mean_iou,
+    matched_pixel_agreement,
     metrics_from_confusion_matrix,
     oracle_segment_labels,
     region_mean_iou,
@@ -442,3 +443,18 @@ def test_region_metrics_memory_follows_the_labels_present_not_the_largest_id():
     assert large_quality == superpixel_quality(segments, reference)
     labels = oracle_segment_labels(large_segments, large_reference)
     np.testing.assert_array_equal(np.where(labels == 60000, 2, labels), oracle_segment_labels(segments, reference))
+
+
+def test_matched_pixel_agreement_matches_ids_one_to_one():
+    reference = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]])
+    renamed = (reference + 5) % 3 * 10  # the same partition under other ids
+    assert matched_pixel_agreement(reference, renamed) == 1.0
+    # one pixel moved from segment 0 to segment 1: 11 of 12 pixels agree; merging two segments of 4 and 4 pixels
+    # into one leaves one of them unmatched: 8 of 12
+    moved = reference.copy()
+    moved[0, 1] = 1
+    assert matched_pixel_agreement(reference, moved) == 11 / 12
+    merged = np.where(reference == 1, 0, reference)
+    assert matched_pixel_agreement(reference, merged) == 8 / 12
+    with pytest.raises(ValueError, match=r"`reference\[0\]` has shape \(3, 4\) but `other\[0\]` has \(2, 4\)"):
+        matched_pixel_agreement(reference, reference[:2])

@@ -25,6 +25,7 @@ from ..image_inputs_cast import check_non_negative, integer_array, split_batch
 
 
 __all__ = [
+    "matched_pixel_agreement",
     "BSDS_BOUNDARY_TOLERANCE",
     "boundary_f_score",
     "boundary_map",
@@ -509,6 +510,28 @@ def _overlaps(
         np.stack([segment_index[labeled], reference[labeled]]).astype(np.int64), axis=1, return_counts=True
     )
     return pairs[0], pairs[1], counts.astype(np.int64)
+
+
+def matched_pixel_agreement(reference, other) -> float:
+    """Share of pixels on which two segmentations of the same image agree once the ids of `other` are matched one to
+    one to those of `reference` (the matching that maximizes the overlap, Hungarian algorithm). 1.0 for the same
+    partition under other ids; used to compare a model's hierarchy across dtypes or devices.
+
+    Args:
+        reference, other (`np.ndarray` or `torch.Tensor` of shape `(height, width)`): non-negative integer ids.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    (reference,), (other,) = _paired_maps([reference], [other], "reference", "other")
+    _check_non_negative(reference, "reference")
+    _check_non_negative(other, "other")
+    # overlaps of the ids present only, so memory follows the pixels, not the largest id
+    reference_ids, reference_index = np.unique(reference, return_inverse=True)
+    other_ids, other_index = np.unique(other, return_inverse=True)
+    overlap = np.zeros((len(reference_ids), len(other_ids)), dtype=np.int64)
+    np.add.at(overlap, (reference_index.ravel(), other_index.ravel()), 1)
+    rows, columns = linear_sum_assignment(overlap, maximize=True)
+    return float(overlap[rows, columns].sum()) / reference.size
 
 
 def _contingency_table(reference: np.ndarray, segments: np.ndarray, ignore_index: int | None) -> np.ndarray:
