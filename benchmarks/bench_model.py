@@ -9,7 +9,7 @@ Run from the repository root:
     .venv/bin/python benchmarks/bench_model.py --compiled --exported     # adds compiled / exported / onnxruntime rows
     .venv/bin/python benchmarks/bench_model.py --dtype-agreement        # float16 / bfloat16 hierarchy vs float32
 
-Everything runs in one process, on CPU, in eval mode under `torch.inference_mode()`, with randomly initialised
+Everything runs in one process, on CPU, in eval mode under `torch.inference_mode()`, with randomly initialized
 weights (timing does not depend on the values, except through the realistic superpixel counts of the inputs):
 
 1. Real photos from `skimage.data`, cycled to fill the largest batch, go once through `CastImageProcessor()`
@@ -49,7 +49,7 @@ from processing import CastImageProcessor  # noqa: E402
 from processing.evaluation.metrics import matched_pixel_agreement  # noqa: E402
 from transformers import ViTConfig, ViTModel  # noqa: E402
 
-# Colour photos bundled with scikit-image (no download needed), cycled to fill a batch.
+# Color photos bundled with scikit-image (no download needed), cycled to fill a batch.
 _PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "colorwheel")
 
 TARGET_RATIO = 0.7  # CAST-B batch 8 forward <= 0.7x ViT-B/16

@@ -14,9 +14,9 @@ What is timed, for each model, in a fresh process of its own (so that the peak m
    superpixels, 224x224), giving realistic superpixel counts; random labels of 1000 classes. Not timed.
 2. Models: `CastForImageClassification` with the cast-small preset and `ViTForImageClassification` with the
    ViT-S/16 (DeiT-S) shape: 384 wide, 12 layers, 6 heads, MLP 1536, patch 16; both with 1000 classes, randomly
-   initialised, default (sdpa) attention, in train mode.
+   initialized, default (sdpa) attention, in train mode.
 3. One step = forward with labels (cross-entropy loss), backward, `torch.optim.AdamW.step()`, `zero_grad()`.
-   The median over `--repeats` steps after `--warmup` steps is reported (`time.perf_counter`, CUDA synchronised).
+   The median over `--repeats` steps after `--warmup` steps is reported (`time.perf_counter`, CUDA synchronized).
 4. Peak memory: CPU, the process's peak resident set size (`resource.getrusage`, `ru_maxrss`) and its growth from
    just before the first step (model, inputs and processor loaded); CUDA, `torch.cuda.max_memory_allocated`.
 

@@ -84,8 +84,8 @@ class CastConfig(PretrainedConfig):
         patch_size (`int`, *optional*, defaults to 8):
             Total stride of the convolutional stem (a power of two between 2 and 16; the official stem uses 8).
         initializer_range (`float`, *optional*, defaults to 0.01):
-            Standard deviation of the normal initialisation of the classifier head (the official linear-probing
-            initialisation) and of the grouping centering bias.
+            Standard deviation of the normal initialization of the classifier head (the official linear-probing
+            initialization) and of the grouping centering bias.
         batch_norm_eps (`float`, *optional*, defaults to 1e-5):
             Epsilon of the stem BatchNorms.
         pooling_num_attention_heads (`int`, *optional*, defaults to 12):

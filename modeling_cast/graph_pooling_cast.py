@@ -6,7 +6,7 @@ Shape legend: B = batch, P = pooling cells (stem grid cells h * w, or pixels H *
 K = segments of the next level, C = channels, L = levels, H/W = input pixels, h/w = stem grid.
 
 Each helper is the single implementation of its concept; the modules in `modeling_cast.py` and every head use
-these. The behaviour follows the official implementation (github.com/twke18/CAST) as described in this project's
+these. The behavior follows the official implementation (github.com/twke18/CAST) as described in this project's
 reference notes, with one deliberate difference: tokens beyond an image's own superpixel count (padding up to the
 model's static token budget) take part in nothing, so results never depend on batch-mates or on the budget.
 
@@ -40,7 +40,7 @@ class SuperpixelTokens:
     pixels themselves. An image's tokens are the ids `0 .. m`, where `m` is its largest id found on a pooling cell.
     An id below `m` that no cell carries is an *empty* token: zero features, never a segment seed. An id above `m`
     has no token; its pixels belong to the token of the stem grid cell they lie in. (The official notebooks instead
-    copy the last token's label, an artefact of padding a label list.)
+    copy the last token's label, an artifact of padding a label list.)
 
     Attributes:
         pooling_ids (`torch.LongTensor` of shape `(batch_size, cells_height, cells_width)`):

@@ -98,7 +98,7 @@ def _drop_false_unsupported_model_error(record) -> bool:
 logging.get_logger("transformers.pipelines.base").addFilter(_drop_false_unsupported_model_error)
 
 
-# The official class token is initialised from N(0, 1e-6^2) (MoCo-v3 ViT recipe, kept by CAST).
+# The official class token is initialized from N(0, 1e-6^2) (MoCo-v3 ViT recipe, kept by CAST).
 _CLASS_TOKEN_INIT_STD = 1e-6
 # The learned position table of the official DeiT variant starts from a truncated N(0, 0.02^2) (timm's default).
 _LEARNED_POSITION_INIT_STD = 0.02
@@ -183,7 +183,7 @@ class CastSemanticSegmenterOutput(_CastHierarchyFields, SemanticSegmenterOutput)
 
     Args:
         loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is provided):
-            Cross-entropy over the labelled pixels (label `config.semantic_loss_ignore_index` is ignored).
+            Cross-entropy over the labeled pixels (label `config.semantic_loss_ignore_index` is ignored).
         logits (`torch.FloatTensor` of shape `(batch_size, config.num_labels, height, width)`):
             Class scores at the input resolution: each superpixel's scores painted onto its pixels, so predictions
             follow superpixel boundaries exactly.
@@ -531,7 +531,7 @@ class CastStage(nn.Module):
         """
         with_class = F.pad(token_mask, (1, 0), value=True)
         # Always a mask: transformers would otherwise read the mask back to the host to see whether it can be
-        # dropped (one synchronisation per call, and a data-dependent branch when tracing).
+        # dropped (one synchronization per call, and a data-dependent branch when tracing).
         block_mask = create_bidirectional_mask(
             self.config, hidden_states, with_class, allow_is_bidirectional_skip=False
         )
@@ -612,13 +612,13 @@ class CastPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Official initialisation (MoCo-v3 ViT recipe used by CAST); children are visited before parents."""
+        """Official initialization (MoCo-v3 ViT recipe used by CAST); children are visited before parents."""
         if isinstance(module, nn.Linear):
             init.xavier_uniform_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Conv2d):
-            init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # PyTorch's default Conv2d initialisation
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # PyTorch's default Conv2d initialization
             if module.bias is not None:
                 fan_in = module.weight[0].numel()
                 init.uniform_(module.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
@@ -898,7 +898,7 @@ class CastMaskedBatchNorm(nn.BatchNorm1d):
 class CastLevelFusion(nn.Module):
     """Fuses every stage onto the finest tokens (official segmentation variant): each stage's tokens are copied
     back to the superpixel tokens they grouped (hard assignment), concatenated with the superpixel tokens, and
-    normalised (BatchNorm over channels, class tokens included), dropped out and projected back to `hidden_size`."""
+    normalized (BatchNorm over channels, class tokens included), dropped out and projected back to `hidden_size`."""
 
     def __init__(self, config: CastConfig):
         super().__init__()
@@ -929,10 +929,10 @@ class CastForSemanticSegmentation(CastPreTrainedModel):
 
     Fine-tuning follows the official recipe with more segments per stage than pretraining (e.g.
     `num_segments=[320, 160, 80, 40]`) and `token_pooling_resolution="pixel"`; any CAST backbone checkpoint
-    initialises it (`from_pretrained(..., num_labels=K)`).
+    initializes it (`from_pretrained(..., num_labels=K)`).
     """
 
-    accepts_loss_kwargs = False  # the loss is a plain mean over labelled pixels
+    accepts_loss_kwargs = False  # the loss is a plain mean over labeled pixels
 
     def __init__(self, config: CastConfig):
         super().__init__(config)
@@ -979,7 +979,7 @@ class CastForSemanticSegmentation(CastPreTrainedModel):
     def _superpixel_cross_entropy(
         self, token_logits: torch.Tensor, pixel_tokens: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor:
-        """Mean cross-entropy over labelled pixels, computed per superpixel: a pixel's logits are its superpixel's,
+        """Mean cross-entropy over labeled pixels, computed per superpixel: a pixel's logits are its superpixel's,
         so the sum over pixels is a sum over (superpixel, class) pairs weighted by pixel counts. Equal to
         `cross_entropy(logits, labels, ignore_index=...)` on the painted logits, without a softmax per pixel."""
         ignore_index = self.config.semantic_loss_ignore_index
@@ -991,10 +991,10 @@ class CastForSemanticSegmentation(CastPreTrainedModel):
                 f"got {tuple(labels.shape)}"
             )
         labels = labels.long()
-        labelled = labels != ignore_index
+        labeled = labels != ignore_index
         # Worth its one host read (skipped when compiling): an out-of-range label would count towards another
         # (superpixel, class) pair below, a silently wrong loss.
-        out_of_range = ((labels < 0) | (labels >= self.num_labels)) & labelled
+        out_of_range = ((labels < 0) | (labels >= self.num_labels)) & labeled
         if not is_tracing(labels) and bool(out_of_range.any()):
             raise ValueError(
                 f"`labels` must lie in [0, {self.num_labels}) or equal semantic_loss_ignore_index={ignore_index}"
@@ -1004,7 +1004,7 @@ class CastForSemanticSegmentation(CastPreTrainedModel):
         # ignored pixels count with weight 0 (their label clamped into range), so no data-dependent indexing
         pair = ((pixel_tokens + offsets) * num_labels + labels.clamp(0, num_labels - 1)).flatten()
         counts = torch.zeros(token_logits.numel(), dtype=torch.long, device=labels.device)
-        counts = counts.scatter_add_(0, pair, labelled.flatten().long()).view_as(token_logits)
+        counts = counts.scatter_add_(0, pair, labeled.flatten().long()).view_as(token_logits)
         log_probabilities = token_logits.float().log_softmax(dim=-1)
         return -(counts * log_probabilities).sum() / counts.sum().clamp(min=1)
 

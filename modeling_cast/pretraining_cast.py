@@ -136,7 +136,7 @@ class CastForPreTraining(CastPreTrainedModel):
     momentum encoder is part of the state dict, so checkpoints and resumed runs include it.
 
     The forward pass takes two augmented views of the same images and returns the contrastive loss, with or without
-    labels, so `Trainer` computes it during evaluation as well. When `torch.distributed` is initialised with several
+    labels, so `Trainer` computes it during evaluation as well. When `torch.distributed` is initialized with several
     processes, the keys of all processes are gathered (without gradient) and every query is contrasted with all of
     them, as in the official multi-GPU training.
     """
@@ -166,7 +166,7 @@ class CastForPreTraining(CastPreTrainedModel):
         model, loading_info = super().from_pretrained(
             pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
         )
-        # loading materialises parameters anew (with requires_grad=True)
+        # loading materializes parameters anew (with requires_grad=True)
         model._freeze_momentum_encoder()
         missing_momentum = [key for key in loading_info["missing_keys"] if key.startswith(_MOMENTUM_PREFIXES)]
         if missing_momentum:
@@ -178,7 +178,7 @@ class CastForPreTraining(CastPreTrainedModel):
         return (model, loading_info) if output_loading_info else model
 
     def _freeze_momentum_encoder(self) -> None:
-        # The momentum encoder is defined as an average of the base encoder, never an optimisation target.
+        # The momentum encoder is defined as an average of the base encoder, never an optimization target.
         self.momentum_cast.requires_grad_(False)
         self.momentum_projector.requires_grad_(False)
 
@@ -203,7 +203,7 @@ class CastForPreTraining(CastPreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
             # Only the MoCo MLPs reach here (the encoders dispatch to CastModel's init): the official heads keep
-            # PyTorch's default Linear initialisation.
+            # PyTorch's default Linear initialization.
             init.kaiming_uniform_(module.weight, a=math.sqrt(5))
         elif isinstance(module, nn.BatchNorm1d):
             if module.affine:
@@ -272,7 +272,7 @@ class CastForPreTraining(CastPreTrainedModel):
             labels.
         gather_keys (`bool`, *optional*):
             Whether to contrast with the keys of all processes. Defaults to `True` when `torch.distributed` is
-            initialised with more than one process; then every process must call the forward pass (as under DDP).
+            initialized with more than one process; then every process must call the forward pass (as under DDP).
         output_hidden_states / output_attentions (`bool`, *optional*):
             Return those of the base encoder on the first view.
         output_hierarchy (`bool`, *optional*, defaults to `not self.training`):

@@ -1,4 +1,4 @@
-"""CastModel / CastForImageClassification: transformers' common model tests plus CAST-specific behaviour."""
+"""CastModel / CastForImageClassification: transformers' common model tests plus CAST-specific behavior."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class CastModelTest(CastModelTestMixin, common.ModelTesterMixin, unittest.TestCa
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# CAST-specific behaviour
+# CAST-specific behavior
 
 
 def _tiny_model(cls=CastForImageClassification, **overrides):

@@ -25,7 +25,7 @@ from transformers.utils.generic import can_return_loss
 
 common = import_common("test_modeling_common")
 
-# The mixin recognises base and pre-training models from transformers' static names; extend them (as
+# The mixin recognizes base and pre-training models from transformers' static names; extend them (as
 # test_modeling_cast does for the base model, so that the tests see the same mapping alone or in the full suite).
 common.MODEL_MAPPING_NAMES = {**common.MODEL_MAPPING_NAMES, "cast": "CastModel"}
 common.MODEL_FOR_PRETRAINING_MAPPING_NAMES = {

@@ -96,7 +96,7 @@ def export_program(
     model: nn.Module, pixel_values: torch.Tensor, superpixels: torch.Tensor
 ) -> torch.export.ExportedProgram:
     """`torch.export` program of `CastExportModule(model)` (in eval mode) with a dynamic batch dimension; the example
-    batch must hold at least two images (a batch of one would be specialised)."""
+    batch must hold at least two images (a batch of one would be specialized)."""
     module = CastExportModule(model.eval())
     return torch.export.export(module, (pixel_values, superpixels), dynamic_shapes=_dynamic_batch(), strict=False)
 
