@@ -153,13 +153,11 @@ def sample_photos() -> list[np.ndarray]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `cast-export` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM,
-        description=(
-            "Export a CAST model folder to ONNX (dynamo exporter, dynamic batch, fixed input size and token budget) "
-            "and verify the graph with onnxruntime against the eager model on real photos."
-        ),
+    description = (
+        "Export a CAST model folder to ONNX (dynamo exporter, dynamic batch, fixed input size and token budget) and "
+        "verify the graph with onnxruntime against the eager model on real photos."
     )
+    parser = argparse.ArgumentParser(prog=PROGRAM, description=description)
     parser.add_argument("model", help="model folder (config.json, weights, preprocessor_config.json)")
     parser.add_argument("--output", required=True, type=Path, metavar="FILE", help="ONNX file to write")
     parser.add_argument(
