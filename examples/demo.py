@@ -46,6 +46,7 @@ if str(_REPO_ROOT) not in sys.path:  # run as `python examples/demo.py` from a s
 
 # importing modeling_cast registers the "cast" model type with the Auto classes and the pipelines
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor  # noqa: E402
+from modeling_cast.configuration_cast import superpixel_token_budget  # noqa: E402
 from processing.evaluation.metrics import hierarchy_level_scores, superpixel_quality  # noqa: E402
 from processing.synthetic.part_whole import (  # noqa: E402
     HELD_OUT_SEED_OFFSET,
@@ -109,6 +110,7 @@ def _train(args: DemoArguments, train_dataset, processor: CastImageProcessor, mo
         num_segments=list(args.num_segments),
         image_size=args.image_size,
         num_labels=len(PART_WHOLE_CLASSES),
+        max_superpixel_tokens=superpixel_token_budget(args.n_segments, args.image_size),
         id2label=dict(enumerate(PART_WHOLE_CLASSES)),
         label2id={name: index for index, name in enumerate(PART_WHOLE_CLASSES)},
     )

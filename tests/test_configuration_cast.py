@@ -88,3 +88,12 @@ def test_config_num_labels_zero_gives_identity_head():
 def test_config_rejects_bad_token_budgets(value, error):
     with pytest.raises(error, match="max_superpixel_tokens"):
         CastConfig(max_superpixel_tokens=value)
+
+
+def test_superpixel_token_budget_adds_half_and_never_exceeds_the_stem_grid():
+    from modeling_cast.configuration_cast import superpixel_token_budget
+
+    assert superpixel_token_budget(64, 96) == 96  # 64 asked, 144 grid cells
+    assert superpixel_token_budget(24, 48) == 36  # 36 asked + half would be 36; the grid has 36 cells
+    assert superpixel_token_budget(196, 224) == 294
+    assert superpixel_token_budget(1000, 64, patch_size=8) == 64

@@ -47,6 +47,7 @@ if str(_REPO_ROOT) not in sys.path:  # run as `python benchmarks/part_whole/run_
     sys.path.insert(0, str(_REPO_ROOT))
 
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor  # noqa: E402
+from modeling_cast.configuration_cast import superpixel_token_budget  # noqa: E402
 from processing.evaluation.metrics import hierarchy_level_scores, superpixel_quality  # noqa: E402
 from processing.synthetic.part_whole import (  # noqa: E402
     HELD_OUT_SEED_OFFSET,
@@ -199,6 +200,7 @@ def build_models(args: BenchmarkArguments) -> tuple[CastForImageClassification, 
         num_segments=list(args.num_segments),
         image_size=args.image_size,
         num_labels=len(PART_WHOLE_CLASSES),
+        max_superpixel_tokens=superpixel_token_budget(args.n_segments, args.image_size),
         id2label=dict(enumerate(PART_WHOLE_CLASSES)),
         label2id={name: index for index, name in enumerate(PART_WHOLE_CLASSES)},
     )

@@ -94,6 +94,7 @@ QUICK_MODEL_NAME = "cast-part-whole-quick"
 QUICK_TRAIN_STEPS = 200
 QUICK_TRAIN_SAMPLES = 800
 _QUICK_IMAGE_SIZE = 96
+_QUICK_SEGMENTS = 64  # superpixels requested, as `make demo` does
 _QUICK_BATCH_SIZE = 32
 _QUICK_LEARNING_RATE = 5e-4
 _QUICK_WEIGHT_DECAY = 0.05
@@ -350,10 +351,12 @@ def train_quick_model(
     """Train the `make demo` architecture on `num_samples` generated part-whole images (class labels only) for `steps`
     steps and save it (weights, config, image processor) into `folder`, written atomically."""
     from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor
+    from modeling_cast.configuration_cast import superpixel_token_budget
     from processing.synthetic.part_whole import PART_WHOLE_CLASSES, render_part_whole_sample
 
     folder = Path(folder)
-    processor = CastImageProcessor(size={"height": _QUICK_IMAGE_SIZE, "width": _QUICK_IMAGE_SIZE}, n_segments=64)
+    size = {"height": _QUICK_IMAGE_SIZE, "width": _QUICK_IMAGE_SIZE}
+    processor = CastImageProcessor(size=size, n_segments=_QUICK_SEGMENTS)
     samples = [render_part_whole_sample(index, _QUICK_IMAGE_SIZE, seed) for index in range(num_samples)]
     inputs = processor([sample.image for sample in samples], return_tensors="pt")
     labels = torch.tensor([sample.label for sample in samples])
@@ -366,6 +369,7 @@ def train_quick_model(
         num_segments=[32, 16, 8, 4],
         image_size=_QUICK_IMAGE_SIZE,
         num_labels=len(PART_WHOLE_CLASSES),
+        max_superpixel_tokens=superpixel_token_budget(_QUICK_SEGMENTS, _QUICK_IMAGE_SIZE),
         id2label=dict(enumerate(PART_WHOLE_CLASSES)),
         label2id={name: index for index, name in enumerate(PART_WHOLE_CLASSES)},
     )
