@@ -17,12 +17,6 @@ import numpy as np
 from transformers.utils import logging
 
 
-try:
-    from skimage.segmentation import slic as _skimage_slic
-except ImportError:  # reported with an install hint when SLIC is actually requested
-    _skimage_slic = None
-
-
 __all__ = [
     "SUPERPIXEL_METHODS",
     "compute_superpixels",
@@ -32,6 +26,11 @@ __all__ = [
     "seeds_superpixels",
     "slic_superpixels",
 ]
+
+try:
+    from skimage.segmentation import slic as _skimage_slic
+except ImportError:  # reported with an install hint when SLIC is actually requested
+    _skimage_slic = None
 
 logger = logging.get_logger(__name__)
 
