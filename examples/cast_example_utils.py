@@ -24,10 +24,8 @@ from processing.synthetic.shapes import SHAPE_NAMES, make_shapes_dataset  # noqa
 
 __all__ = [
     "DataTrainingArguments",
-    "SHAPE_NAMES",
     "build_config",
     "load_image_datasets",
-    "make_shapes_dataset",
     "setup_logging",
     "train_and_evaluate",
     "write_model_card",
