@@ -11,7 +11,8 @@ evaluation of self-supervised backbones), with `Trainer`.
         --optim sgd --learning_rate 0.1 --weight_decay 0 --lr_scheduler_type cosine
 
 Training images get a random resized crop and a horizontal flip, evaluation images the processor's resize and
-center crop; superpixels are computed in the dataset transform (DataLoader workers). The output folder loads with
+center crop; superpixels are computed in the dataset transform (DataLoader workers), or with `--superpixels_on_device`
+by the model itself on the training device (batched tensor SLIC). The output folder loads with
 `CastForImageClassification.from_pretrained` and `pipeline("image-classification")`.
 """
 
@@ -37,7 +38,7 @@ from cast_example_utils import (
 )
 
 from modeling_cast import CastForImageClassification, CastImageProcessor
-from processing.training.augmentation import ClassificationTransform
+from processing.training.augmentation import ClassificationTransform, superpixels_on_device
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,13 @@ class ModelArguments:
     )
     n_segments: int = field(default=196, metadata={"help": "Superpixels per image (official: 196 at 224x224)."})
     superpixel_method: str = field(default="slic", metadata={"help": "slic (scikit-image) or seeds (OpenCV-contrib)."})
+    superpixels_on_device: bool = field(
+        default=False,
+        metadata={
+            "help": "Compute the superpixels on the training device inside the model (batched tensor SLIC) instead "
+            "of in the DataLoader workers."
+        },
+    )
     crop_min_scale: float = field(
         default=0.08, metadata={"help": "Smallest area share of the training random resized crops."}
     )
@@ -190,6 +198,8 @@ def main(argv: list[str] | None = None, callbacks: list[transformers.TrainerCall
         label2id=label2id,
     )
     image_processor = _load_image_processor(model_args, config.patch_size)
+    if model_args.superpixels_on_device:
+        superpixels_on_device(config, image_processor)
     if model_args.model_name_or_path is not None:
         model = CastForImageClassification.from_pretrained(
             model_args.model_name_or_path,
@@ -206,8 +216,9 @@ def main(argv: list[str] | None = None, callbacks: list[transformers.TrainerCall
         freeze_backbone(model)
 
     scale = (model_args.crop_min_scale, 1.0)
-    train_transform = ClassificationTransform(image_processor, train=True, scale=scale)
-    eval_transform = ClassificationTransform(image_processor, train=False)
+    in_workers = not model_args.superpixels_on_device
+    train_transform = ClassificationTransform(image_processor, train=True, scale=scale, compute_superpixels=in_workers)
+    eval_transform = ClassificationTransform(image_processor, train=False, compute_superpixels=in_workers)
     train_dataset = dataset["train"].with_transform(train_transform) if training_args.do_train else None
     eval_dataset = dataset["validation"].with_transform(eval_transform) if "validation" in dataset else None
     if training_args.do_eval and eval_dataset is None:

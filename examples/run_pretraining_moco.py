@@ -7,7 +7,8 @@
         --dataloader_num_workers 8 --bf16
 
 Two augmented views of every image (official MoCo-v3 augmentations, `processing.training.augmentation`) get their
-superpixels from `CastImageProcessor` inside the dataset transform, i.e. in the DataLoader workers. The momentum
+superpixels from `CastImageProcessor` inside the dataset transform, i.e. in the DataLoader workers (with
+`--superpixels_on_device`, the model computes them on the training device instead: batched tensor SLIC). The momentum
 encoder follows the base encoder through `MomentumUpdateCallback` (cosine schedule, once per optimizer step). The
 output folder loads with `CastForPreTraining.from_pretrained` (to continue), `CastModel.from_pretrained` (features)
 and `CastForImageClassification.from_pretrained` (fine-tuning or linear probing).
@@ -37,7 +38,7 @@ from cast_example_utils import (
 )
 
 from modeling_cast import CastForPreTraining, CastImageProcessor, MomentumUpdateCallback
-from processing.training.augmentation import TwoViewTransform, moco_v3_views
+from processing.training.augmentation import TwoViewTransform, moco_v3_views, superpixels_on_device
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,13 @@ class ModelArguments:
     superpixel_method: str = field(
         default="slic",
         metadata={"help": "slic (scikit-image) or seeds (OpenCV-contrib; the released checkpoints used SEEDS)."},
+    )
+    superpixels_on_device: bool = field(
+        default=False,
+        metadata={
+            "help": "Compute the superpixels on the training device inside the model (batched tensor SLIC) instead "
+            "of in the DataLoader workers."
+        },
     )
     crop_min_scale: float = field(
         default=0.08, metadata={"help": "Smallest area share of the random resized crops (official: 0.08)."}
@@ -154,6 +162,8 @@ def main(argv: list[str] | None = None, callbacks: list[transformers.TrainerCall
         model_args.model_name_or_path, model_args.config_name, model_args.model_preset, model_args.config_overrides
     )
     image_processor = _load_image_processor(model_args, config.patch_size)
+    if model_args.superpixels_on_device:
+        superpixels_on_device(config, image_processor)
     if model_args.model_name_or_path is not None:
         model = CastForPreTraining.from_pretrained(
             model_args.model_name_or_path, config=config, cache_dir=model_args.cache_dir
@@ -171,7 +181,9 @@ def main(argv: list[str] | None = None, callbacks: list[transformers.TrainerCall
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
     views = moco_v3_views(model_args.image_size, scale=(model_args.crop_min_scale, 1.0))
-    transform = TwoViewTransform(image_processor, views=views, image_column="image")
+    transform = TwoViewTransform(
+        image_processor, views=views, image_column="image", compute_superpixels=not model_args.superpixels_on_device
+    )
     train_dataset = dataset["train"].with_transform(transform) if training_args.do_train else None
     eval_dataset = dataset["validation"].with_transform(transform) if "validation" in dataset else None
     if training_args.do_eval and eval_dataset is None:

@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modeling_cast import CastForSemanticSegmentation, CastImageProcessor  # noqa: E402
 from modeling_cast.hub.cards import save_model_card, training_model_card  # noqa: E402
 from processing.evaluation.metrics import mean_iou  # noqa: E402
+from processing.training.augmentation import processor_outputs, superpixels_on_device  # noqa: E402
 # the built-in data, under the names this script has always exported
 from processing.synthetic.shapes import SEGMENTATION_ID2LABEL as SYNTHETIC_ID2LABEL  # noqa: E402
 from processing.synthetic.shapes import make_segmentation_shapes as synthetic_shapes  # noqa: E402
@@ -139,6 +140,13 @@ class DataTrainingArguments:
         metadata={"help": "Masks use 0 for 'unlabeled' (ADE20k): make it 255 (ignored) and shift the others down."},
     )
     horizontal_flip: bool = field(default=True, metadata={"help": "Flip training images and masks at random."})
+    superpixels_on_device: bool = field(
+        default=False,
+        metadata={
+            "help": "Compute the superpixels on the training device inside the model (batched tensor SLIC) instead "
+            "of in the DataLoader workers."
+        },
+    )
 
     def __post_init__(self):
         if (self.synthetic_samples is None) == (self.train_dir is None and self.validation_dir is None):
@@ -203,7 +211,7 @@ def _datasets(data_args: DataTrainingArguments, seed: int) -> tuple[Dataset | No
     return train, evaluation, id2label
 
 
-def _transform(image_processor: CastImageProcessor, flip: bool):
+def _transform(image_processor: CastImageProcessor, flip: bool, compute_superpixels: bool = True):
     def transform(batch: dict) -> dict:
         images = list(batch["image"])  # the image processor decodes every mode
         masks = list(batch["annotation"])
@@ -212,7 +220,7 @@ def _transform(image_processor: CastImageProcessor, flip: bool):
                 if random.random() < 0.5:
                     images[index] = images[index].transpose(Image.Transpose.FLIP_LEFT_RIGHT)
                     masks[index] = masks[index].transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return image_processor(images, segmentation_maps=masks, return_tensors="pt")
+        return processor_outputs(image_processor, images, compute_superpixels, segmentation_maps=masks)
 
     return transform
 
@@ -355,10 +363,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     model = _load_model(model_args, id2label)
     image_processor = _load_image_processor(model_args, data_args)
+    if data_args.superpixels_on_device:
+        superpixels_on_device(model.config, image_processor)
+    in_workers = not data_args.superpixels_on_device
     if train_dataset is not None:
-        train_dataset = train_dataset.with_transform(_transform(image_processor, data_args.horizontal_flip))
+        train_dataset = train_dataset.with_transform(
+            _transform(image_processor, data_args.horizontal_flip, compute_superpixels=in_workers)
+        )
     if eval_dataset is not None:
-        eval_dataset = eval_dataset.with_transform(_transform(image_processor, flip=False))
+        eval_dataset = eval_dataset.with_transform(_transform(image_processor, flip=False, compute_superpixels=in_workers))
 
     trainer = Trainer(
         model=model,

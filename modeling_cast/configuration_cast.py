@@ -133,7 +133,7 @@ class CastConfig(PretrainedConfig):
             at most `max_superpixel_tokens` seeds, so these superpixels always fit the token budget.
         superpixel_compactness (`float`, *optional*, defaults to 10.0):
             SLIC compactness of the in-model superpixels (higher gives more square superpixels).
-        superpixel_iterations (`int`, *optional*, defaults to 10):
+        superpixel_iterations (`int`, *optional*, defaults to 5):
             SLIC iterations of the in-model superpixels (0 gives the seed grid, refined by color once).
         superpixel_image_mean (`list[float]`, *optional*, defaults to `IMAGENET_DEFAULT_MEAN`):
             Per-channel mean that the image processor subtracted from `pixel_values`: the in-model superpixels are
@@ -196,7 +196,7 @@ class CastConfig(PretrainedConfig):
     max_superpixel_tokens: int = 196
     superpixel_n_segments: int = 196
     superpixel_compactness: float | int = 10.0
-    superpixel_iterations: int = 10
+    superpixel_iterations: int = 5
     superpixel_image_mean: list[float] | tuple[float, ...] = tuple(IMAGENET_DEFAULT_MEAN)
     superpixel_image_std: list[float] | tuple[float, ...] = tuple(IMAGENET_DEFAULT_STD)
     superpixel_rescale_factor: float | int = 1.0

@@ -44,11 +44,17 @@ __all__ = [
 ]
 
 # Iterations of assignment and center update. SLIC's assignments hardly move after a handful of iterations on a
-# regular seed grid; scikit-image's default is 10.
-TORCH_SLIC_DEFAULT_ITERATIONS = 10
+# regular seed grid (scikit-image's default is 10): on generated part-whole images 5 and 10 give the same boundary
+# recall and undersegmentation error to 0.001, at about 60% of the time.
+TORCH_SLIC_DEFAULT_ITERATIONS = 5
 # Largest working cell side, in pixels: 8 keeps boundaries within a pixel or two of a full-resolution SLIC at
 # 224x224 while clustering a quarter of the pixels.
 WORKING_CELL_SIZE = 8
+# Connectivity propagation steps, per working cell side. A cluster lies within the 3x3 cells around its seed and
+# its anchor (best-fitting pixel) near its middle, so 1.5 sides of 4-neighbor steps reach nearly all of its connected
+# part; orphan fragments are thin, and half a side of steps absorbs nearly all of them.
+REACH_STEPS_PER_CELL = 1.5
+ABSORB_STEPS_PER_CELL = 0.5
 # Distance of the candidates outside the seed grid: above any real (Lab, position) distance, finite in float32.
 _OUTSIDE_DISTANCE = 1e10
 _RGB_CHANNELS = 3
@@ -67,13 +73,19 @@ _OWN_CELL = _OFFSETS.index((0, 0))
 _NEIGHBOR_SHIFTS = ((-1, 0), (0, -1), (0, 1), (1, 0))
 
 
+def _power(values: torch.Tensor, exponent: float) -> torch.Tensor:
+    """`values ** exponent` for positive values as exp(exponent * log(values)): several times faster than `pow` with
+    a fractional exponent on CPU."""
+    return torch.exp(torch.log(values.clamp_min(1e-12)) * exponent)
+
+
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """CIE Lab (D65) of sRGB images `rgb` (B, 3, H, W) with values in [0, 1]; L in [0, 100]."""
-    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    linear = torch.where(rgb > 0.04045, _power((rgb + 0.055) / 1.055, 2.4), rgb / 12.92)
     matrix = torch.tensor(_RGB_TO_XYZ, dtype=rgb.dtype, device=rgb.device)
-    white = torch.tensor(_D65_WHITE, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-    xyz = torch.einsum("ij,bjhw->bihw", matrix, linear) / white
-    cube_root = torch.where(xyz > 0.008856, xyz.clamp_min(1e-12) ** (1 / 3), 7.787 * xyz + 16 / 116)
+    white = torch.tensor(_D65_WHITE, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1, 1)
+    xyz = F.conv2d(linear, matrix.view(3, 3, 1, 1) / white)  # a 1x1 convolution: the 3x3 matrix per pixel
+    cube_root = torch.where(xyz > 0.008856, _power(xyz, 1 / 3), 7.787 * xyz + 16 / 116)
     fx, fy, fz = cube_root.unbind(1)
     return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=1)
 
@@ -198,10 +210,10 @@ def torch_slic(
 
     labels = _from_cells(labels, rows, cell_height, columns, cell_width)
     anchors = _from_cells(anchors, rows, cell_height, columns, cell_width)
-    # a cluster lies within the 3x3 cells around its seed: two cell sides of 4-neighbor steps reach nearly all of its
-    # connected part; orphan fragments are thin, and one cell side of steps absorbs them
     side = max(cell_height, cell_width)
-    labels = _keep_anchored_parts(labels, anchors, reach_steps=2 * side, absorb_steps=side)
+    labels = _keep_anchored_parts(
+        labels, anchors, reach_steps=round(REACH_STEPS_PER_CELL * side), absorb_steps=round(ABSORB_STEPS_PER_CELL * side)
+    )
     labels = _contiguous_ids(labels, rows * columns)
     # back to the input size by nearest sampling (each input pixel takes the working pixel it lies in)
     row_index = torch.arange(height, device=images.device) * working_height // height
@@ -225,11 +237,11 @@ def _from_cells(cells: torch.Tensor, rows: int, cell_height: int, columns: int, 
     return maps.reshape(batch_size, rows * cell_height, columns * cell_width)
 
 
-def _neighbor_stack(grid: torch.Tensor, fill: float) -> torch.Tensor:
+def _neighbor_stack(grid: torch.Tensor, fill: float | None) -> torch.Tensor:
     """For a (B, D, R, C) grid of cell values, the values of each cell's 9 neighbors (B, R, C, O, D), `fill`
-    outside the grid."""
-    rows, columns = grid.shape[-2:]
-    padded = F.pad(grid, (1, 1, 1, 1), value=fill)
+    outside the grid (`fill=None`: `grid` is already padded by one cell on each side)."""
+    padded = grid if fill is None else F.pad(grid, (1, 1, 1, 1), value=fill)
+    rows, columns = padded.shape[-2] - 2, padded.shape[-1] - 2
     shifted = [padded[..., 1 + row:1 + row + rows, 1 + column:1 + column + columns] for row, column in _OFFSETS]
     return torch.stack(shifted, dim=-1).permute(0, 2, 3, 4, 1)
 
@@ -248,24 +260,31 @@ def _gather_from_sources(per_source: torch.Tensor, fill: float) -> torch.Tensor:
 
 
 def _outside_cells(rows: int, columns: int, device: torch.device) -> torch.Tensor:
-    """(R, C, O) distance added to the candidates that lie outside the seed grid."""
+    """(1, 1, R + 2, C + 2): `_OUTSIDE_DISTANCE` on the ring of cells around the seed grid, 0 on the grid."""
     inside = torch.ones(1, 1, rows, columns, device=device)
-    return (1 - _neighbor_stack(inside, 0.0)).view(rows, columns, len(_OFFSETS)) * _OUTSIDE_DISTANCE
+    return (1 - F.pad(inside, (1, 1, 1, 1), value=0.0)) * _OUTSIDE_DISTANCE
 
 
 def _candidate_distances(pixels: torch.Tensor, centers: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
     """Squared distances of every pixel to its cell's 9 candidate centers, less the pixel's own squared norm (the
-    same for all candidates), (B, R, C, O, Q): |p - c|^2 - |p|^2 = p . (-2c) + |c|^2, one matrix product per cell."""
-    weights = torch.cat([-2 * centers, (centers**2).sum(1, keepdim=True)], dim=1)  # (B, F, R, C)
-    candidates = _neighbor_stack(weights, 0.0)  # (B, R, C, O, F)
-    return candidates @ pixels.transpose(-1, -2) + outside.unsqueeze(-1)
+    same for all candidates), (B, R, C, O, Q): |p - c|^2 - |p|^2 = p . (-2c) + |c|^2, one matrix product per cell.
+    `centers` (B, F - 1, R, C) come padded by one cell of zeros here, `outside` marks that ring."""
+    centers = F.pad(centers, (1, 1, 1, 1))
+    # candidates outside the grid: no pull, and a squared norm above any real distance
+    weights = torch.cat([-2 * centers, (centers**2).sum(1, keepdim=True) + outside], dim=1)  # (B, F, R+2, C+2)
+    candidates = _neighbor_stack(weights, None)  # (B, R, C, O, F)
+    return candidates @ pixels.transpose(-1, -2)
 
 
 def _nearest_candidate(distances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The nearest candidate (B, R, C, Q) of every pixel (the first of equally near ones) and its distance, from
-    (B, R, C, O, Q) distances."""
-    best, choice = distances.min(-2)
-    return choice, best
+    (B, R, C, O, Q) distances. (Value reductions and a comparison: `min` with indices over a dimension of 9 is
+    about ten times slower on CPU than `amin`.)"""
+    best = distances.amin(-2, keepdim=True)
+    last = len(_OFFSETS) - 1
+    reversed_index = torch.arange(last, -1, -1, device=distances.device, dtype=distances.dtype).view(-1, 1)
+    first = ((distances == best) * reversed_index).amax(-2)  # the largest reversed index is the first minimum
+    return (last - first).long(), best.squeeze(-2)
 
 
 def _updated_centers(pixels: torch.Tensor, choice: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:

@@ -83,6 +83,26 @@ def fine_tuned(tmp_path_factory):
     return output_dir, metrics
 
 
+def test_superpixels_on_device_trains_without_superpixels_in_the_batches(tmp_path):
+    backbone = _save_backbone(tmp_path / "backbone")
+    arguments = [
+        "--model_name_or_path", str(backbone), "--synthetic_samples", "8", "--image_size", str(IMAGE_SIZE),
+        "--n_segments", str(N_SEGMENTS), "--do_train", "--max_steps", "2", "--per_device_train_batch_size", "4",
+        "--superpixels_on_device", *_common_arguments(tmp_path / "run"),
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        example.main(arguments)
+    finally:
+        torch.set_num_threads(threads)
+    config = CastConfig.from_pretrained(tmp_path / "run")
+    assert config.superpixel_n_segments == N_SEGMENTS
+    transform = example._transform(CastImageProcessor.from_pretrained(backbone), flip=False, compute_superpixels=False)
+    data = example.synthetic_shapes(2, IMAGE_SIZE, seed=5)
+    assert sorted(transform({"image": data["image"], "annotation": data["annotation"]})) == ["labels", "pixel_values"]
+
+
 def _chance_mean_iou() -> float:
     """Mean IoU of predicting the majority class (background) everywhere on the evaluation images."""
     data = example.synthetic_shapes(TRAIN_SAMPLES // 4, IMAGE_SIZE, SEED + 1)  # how the example makes them

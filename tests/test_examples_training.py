@@ -224,6 +224,36 @@ def test_classification_example_fine_tunes_and_writes_card(tmp_path):
     assert card.data.eval_results[0].metric_type == "accuracy"
 
 
+@pytest.mark.parametrize("script", ["classification", "pretraining"])
+def test_examples_compute_superpixels_on_the_training_device(tmp_path, script, monkeypatch):
+    """`--superpixels_on_device`: the DataLoader batches carry no superpixels, the model computes them from the
+    pixels (its config set from the processor), and training runs."""
+    from processing.training import augmentation
+
+    batches = []
+    original = augmentation.processor_outputs
+
+    def recording(*args, **kwargs):
+        outputs = original(*args, **kwargs)
+        batches.append(sorted(outputs))
+        return outputs
+
+    monkeypatch.setattr(augmentation, "processor_outputs", recording)
+    if script == "classification":
+        args = _classification_args(tmp_path / "run", **{"--superpixels_on_device": None, "--max_steps": 2})
+        trainer = run_image_classification.main(args)
+    else:
+        args = _pretraining_args(
+            tmp_path / "run", **{"--superpixels_on_device": None, "--max_steps": 2, "--dataloader_num_workers": 0}
+        )
+        trainer = run_pretraining_moco.main(args)
+    assert batches and all("superpixels" not in keys and "superpixels_2" not in keys for keys in batches)
+    losses = [entry["train_loss"] for entry in trainer.state.log_history if "train_loss" in entry]
+    assert losses and all(math.isfinite(loss) for loss in losses)
+    config = trainer.model.config
+    assert config.superpixel_n_segments == 16 and config.superpixel_image_mean == [0.485, 0.456, 0.406]
+
+
 def test_classification_example_reads_image_folders(tmp_path):
     """`--train_dir` / `--validation_dir` image folders (one sub-folder per class), as in the README."""
     shapes = make_shapes_dataset(12, image_size=32, num_classes=3, seed=0)

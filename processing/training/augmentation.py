@@ -27,18 +27,23 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from transformers.utils import logging
 
 from ..image_inputs_cast import rgb_uint8_image
 
 
 __all__ = [
     "ClassificationTransform",
+    "processor_outputs",
+    "superpixels_on_device",
     "TwoViewTransform",
     "ViewAugmentation",
     "moco_v3_views",
     "random_resized_crop_box",
     "to_rgb_image",
 ]
+
+logger = logging.get_logger(__name__)
 
 _CROP_ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes before its center-crop fallback
 _SOLARIZE_THRESHOLD = 128  # ImageOps.solarize's default, used by MoCo v3
@@ -218,6 +223,42 @@ def _draw_generator() -> np.random.Generator:
     return np.random.default_rng(int(torch.randint(_SEED_BOUND, ())))
 
 
+def processor_outputs(image_processor, images: list, compute_superpixels: bool = True, **kwargs) -> dict:
+    """The processor's outputs for `images` (`return_tensors="pt"`), or, with `compute_superpixels=False`, its
+    pixel values (and labels) alone: the processor is then handed constant maps as user superpixels, which cost it
+    nothing to segment, and they are left out, so that the model computes the superpixels on its own device."""
+    if compute_superpixels:
+        return dict(image_processor(images, return_tensors="pt", **kwargs))
+    constant = [np.zeros(_image_size(image), dtype=np.int64) for image in images]
+    outputs = dict(image_processor(images, superpixels=constant, return_tensors="pt", **kwargs))
+    del outputs["superpixels"]
+    return outputs
+
+
+def superpixels_on_device(config, image_processor) -> None:
+    """Set up `config` for `--superpixels_on_device`: the model computes the superpixels itself on the training
+    device (the batched tensor SLIC), from `pixel_values` made by `image_processor`, so its un-normalization and
+    superpixel count follow that processor. The DataLoader workers then only decode, augment and normalize."""
+    if image_processor.superpixel_method != "torch_slic":
+        logger.info(
+            f"--superpixels_on_device: the model computes torch_slic superpixels on the training device instead of the "
+            f"processor's {image_processor.superpixel_method!r} in the DataLoader workers"
+        )
+    config.superpixel_n_segments = image_processor.n_segments
+    config.superpixel_compactness = float(image_processor.compactness)
+    config.superpixel_image_mean = [float(value) for value in np.broadcast_to(image_processor.image_mean, (config.num_channels,))]
+    config.superpixel_image_std = [float(value) for value in np.broadcast_to(image_processor.image_std, (config.num_channels,))]
+    # pixels reach [0, 1] before normalization when the processor rescales; otherwise they stay 0-255
+    config.superpixel_rescale_factor = 1.0 if image_processor.do_rescale else float(image_processor.rescale_factor)
+    config.validate_superpixel_settings()
+
+
+def _image_size(image) -> tuple[int, int]:
+    """(height, width) of a PIL image (the transforms work on PIL images)."""
+    width, height = image.size
+    return height, width
+
+
 class TwoViewTransform:
     """`datasets.Dataset.with_transform` callable producing two MoCo-v3 views of every image, with superpixels.
 
@@ -231,6 +272,8 @@ class TwoViewTransform:
         views (`tuple[ViewAugmentation, ViewAugmentation]`, *optional*): defaults to [`moco_v3_views`] at the
             processor's size.
         image_column (`str`, *optional*, defaults to `"image"`): column holding the images.
+        compute_superpixels (`bool`, *optional*, defaults to `True`): `False` leaves `superpixels` and
+            `superpixels_2` out, for a model that computes them on the training device.
     """
 
     def __init__(
@@ -238,17 +281,22 @@ class TwoViewTransform:
         image_processor,
         views: tuple[ViewAugmentation, ViewAugmentation] | None = None,
         image_column: str = "image",
+        compute_superpixels: bool = True,
     ):
         self.image_processor = image_processor
+        self.compute_superpixels = compute_superpixels
         self.views = views if views is not None else moco_v3_views(_processor_output_size(image_processor))
         if len(self.views) != 2:
             raise ValueError(f"`views` must hold two augmentations, got {len(self.views)}")
         self.image_column = image_column
 
-    def _process(self, images: list[Image.Image]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _process(self, images: list[Image.Image]) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         # the views already have their final size: no resizing or cropping, only superpixels and normalization
-        batch = self.image_processor(images, do_resize=False, do_center_crop=False, return_tensors="pt")
-        return list(batch["pixel_values"]), list(batch["superpixels"])
+        batch = processor_outputs(
+            self.image_processor, images, self.compute_superpixels, do_resize=False, do_center_crop=False
+        )
+        superpixels = list(batch["superpixels"]) if self.compute_superpixels else None
+        return list(batch["pixel_values"]), superpixels
 
     def __call__(self, examples: dict[str, list]) -> dict[str, list[torch.Tensor]]:
         if self.image_column not in examples:
@@ -261,12 +309,10 @@ class TwoViewTransform:
             second_views.append(self.views[1](image, rng))
         pixel_values, superpixels = self._process(first_views)
         pixel_values_2, superpixels_2 = self._process(second_views)
-        return {
-            "pixel_values": pixel_values,
-            "superpixels": superpixels,
-            "pixel_values_2": pixel_values_2,
-            "superpixels_2": superpixels_2,
-        }
+        output = {"pixel_values": pixel_values, "pixel_values_2": pixel_values_2}
+        if self.compute_superpixels:
+            output.update(superpixels=superpixels, superpixels_2=superpixels_2)
+        return output
 
 
 class ClassificationTransform:
@@ -281,6 +327,8 @@ class ClassificationTransform:
         train (`bool`): training or evaluation transform.
         scale (`tuple[float, float]`, *optional*, defaults to `(0.08, 1.0)`): crop area range when training.
         image_column, label_column (`str`): dataset columns; the label column may be absent (no `labels` then).
+        compute_superpixels (`bool`, *optional*, defaults to `True`): `False` leaves `superpixels` out, for a model
+            that computes them on the training device.
     """
 
     def __init__(
@@ -290,8 +338,10 @@ class ClassificationTransform:
         scale: tuple[float, float] = (0.08, 1.0),
         image_column: str = "image",
         label_column: str = "label",
+        compute_superpixels: bool = True,
     ):
         self.image_processor = image_processor
+        self.compute_superpixels = compute_superpixels
         self.train = train
         self.image_column = image_column
         self.label_column = label_column
@@ -312,10 +362,14 @@ class ClassificationTransform:
         images = [to_rgb_image(image) for image in examples[self.image_column]]
         if self.augmentation is not None:
             images = [self.augmentation(image, _draw_generator()) for image in images]
-            batch = self.image_processor(images, do_resize=False, do_center_crop=False, return_tensors="pt")
+            batch = processor_outputs(
+                self.image_processor, images, self.compute_superpixels, do_resize=False, do_center_crop=False
+            )
         else:
-            batch = self.image_processor(images, return_tensors="pt")
-        output = {"pixel_values": list(batch["pixel_values"]), "superpixels": list(batch["superpixels"])}
+            batch = processor_outputs(self.image_processor, images, self.compute_superpixels)
+        output = {"pixel_values": list(batch["pixel_values"])}
+        if self.compute_superpixels:
+            output["superpixels"] = list(batch["superpixels"])
         if self.label_column in examples:
             output["labels"] = list(examples[self.label_column])
         return output
