@@ -154,7 +154,7 @@ def torch_slic(
             Approximate number of superpixels (seeds of the grid; an image can end with fewer).
         compactness (`float`, *optional*, defaults to 10.0):
             Balance between color and space proximity (SLIC's `m`); higher gives more square superpixels.
-        num_iterations (`int`, *optional*, defaults to `TORCH_SLIC_DEFAULT_ITERATIONS`):
+        num_iterations (`int`, *optional*, defaults to `TORCH_SLIC_DEFAULT_ITERATIONS` (5)):
             Assignment and update iterations.
         max_segments (`int`, *optional*):
             Upper bound on the number of superpixels of every image (e.g. a model's `max_superpixel_tokens`): the

@@ -284,7 +284,7 @@ def torch_slic_superpixels(
             SLIC compactness.
         device (`str` or `torch.device`, *optional*, defaults to the CPU):
             Where the superpixels are computed.
-        num_iterations (`int`, *optional*, defaults to `TORCH_SLIC_DEFAULT_ITERATIONS`):
+        num_iterations (`int`, *optional*, defaults to `TORCH_SLIC_DEFAULT_ITERATIONS` (5)):
             SLIC iterations.
 
     Returns:

@@ -1,7 +1,8 @@
 """The package layout rule (DESIGN.md section 2), checked from the file system: package roots hold only Hub-flat
 files, which travel to the Hub as remote code and so import nothing but the standard library, torch, numpy, PIL,
-transformers (with the config validation it builds on, `huggingface_hub.dataclasses`) and their siblings; and
-`import modeling_cast` loads no tooling."""
+transformers (with the config validation it builds on, `huggingface_hub.dataclasses`) and their siblings; a file
+both roots import as a sibling lives in `modeling_cast/` with a link in `processing/`; and `import modeling_cast`
+loads no tooling."""
 
 from __future__ import annotations
 
@@ -70,3 +71,15 @@ def test_import_modeling_cast_loads_no_tooling():
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", f"`import modeling_cast` imported tooling modules:\n{result.stdout}"
+
+
+def test_files_shared_by_both_roots_are_links_to_one_implementation():
+    """A file both package roots need as a sibling (the tensor SLIC: the model runs it, the processor offers it, and
+    each saved folder must carry it as remote code) exists once, in `modeling_cast/`; the other root holds a link
+    to it, so the two can never diverge. Any other name in both roots is an error."""
+    names = {package: {path.name for path in (REPO_ROOT / package).glob("*_cast.py")} for package in PACKAGES}
+    shared = names["modeling_cast"] & names["processing"]
+    for name in shared:
+        link = REPO_ROOT / "processing" / name
+        assert link.is_symlink(), f"processing/{name} repeats modeling_cast/{name}: make it a link to that file"
+        assert link.resolve() == (REPO_ROOT / "modeling_cast" / name).resolve(), f"processing/{name} links elsewhere"

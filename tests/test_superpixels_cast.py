@@ -141,8 +141,3 @@ def test_torch_slic_superpixels_batches_by_size_and_keeps_the_order():
         np.testing.assert_array_equal(label_map, single)
         np.testing.assert_array_equal(compute_superpixels(image, "torch_slic", 24, 10.0), single)
 
-
-def test_processor_torch_slic_and_model_package_share_one_implementation():
-    """`processing/tensor_slic_cast.py` is a link to the model package's file, so both import the same code."""
-    link = REPO_ROOT / "processing" / "tensor_slic_cast.py"
-    assert link.is_symlink() and link.resolve() == (REPO_ROOT / "modeling_cast" / "tensor_slic_cast.py").resolve()

@@ -155,3 +155,19 @@ def test_torch_slic_cuda_agrees_with_cpu():
     _assert_contiguous(on_cuda.cpu())
     assert torch.equal(on_cuda, torch_slic(images.cuda(), 196))  # deterministic on the device too
     assert (on_cuda.cpu() == on_cpu).float().mean() >= 0.99
+
+
+def test_torch_slic_quality_is_within_002_of_scikit_image_slic_on_part_whole_images():
+    """Issue 14 item 5: boundary recall and undersegmentation error against the part masks, at the same requested
+    count, no worse than scikit-image SLIC's by more than 0.02 (both through the processor's back-end functions)."""
+    from processing.evaluation.metrics import superpixel_quality
+    from processing.superpixels_cast import compute_superpixels, torch_slic_superpixels
+    from processing.synthetic.part_whole import render_part_whole_sample
+
+    samples = [render_part_whole_sample(index, image_size=128, seed=0) for index in range(8)]
+    images, parts = [sample.image for sample in samples], [sample.part_mask for sample in samples]
+    ours = superpixel_quality(torch_slic_superpixels(images, 64, 10.0), parts, ignore_index=None)
+    scikit = superpixel_quality([compute_superpixels(image, "slic", 64, 10.0) for image in images], parts,
+                                ignore_index=None)
+    assert ours["boundary_recall"] >= scikit["boundary_recall"] - 0.02, (ours, scikit)
+    assert ours["undersegmentation_error"] <= scikit["undersegmentation_error"] + 0.02, (ours, scikit)
