@@ -18,8 +18,9 @@ and CUDA and exports (`torch.export`, ONNX) and compiles (`fullgraph=True`) as p
 - Ids are renumbered contiguously from 0 (in raster order of their seeds) with a presence count and a cumulative sum
   over the static number of seeds; an image whose pixels are all equal is one superpixel, id 0.
 
-No Python branch reads a tensor value, every loop runs a number of times fixed by the arguments and shapes, and no
-scatter accumulates floats, so the result is deterministic (CPU and CUDA agree up to float rounding of near ties).
+No Python branch reads a tensor value, every loop runs a number of times fixed by the arguments and shapes, and the
+only scatter adds ones (exact counts), so the result is deterministic (CPU and CUDA agree up to float rounding of
+near ties).
 
 Shape legend: B = batch, H/W = input pixels, R/C = rows/columns of seeds, Q = pixels of a working cell,
 O = the 9 candidate offsets, F = features (Lab, scaled y and x, and a constant 1).
@@ -100,7 +101,9 @@ def check_torch_slic_settings(n_segments, compactness, num_iterations, max_segme
             raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
     if max_segments is not None:
         if isinstance(max_segments, bool) or not isinstance(max_segments, int):
-            raise TypeError(f"`max_segments` must be an int or None, got {type(max_segments).__name__} {max_segments!r}")
+            raise TypeError(
+                f"`max_segments` must be an int or None, got {type(max_segments).__name__} {max_segments!r}"
+            )
         if max_segments < 1:
             raise ValueError(f"`max_segments` must be >= 1, got {max_segments}")
     if isinstance(compactness, bool) or not isinstance(compactness, (int, float)):
@@ -164,7 +167,9 @@ def torch_slic(
         `torch.LongTensor` of shape `(batch_size, height, width)`: ids `0..K-1` per image, each id one superpixel.
     """
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"`images` must be a torch.Tensor of shape (batch, channels, height, width), got {type(images).__name__}")
+        raise TypeError(
+            f"`images` must be a torch.Tensor of shape (batch, channels, height, width), got {type(images).__name__}"
+        )
     if images.ndim != 4 or not images.is_floating_point():
         raise ValueError(
             f"`images` must be a floating point tensor of shape (batch, channels, height, width), got shape "
@@ -211,9 +216,8 @@ def torch_slic(
     labels = _from_cells(labels, rows, cell_height, columns, cell_width)
     anchors = _from_cells(anchors, rows, cell_height, columns, cell_width)
     side = max(cell_height, cell_width)
-    labels = _keep_anchored_parts(
-        labels, anchors, reach_steps=round(REACH_STEPS_PER_CELL * side), absorb_steps=round(ABSORB_STEPS_PER_CELL * side)
-    )
+    reach_steps, absorb_steps = round(REACH_STEPS_PER_CELL * side), round(ABSORB_STEPS_PER_CELL * side)
+    labels = _keep_anchored_parts(labels, anchors, reach_steps=reach_steps, absorb_steps=absorb_steps)
     labels = _contiguous_ids(labels, rows * columns)
     # back to the input size by nearest sampling (each input pixel takes the working pixel it lies in)
     row_index = torch.arange(height, device=images.device) * working_height // height

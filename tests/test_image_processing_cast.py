@@ -620,7 +620,7 @@ def test_processor_rejects_crop_size_not_multiple_of_patch_size():
 
 def test_processor_rejects_unknown_superpixel_method():
     with pytest.raises(
-        ValueError, match=r"`superpixel_method` must be one of \('slic', 'seeds'\), got 'felzenszwalb'"
+        ValueError, match=r"`superpixel_method` must be one of \('slic', 'seeds', 'torch_slic'\), got 'felzenszwalb'"
     ):
         CastImageProcessor(superpixel_method="felzenszwalb")
     with pytest.raises(ValueError, match="`superpixel_method` must be one of"):
