@@ -20,9 +20,9 @@ import torch
 from conftest import REPO_ROOT, tiny_config_kwargs
 from huggingface_hub import ModelCard
 from PIL import Image
-from transformers import pipeline
+from transformers import UperNetForSemanticSegmentation, pipeline
 
-from modeling_cast import CastConfig, CastImageProcessor, CastModel
+from modeling_cast import CastBackbone, CastConfig, CastForImageClassification, CastImageProcessor, CastModel
 from processing.evaluation.metrics import mean_iou
 
 
@@ -174,9 +174,88 @@ def test_folder_data_with_reduced_labels_evaluates(tmp_path):
         (["--synthetic_samples", "0"], "`--synthetic_samples` must be a positive integer, got 0"),
         (["--synthetic_samples", "4", "--token_pooling_resolution", "pixels"], "`token_pooling_resolution` must be"),
         (["--train_dir", "missing-folder"], "`--train_dir` 'missing-folder' does not exist"),
+        (["--synthetic_samples", "4", "--head", "segformer"], "`--head` must be one of \\('cast', 'upernet'\\)"),
+        (["--synthetic_samples", "4", "--out_features", "stem"], "`--out_features` only applies to `--head upernet`"),
     ],
-    ids=["no-data", "two-sources", "zero-samples", "pooling", "missing-folder"],
+    ids=["no-data", "two-sources", "zero-samples", "pooling", "missing-folder", "head", "out-features"],
 )
 def test_example_rejects_bad_arguments(tmp_path, arguments, message):
     with pytest.raises(ValueError, match=message):
         example.main(["--model_name_or_path", "unused", *arguments, *_common_arguments(tmp_path)])
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# `--head upernet`: transformers' UperNet decoder on CastBackbone feature maps, trained the same way
+
+
+@pytest.fixture(scope="module")
+def upernet_fine_tuned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("upernet_training")
+    backbone = _save_backbone(root / "backbone")
+    output_dir = root / "cast-upernet-shapes"
+    arguments = [
+        "--head", "upernet", "--upernet_hidden_size", "32",
+        "--model_name_or_path", str(backbone), "--synthetic_samples", str(TRAIN_SAMPLES),
+        "--image_size", str(IMAGE_SIZE), "--n_segments", str(N_SEGMENTS),
+        "--do_train", "--do_eval", "--max_steps", "80", "--per_device_train_batch_size", "8",
+        "--learning_rate", "3e-3", "--warmup_steps", "5", "--logging_steps", "10",
+        *_common_arguments(output_dir),
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # (as for the CAST head above)
+    try:
+        metrics = example.main(arguments)
+    finally:
+        torch.set_num_threads(threads)
+    return output_dir, metrics
+
+
+def test_upernet_fine_tuning_beats_chance_mean_iou(upernet_fine_tuned):
+    output_dir, metrics = upernet_fine_tuned
+    chance = _chance_mean_iou()
+
+    assert metrics["eval_mean_iou"] > chance + 0.3, metrics
+    assert metrics["eval_overall_accuracy"] > 0.9, metrics
+    losses = [entry["loss"] for entry in json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
+              if "loss" in entry]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_upernet_saved_folder_reloads_and_segments_at_the_original_size(upernet_fine_tuned, caplog):
+    output_dir, _ = upernet_fine_tuned
+    caplog.set_level(logging.CRITICAL, logger="transformers")
+    config = json.loads((output_dir / "config.json").read_text())
+    assert config["architectures"] == ["UperNetForSemanticSegmentation"]
+    assert config["backbone_config"]["model_type"] == "cast"
+    assert config["backbone_config"]["out_features"] == ["stem", "stage1", "stage2"]
+    model = UperNetForSemanticSegmentation.from_pretrained(output_dir)
+    assert type(model.backbone) is CastBackbone
+    data = example.synthetic_shapes(1, 96, seed=123)
+    image, truth = data["image"][0], np.asarray(data["annotation"][0])
+
+    segments = pipeline("image-segmentation", model=str(output_dir))(image)
+
+    assert segments and {segment["label"] for segment in segments} <= set(example.SYNTHETIC_ID2LABEL.values())
+    masks = {segment["label"]: np.asarray(segment["mask"]) // 255 for segment in segments}
+    coverage = sum(masks.values())
+    assert coverage.shape == (image.height, image.width) and (coverage == 1).all()
+    label_ids = {name: index for index, name in example.SYNTHETIC_ID2LABEL.items()}
+    predicted = sum(label_ids[name] * mask for name, mask in masks.items())
+    assert (predicted == truth).mean() > 0.8
+
+
+@pytest.mark.parametrize("source", [CastModel, CastForImageClassification], ids=["backbone", "classifier"])
+def test_upernet_starts_from_the_cast_encoder_of_any_folder(source, tmp_path):
+    torch.manual_seed(SEED)
+    cast = source(CastConfig(**tiny_config_kwargs(image_size=IMAGE_SIZE, num_segments=[16, 8])))
+    cast.save_pretrained(tmp_path)
+    arguments = example.ModelArguments(model_name_or_path=str(tmp_path), head="upernet", upernet_hidden_size=16,
+                                       out_features=["stage1", "stage2"])
+
+    model = example._load_model(arguments, dict(example.SYNTHETIC_ID2LABEL))
+
+    assert type(model) is UperNetForSemanticSegmentation and model.config.num_labels == 4
+    assert model.backbone.out_features == ["stage1", "stage2"]
+    expected = (cast if isinstance(cast, CastModel) else cast.cast).state_dict()
+    for name, tensor in model.backbone.cast.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
