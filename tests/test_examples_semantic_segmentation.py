@@ -60,12 +60,14 @@ def _common_arguments(output_dir: Path) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def fine_tuned(tmp_path_factory):
-    root = tmp_path_factory.mktemp("semantic_training")
+def _fine_tune(tmp_path_factory, name: str, *head_arguments: str):
+    """Train the example for 80 steps on the generated shapes from a fresh tiny backbone; the output folder and
+    metrics."""
+    root = tmp_path_factory.mktemp(name)
     backbone = _save_backbone(root / "backbone")
     output_dir = root / "cast-shapes"
     arguments = [
+        *head_arguments,
         "--model_name_or_path", str(backbone), "--synthetic_samples", str(TRAIN_SAMPLES),
         "--image_size", str(IMAGE_SIZE), "--n_segments", str(N_SEGMENTS),
         "--do_train", "--do_eval", "--max_steps", "80", "--per_device_train_batch_size", "8",
@@ -81,6 +83,11 @@ def fine_tuned(tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     return output_dir, metrics
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(tmp_path_factory):
+    return _fine_tune(tmp_path_factory, "semantic_training")
 
 
 def _chance_mean_iou() -> float:
@@ -103,9 +110,7 @@ def test_fine_tuning_beats_chance_mean_iou(fine_tuned):
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_saved_folder_segments_new_image_at_its_size(fine_tuned, caplog):
-    output_dir, _ = fine_tuned
-    caplog.set_level(logging.CRITICAL, logger="transformers")  # "not supported for image-segmentation"
+def _assert_pipeline_segments_new_image_at_its_size(output_dir: Path) -> None:
     data = example.synthetic_shapes(1, 96, seed=123)
     image = data["image"][0]
     truth = np.asarray(data["annotation"][0])
@@ -123,6 +128,12 @@ def test_saved_folder_segments_new_image_at_its_size(fine_tuned, caplog):
     label_ids = {name: index for index, name in example.SYNTHETIC_ID2LABEL.items()}
     predicted = sum(label_ids[name] * mask for name, mask in masks.items())
     assert (predicted == truth).mean() > 0.8
+
+
+def test_saved_folder_segments_new_image_at_its_size(fine_tuned, caplog):
+    output_dir, _ = fine_tuned
+    caplog.set_level(logging.CRITICAL, logger="transformers")  # "not supported for image-segmentation"
+    _assert_pipeline_segments_new_image_at_its_size(output_dir)
 
 
 def test_saved_folder_has_processor_and_card(fine_tuned):
@@ -190,24 +201,7 @@ def test_example_rejects_bad_arguments(tmp_path, arguments, message):
 
 @pytest.fixture(scope="module")
 def upernet_fine_tuned(tmp_path_factory):
-    root = tmp_path_factory.mktemp("upernet_training")
-    backbone = _save_backbone(root / "backbone")
-    output_dir = root / "cast-upernet-shapes"
-    arguments = [
-        "--head", "upernet", "--upernet_hidden_size", "32",
-        "--model_name_or_path", str(backbone), "--synthetic_samples", str(TRAIN_SAMPLES),
-        "--image_size", str(IMAGE_SIZE), "--n_segments", str(N_SEGMENTS),
-        "--do_train", "--do_eval", "--max_steps", "80", "--per_device_train_batch_size", "8",
-        "--learning_rate", "3e-3", "--warmup_steps", "5", "--logging_steps", "10",
-        *_common_arguments(output_dir),
-    ]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # (as for the CAST head above)
-    try:
-        metrics = example.main(arguments)
-    finally:
-        torch.set_num_threads(threads)
-    return output_dir, metrics
+    return _fine_tune(tmp_path_factory, "upernet_training", "--head", "upernet", "--upernet_hidden_size", "32")
 
 
 def test_upernet_fine_tuning_beats_chance_mean_iou(upernet_fine_tuned):
@@ -230,18 +224,7 @@ def test_upernet_saved_folder_reloads_and_segments_at_the_original_size(upernet_
     assert config["backbone_config"]["out_features"] == ["stem", "stage1", "stage2"]
     model = UperNetForSemanticSegmentation.from_pretrained(output_dir)
     assert type(model.backbone) is CastBackbone
-    data = example.synthetic_shapes(1, 96, seed=123)
-    image, truth = data["image"][0], np.asarray(data["annotation"][0])
-
-    segments = pipeline("image-segmentation", model=str(output_dir))(image)
-
-    assert segments and {segment["label"] for segment in segments} <= set(example.SYNTHETIC_ID2LABEL.values())
-    masks = {segment["label"]: np.asarray(segment["mask"]) // 255 for segment in segments}
-    coverage = sum(masks.values())
-    assert coverage.shape == (image.height, image.width) and (coverage == 1).all()
-    label_ids = {name: index for index, name in example.SYNTHETIC_ID2LABEL.items()}
-    predicted = sum(label_ids[name] * mask for name, mask in masks.items())
-    assert (predicted == truth).mean() > 0.8
+    _assert_pipeline_segments_new_image_at_its_size(output_dir)
 
 
 @pytest.mark.parametrize("source", [CastModel, CastForImageClassification], ids=["backbone", "classifier"])
