@@ -257,7 +257,7 @@ def _transform(image_processor: CastImageProcessor, flip: bool):
 
 
 def _load_model(
-    model_args: ModelArguments, id2label: dict[int, str]
+    model_args: ModelArguments, id2label: dict[int, str], image_processor: CastImageProcessor
 ) -> CastForSemanticSegmentation | UperNetForSemanticSegmentation:
     overrides = {
         "id2label": id2label,
@@ -271,7 +271,7 @@ def _load_model(
     if config.model_type != "cast":
         raise ValueError(f"`--model_name_or_path` must be a CAST checkpoint, got model_type {config.model_type!r}")
     if model_args.head == "upernet":
-        return _load_upernet(model_args, config)
+        return _load_upernet(model_args, config, image_processor)
     # backbone and classifier checkpoints load their encoder (prefix "cast"); the fusion and classifier are new,
     # and a segmentation checkpoint with other classes gets a new classifier
     return CastForSemanticSegmentation.from_pretrained(
@@ -279,11 +279,18 @@ def _load_model(
     )
 
 
-def _load_upernet(model_args: ModelArguments, cast_config) -> UperNetForSemanticSegmentation:
+def _load_upernet(
+    model_args: ModelArguments, cast_config, image_processor: CastImageProcessor
+) -> UperNetForSemanticSegmentation:
     """UperNet on the CAST encoder of the checkpoint: the classes move to the UperNet config, the backbone reads
     `--out_features` (by default every stage), and its weights are the checkpoint's (any CAST folder)."""
     id2label = dict(cast_config.id2label)
     cast_config.out_features = model_args.out_features or list(cast_config.stage_names)
+    # UperNet passes only `pixel_values` to its backbone, which then computes the superpixels itself: as many as the
+    # image processor asks for, on the images it recovers with the processor's normalization
+    cast_config.superpixel_n_segments = image_processor.n_segments
+    cast_config.superpixel_image_mean = list(image_processor.image_mean)
+    cast_config.superpixel_image_std = list(image_processor.image_std)
     config = UperNetConfig(
         backbone_config=cast_config,
         hidden_size=model_args.upernet_hidden_size,
@@ -421,8 +428,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if eval_dataset is not None and data_args.max_eval_samples is not None:
         eval_dataset = eval_dataset.select(range(min(data_args.max_eval_samples, len(eval_dataset))))
 
-    model = _load_model(model_args, id2label)
     image_processor = _load_image_processor(model_args, data_args)
+    model = _load_model(model_args, id2label, image_processor)
     if train_dataset is not None:
         train_dataset = train_dataset.with_transform(_transform(image_processor, data_args.horizontal_flip))
     if eval_dataset is not None:
