@@ -8,7 +8,6 @@ import itertools
 import json
 import textwrap
 
-import numpy as np
 import pytest
 import torch
 from conftest import FIXTURES, block_superpixels, run_remote_code, tiny_config_kwargs
@@ -400,29 +399,3 @@ def test_depth_anything_predicts_depth_at_the_input_size_and_reloads(tmp_path):
     reloaded = type(model).from_pretrained(tmp_path).eval()
     with torch.no_grad():
         torch.testing.assert_close(reloaded(pixel_values).predicted_depth, depth, rtol=0, atol=0)
-
-
-def test_depth_anything_on_cast_trains_with_trainer(tmp_path):
-    """Depth Anything has no loss of its own (`labels` raise NotImplementedError): Trainer's `compute_loss_func`
-    gives it one, and the loss on generated shapes, nearer than their background, falls."""
-    from datasets import Dataset
-    from transformers import Trainer, TrainingArguments
-
-    from processing.synthetic.shapes import make_segmentation_shapes
-
-    data = make_segmentation_shapes(16, IMAGE_SIZE, 0)
-    images = torch.stack([torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) for image in data["image"]])
-    depth = torch.stack([torch.from_numpy((np.asarray(mask) > 0).astype(np.float32)) for mask in data["annotation"]])
-    dataset = Dataset.from_dict({"pixel_values": (images / 127.5 - 1).numpy(), "labels": depth.numpy()}).with_format("torch")
-
-    def depth_loss(outputs, labels, num_items_in_batch=None):
-        return torch.nn.functional.l1_loss(outputs.predicted_depth, labels)
-
-    arguments = TrainingArguments(
-        output_dir=str(tmp_path), max_steps=30, per_device_train_batch_size=8, learning_rate=3e-3, logging_steps=5,
-        use_cpu=True, report_to="none", save_strategy="no", dataloader_num_workers=0, seed=0,
-    )
-    trainer = Trainer(model=_depth_anything(), args=arguments, train_dataset=dataset, compute_loss_func=depth_loss)
-    trainer.train()
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    assert losses[-1] < 0.7 * losses[0], losses
