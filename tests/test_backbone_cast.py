@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import FIXTURES, block_superpixels, run_remote_code, tiny_config_kwargs
 from safetensors.torch import load_file
-from transformers import AutoBackbone, AutoConfig
+from transformers import AutoBackbone, AutoConfig, DepthAnythingConfig, DepthAnythingForDepthEstimation
 
 from modeling_cast import (
     CastBackbone,
@@ -335,7 +335,7 @@ def test_torch_export_one_program_serves_every_superpixel_count_and_batch_size()
 REMOTE_BACKBONE_SCRIPT = textwrap.dedent(
     """
     import sys, torch
-    from transformers import AutoBackbone, AutoConfig
+    from transformers import AutoBackbone, AutoConfig, DepthAnythingConfig, DepthAnythingForDepthEstimation
     folder, inputs_path = sys.argv[1:3]
     inputs = torch.load(inputs_path)
     config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
@@ -376,9 +376,7 @@ def test_auto_config_of_a_backbone_folder_is_cast(tmp_path):
 # transformers' dense heads on CastBackbone (they pass only `pixel_values`: the superpixels come from the model)
 
 
-def _depth_anything(tmp_path=None):
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
-
+def _depth_anything() -> DepthAnythingForDepthEstimation:
     torch.manual_seed(0)
     backbone_config = _config(out_features=STAGE_NAMES, reshape_hidden_states=False)
     config = DepthAnythingConfig(
@@ -386,6 +384,16 @@ def _depth_anything(tmp_path=None):
         reassemble_factors=[4, 2, 1], neck_hidden_sizes=[8, 16, 32], fusion_hidden_size=16, head_hidden_size=8,
     )
     return DepthAnythingForDepthEstimation(config)
+
+
+def test_backbone_computes_superpixels_when_given_only_pixel_values():
+    backbone = _backbone(out_features=STAGE_NAMES, superpixel_n_segments=12)
+    pixel_values, _ = _inputs()
+    with torch.no_grad():
+        computed = backbone(pixel_values).feature_maps
+        given = backbone(pixel_values, backbone.cast.compute_superpixels(pixel_values)).feature_maps
+    for computed_map, given_map in zip(computed, given):
+        assert torch.equal(computed_map, given_map)
 
 
 def test_depth_anything_predicts_depth_at_the_input_size_and_reloads(tmp_path):
