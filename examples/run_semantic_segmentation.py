@@ -11,6 +11,14 @@ masks or a built-in generator of images with known per-pixel classes, so the scr
         --output_dir outputs/cast-shapes --do_train --do_eval --max_steps 80 --per_device_train_batch_size 8 \\
         --learning_rate 3e-3 --warmup_steps 5 --use_cpu --report_to none --save_strategy no
 
+`--head upernet` trains transformers' `UperNetForSemanticSegmentation` on [`CastBackbone`] feature maps instead (the
+CAST encoder weights of the checkpoint, a new UperNet decoder; `--upernet_hidden_size`, `--out_features`):
+
+    python examples/run_semantic_segmentation.py --head upernet --upernet_hidden_size 64 \\
+        --model_name_or_path path/to/cast-backbone --synthetic_samples 64 --image_size 64 --n_segments 48 \\
+        --output_dir outputs/cast-upernet-shapes --do_train --do_eval --max_steps 80 \\
+        --per_device_train_batch_size 8 --learning_rate 3e-3 --warmup_steps 5 --use_cpu --report_to none
+
 Folder layout for `--train_dir` / `--validation_dir`: `images/<name>.<ext>` and `masks/<name>.png`, one mask per
 image with the same stem, holding one integer class per pixel (PIL mode "L", "P" or "I"); the class names come from
 `--id2label_file` (JSON `{"0": "road", ...}`, by default `id2label.json` in the training folder).
@@ -40,6 +48,8 @@ from transformers import (
     HfArgumentParser,
     Trainer,
     TrainingArguments,
+    UperNetConfig,
+    UperNetForSemanticSegmentation,
     default_data_collator,
 )
 from transformers.utils import logging
@@ -48,7 +58,7 @@ from transformers.utils import logging
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # importing modeling_cast registers the "cast" model type with the Auto classes
-from modeling_cast import CastForSemanticSegmentation, CastImageProcessor  # noqa: E402
+from modeling_cast import CastBackbone, CastForSemanticSegmentation, CastImageProcessor  # noqa: E402
 from modeling_cast.hub.cards import save_model_card, training_model_card  # noqa: E402
 from processing.evaluation.metrics import mean_iou  # noqa: E402
 from processing.training.augmentation import processor_outputs, superpixels_on_device  # noqa: E402
@@ -71,6 +81,9 @@ logger = logging.get_logger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TOKEN_POOLING_RESOLUTIONS = ("grid", "pixel")
+# `cast`: CastForSemanticSegmentation (official level fusion, a class per superpixel); `upernet`: transformers'
+# UperNet decoder on CastBackbone's per-stage feature maps
+HEADS = ("cast", "upernet")
 
 # ---------------------------------------------------------------------------------------------------------------
 # Arguments
@@ -99,6 +112,21 @@ class ModelArguments:
         },
     )
 
+    head: str = field(
+        default="cast",
+        metadata={
+            "help": "`cast`: CastForSemanticSegmentation (every stage fused onto the superpixels, a class per "
+            "superpixel); `upernet`: transformers' UperNetForSemanticSegmentation on CastBackbone feature maps."
+        },
+    )
+    out_features: list[str] | None = field(
+        default=None,
+        metadata={"help": "`--head upernet`: the CastBackbone stages UperNet reads (by default all: stem stage1 ...)."},
+    )
+    upernet_hidden_size: int = field(
+        default=512, metadata={"help": "`--head upernet`: channels of the UperNet decoder (512 in UperNet)."}
+    )
+
     def __post_init__(self):
         resolution = self.token_pooling_resolution
         if resolution is not None and resolution not in TOKEN_POOLING_RESOLUTIONS:
@@ -106,6 +134,12 @@ class ModelArguments:
                 f"`token_pooling_resolution` must be one of {TOKEN_POOLING_RESOLUTIONS}, "
                 f"got {self.token_pooling_resolution!r}"
             )
+        if self.head not in HEADS:
+            raise ValueError(f"`--head` must be one of {HEADS}, got {self.head!r}")
+        if self.upernet_hidden_size < 1:
+            raise ValueError(f"`--upernet_hidden_size` must be a positive integer, got {self.upernet_hidden_size}")
+        if self.out_features is not None and self.head != "upernet":
+            raise ValueError(f"`--out_features` only applies to `--head upernet`, got --head {self.head!r}")
 
 
 @dataclass
@@ -230,7 +264,9 @@ def _transform(image_processor: CastImageProcessor, flip: bool, compute_superpix
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _load_model(model_args: ModelArguments, id2label: dict[int, str]) -> CastForSemanticSegmentation:
+def _load_model(
+    model_args: ModelArguments, id2label: dict[int, str], image_processor: CastImageProcessor
+) -> CastForSemanticSegmentation | UperNetForSemanticSegmentation:
     overrides = {
         "id2label": id2label,
         "label2id": {name: index for index, name in id2label.items()},
@@ -242,11 +278,38 @@ def _load_model(model_args: ModelArguments, id2label: dict[int, str]) -> CastFor
     config = AutoConfig.from_pretrained(model_args.model_name_or_path, **overrides)
     if config.model_type != "cast":
         raise ValueError(f"`--model_name_or_path` must be a CAST checkpoint, got model_type {config.model_type!r}")
+    if model_args.head == "upernet":
+        return _load_upernet(model_args, config, image_processor)
     # backbone and classifier checkpoints load their encoder (prefix "cast"); the fusion and classifier are new,
     # and a segmentation checkpoint with other classes gets a new classifier
     return CastForSemanticSegmentation.from_pretrained(
         model_args.model_name_or_path, config=config, ignore_mismatched_sizes=True
     )
+
+
+def _load_upernet(
+    model_args: ModelArguments, cast_config, image_processor: CastImageProcessor
+) -> UperNetForSemanticSegmentation:
+    """UperNet on the CAST encoder of the checkpoint: the classes move to the UperNet config, the backbone reads
+    `--out_features` (by default every stage), and its weights are the checkpoint's (any CAST folder)."""
+    id2label = dict(cast_config.id2label)
+    cast_config.out_features = model_args.out_features or list(cast_config.stage_names)
+    # UperNet passes only `pixel_values` to its backbone, which then computes the superpixels itself: as many as the
+    # image processor asks for, on the images it recovers with the processor's normalization
+    superpixels_on_device(cast_config, image_processor)
+    config = UperNetConfig(
+        backbone_config=cast_config,
+        hidden_size=model_args.upernet_hidden_size,
+        # the auxiliary FCN head reads the third feature map, which a two-stage CAST may not have
+        use_auxiliary_head=False,
+        loss_ignore_index=cast_config.semantic_loss_ignore_index,
+        id2label=id2label,
+        label2id={name: index for index, name in id2label.items()},
+    )
+    model = UperNetForSemanticSegmentation(config)
+    # UperNet builds its backbone from the config alone (random weights): load the checkpoint's encoder into it
+    model.backbone = CastBackbone.from_pretrained(model_args.model_name_or_path, config=config.backbone_config)
+    return model
 
 
 def _load_image_processor(model_args: ModelArguments, data_args: DataTrainingArguments) -> CastImageProcessor:
@@ -297,13 +360,23 @@ def write_model_card(
     mean_iou = metrics.get("eval_mean_iou", math.nan)
     image_size = {name: value for name, value in dict(image_processor.size).items() if value is not None}
     classes = ", ".join(f"{index}: {name}" for index, name in sorted(config.id2label.items()))
+    cast_config = getattr(config, "backbone_config", None) or config
+    if model_args.head == "upernet":
+        architecture = (
+            "UperNet semantic segmentation model on a CAST backbone: the tokens of the stages "
+            f"{cast_config.out_features} are painted back onto the stem grid through the superpixel hierarchy and "
+            "UperNet's pyramid decoder scores every pixel."
+        )
+    else:
+        architecture = (
+            "CAST semantic segmentation model: every stage of the superpixel hierarchy is fused back onto the "
+            "superpixel tokens, a linear classifier scores each superpixel and the scores are painted onto its pixels."
+        )
     summary = (
-        "CAST semantic segmentation model: every stage of the superpixel hierarchy is fused back onto the superpixel "
-        "tokens, a linear classifier scores each superpixel and the scores are painted onto its pixels. Fine-tuned "
-        f"with `examples/run_semantic_segmentation.py` of cast-transformers from `{model_args.model_name_or_path}` "
-        f"on {dataset_name}.\n\n"
+        f"{architecture} Fine-tuned with `examples/run_semantic_segmentation.py` of cast-transformers from "
+        f"`{model_args.model_name_or_path}` on {dataset_name}.\n\n"
         f"- Classes ({config.num_labels}): {classes}\n"
-        f"- Segments per stage: {config.num_segments}; token pooling: `{config.token_pooling_resolution}`"
+        f"- Segments per stage: {cast_config.num_segments}; token pooling: `{cast_config.token_pooling_resolution}`"
     )
     usage = f"""## How to use
 
@@ -361,11 +434,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if eval_dataset is not None and data_args.max_eval_samples is not None:
         eval_dataset = eval_dataset.select(range(min(data_args.max_eval_samples, len(eval_dataset))))
 
-    model = _load_model(model_args, id2label)
     image_processor = _load_image_processor(model_args, data_args)
-    if data_args.superpixels_on_device:
+    model = _load_model(model_args, id2label, image_processor)
+    # UperNet's backbone always computes its superpixels itself (the head passes only pixel_values), set up in
+    # `_load_upernet`; the CAST head does so with --superpixels_on_device
+    if data_args.superpixels_on_device and model_args.head != "upernet":
         superpixels_on_device(model.config, image_processor)
-    in_workers = not data_args.superpixels_on_device
+    in_workers = not (data_args.superpixels_on_device or model_args.head == "upernet")
     if train_dataset is not None:
         train_dataset = train_dataset.with_transform(
             _transform(image_processor, data_args.horizontal_flip, compute_superpixels=in_workers)
@@ -373,6 +448,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if eval_dataset is not None:
         eval_dataset = eval_dataset.with_transform(_transform(image_processor, flip=False, compute_superpixels=in_workers))
 
+    # the label the loss ignores (UperNet's config names it `loss_ignore_index`)
+    ignore_index = getattr(model.config, "semantic_loss_ignore_index", None)
+    if ignore_index is None:
+        ignore_index = model.config.loss_ignore_index
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -380,7 +459,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         eval_dataset=eval_dataset if training_args.do_eval else None,
         processing_class=image_processor,
         data_collator=default_data_collator,
-        compute_metrics=_metrics_function(id2label, model.config.semantic_loss_ignore_index),
+        compute_metrics=_metrics_function(id2label, ignore_index),
         preprocess_logits_for_metrics=_predicted_classes,
     )
     if not (training_args.do_train or training_args.do_eval):

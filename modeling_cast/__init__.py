@@ -4,6 +4,10 @@
 so that `AutoModel.from_pretrained(...)`, `AutoImageProcessor.from_pretrained(...)` and `pipeline(...)` find CAST.
 """
 
+import functools
+import os
+
+import huggingface_hub
 from transformers import (
     AutoBackbone,
     AutoConfig,
@@ -16,12 +20,14 @@ from transformers import (
 )
 # the real class (the top-level `transformers.AutoVideoProcessor` is a stub when torchvision is absent)
 from transformers.models.auto.video_processing_auto import AutoVideoProcessor
+from transformers import PretrainedConfig
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from processing import CastImageProcessor
 from processing.pipeline_cast import HierarchicalSegmentationPipeline
 from processing.visualization_cast import draw_hierarchy, hierarchy_colors, save_hierarchy_picture
 
+from .backbone_cast import CastBackbone
 from .configuration_cast import CAST_PRESETS, CastConfig
 from .modeling_cast import (
     CastForImageClassification,
@@ -38,6 +44,7 @@ from .hub.registry import explain_missing_models
 
 __all__ = [
     "CAST_PRESETS",
+    "CastBackbone",
     "CastConfig",
     "CastForImageClassification",
     "CastForPreTraining",
@@ -62,6 +69,8 @@ AutoModel.register(CastConfig, CastModel, exist_ok=True)
 AutoModelForImageClassification.register(CastConfig, CastForImageClassification, exist_ok=True)
 AutoModelForPreTraining.register(CastConfig, CastForPreTraining, exist_ok=True)
 AutoModelForSemanticSegmentation.register(CastConfig, CastForSemanticSegmentation, exist_ok=True)
+# AutoBackbone: transformers' dense heads (UperNet, DPT, Depth Anything) build CAST from a `backbone_config`
+AutoBackbone.register(CastConfig, CastBackbone, exist_ok=True)
 # pipeline("image-segmentation") loads through AutoModelForImageSegmentation first: CastForImageSegmentation builds
 # CastForSemanticSegmentation for segmentation checkpoints and the backbone (hierarchy segments) for the others
 AutoModelForImageSegmentation.register(CastConfig, CastForImageSegmentation, exist_ok=True)
@@ -85,10 +94,38 @@ CastForImageClassification.register_for_auto_class("AutoModelForImageClassificat
 CastForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
 CastImageProcessor.register_for_auto_class("AutoImageProcessor")
 CastForPreTraining.register_for_auto_class("AutoModelForPreTraining")
+CastBackbone.register_for_auto_class("AutoBackbone")
 
 
-# ... and the "hierarchical-segmentation" pipeline's code with its `custom_pipelines` entry (also as remote code)
-CastPreTrainedModel.remote_code_companions = (HierarchicalSegmentationPipeline,)
+# ... and the "hierarchical-segmentation" pipeline's code with its `custom_pipelines` entry (also as remote code), and
+# the backbone's code, so that every folder also loads with AutoBackbone (UperNet, DPT, ...) as remote code
+CastPreTrainedModel.remote_code_companions = (HierarchicalSegmentationPipeline, CastBackbone)
+
+
+
+def _load_cast_backbones_locally(auto_class) -> None:
+    """`AutoBackbone.from_pretrained` asks the Hub whether the name is a repository before anything else (transformers
+    5.24: to tell timm names apart), which fails for every local folder (a path is no repository id) and offline. A
+    CAST folder or cached model that is available locally loads as [`CastBackbone`] without that question."""
+    original = auto_class.from_pretrained.__func__
+
+    @functools.wraps(original)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        name = str(pretrained_model_name_or_path)
+        if os.path.isdir(name) or kwargs.get("local_files_only") or huggingface_hub.is_offline_mode():
+            locations = {key: kwargs[key] for key in ("cache_dir", "subfolder", "revision") if key in kwargs}
+            try:
+                config_dict, _ = PretrainedConfig.get_config_dict(name, local_files_only=True, **locations)
+            except OSError:  # not available locally: transformers' own path (and its error) decides
+                config_dict = {}
+            if config_dict.get("model_type") == CastConfig.model_type:
+                return CastBackbone.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        return original(cls, pretrained_model_name_or_path, *args, **kwargs)
+
+    auto_class.from_pretrained = classmethod(from_pretrained)
+
+
+_load_cast_backbones_locally(AutoBackbone)
 
 # `AutoModel.from_pretrained("cast-base")` loads the released model from the cache, fetching and converting the
 # official checkpoint on first use when online, and says how to get it otherwise: the Auto classes for the released

@@ -11,6 +11,7 @@ import math
 
 from huggingface_hub.dataclasses import strict
 from transformers import PretrainedConfig
+from transformers.backbone_utils import BackboneConfigMixin
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 __all__ = ["CastConfig", "CastLabelNames", "CAST_PRESETS", "superpixel_token_budget"]
@@ -60,7 +61,7 @@ def superpixel_token_budget(n_segments: int, image_size: int, patch_size: int = 
 
 
 @strict
-class CastConfig(PretrainedConfig):
+class CastConfig(BackboneConfigMixin, PretrainedConfig):
     r"""
     Configuration of a CAST model ([`CastModel`], [`CastForImageClassification`]). Instantiating it with the
     defaults gives the architecture of the official `cast_base` checkpoint.
@@ -156,6 +157,18 @@ class CastConfig(PretrainedConfig):
             Temperature of the MoCo-v3 contrastive loss.
         pretraining_momentum (`float`, *optional*, defaults to 0.99):
             Base momentum of the momentum encoder (raised to 1 on a cosine schedule during training).
+        out_features (`list[str]`, *optional*):
+            [`CastBackbone`] only: the stages whose feature maps it returns, among `stage_names` (`"stem"`, the
+            superpixel tokens, then `"stage1"` ... `"stageN"`, the tokens after each stage's blocks), in that order.
+            By default the last stage, or the stages of `out_indices`. Validated and kept aligned with `out_indices`
+            by transformers' backbone conventions (`BackboneConfigMixin`).
+        out_indices (`list[int]`, *optional*):
+            [`CastBackbone`] only: the same choice as indices into `stage_names` (negative ones count from the end).
+        reshape_hidden_states (`bool`, *optional*, defaults to `True`):
+            [`CastBackbone`] only: feature maps of shape `(batch_size, hidden_size, height / patch_size,
+            width / patch_size)` if True; if False, `(batch_size, 1 + (height / patch_size) * (width / patch_size),
+            hidden_size)`: the stage's class token followed by the grid cells in raster order, the token layout that
+            transformers' DPT and Depth Anything necks read from ViT-like backbones.
 
     Example:
 
@@ -206,6 +219,7 @@ class CastConfig(PretrainedConfig):
     pretraining_hidden_dim: int = 4096
     pretraining_temperature: float = 0.2
     pretraining_momentum: float = 0.99
+    reshape_hidden_states: bool = True
 
     def __post_init__(self, **kwargs):
         # lists, not tuples: a JSON round trip must compare equal
@@ -222,6 +236,11 @@ class CastConfig(PretrainedConfig):
         # its own error classes, which are neither, while the constructor promises plain ValueError/TypeError.
         self.validate_architecture()
         self.validate_hyperparameters()
+        # `stage_names` is derived from `depths` (a property); a config written by another tool may still hold it
+        kwargs.pop("stage_names", None)
+        self.set_output_features_output_indices(
+            out_features=kwargs.pop("out_features", None), out_indices=kwargs.pop("out_indices", None)
+        )
         super().__post_init__(**kwargs)
         self._drop_registered_pipelines()
 
@@ -256,6 +275,12 @@ class CastConfig(PretrainedConfig):
     def num_stages(self) -> int:
         return len(self.depths)
 
+    @property
+    def stage_names(self) -> list[str]:
+        """The backbone stages (transformers' convention): `"stem"` (the superpixel tokens) and `"stage1"` ...
+        `"stageN"` (derived from `depths`, so never stored)."""
+        return ["stem"] + [f"stage{index}" for index in range(1, self.num_stages + 1)]
+
     def validate_architecture(self) -> None:
         """Part of `@strict`-powered validation: the values that shape the model's modules and tokens.
 
@@ -268,6 +293,8 @@ class CastConfig(PretrainedConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"`{name}` must be an int, got {value!r} ({type(value).__name__})")
+        if not isinstance(self.reshape_hidden_states, bool):
+            raise TypeError(f"`reshape_hidden_states` must be a bool, got {self.reshape_hidden_states!r}")
         _check_int_list("depths", self.depths, minimum=1)
         _check_int_list("num_segments", self.num_segments, minimum=1)
         if len(self.depths) != len(self.num_segments):

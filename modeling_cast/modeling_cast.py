@@ -66,6 +66,8 @@ CAST_AUTO_MAP = {
     "AutoModelForSemanticSegmentation": "modeling_cast.CastForSemanticSegmentation",
     # the image-segmentation pipeline loads through this class first: it picks the checkpoint's own architecture
     "AutoModelForImageSegmentation": "modeling_cast.CastForImageSegmentation",
+    # transformers' dense heads (UperNet, DPT, ...) build their backbone through this class
+    "AutoBackbone": "backbone_cast.CastBackbone",
 }
 
 
@@ -194,13 +196,15 @@ class CastSemanticSegmenterOutput(_CastHierarchyFields, SemanticSegmenterOutput)
 @dataclass
 class CastEncoding:
     """Everything a head may read from the backbone (internal): each stage's `[class token, tokens]` after its
-    blocks, each stage's grouping, the superpixel-to-token mapping, and the pixel hierarchy when asked."""
+    blocks, each stage's grouping, the superpixel-to-token mapping, the pixel hierarchy when asked, and the
+    `[class token, superpixel tokens]` that enter the first stage."""
 
     stage_hidden_states: list[torch.FloatTensor]
     groupings: list["CastGroupingOutput"]
     superpixel_tokens: SuperpixelTokens
     hierarchy: torch.LongTensor | None = None
     hierarchy_scores: torch.FloatTensor | None = None
+    embeddings: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -601,6 +605,9 @@ class CastPreTrainedModel(PreTrainedModel):
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         self.config.auto_map = cast_auto_map(getattr(self.config, "auto_map", None))
+        # the backbone entry only where its code file is saved too (remote code re-saving a model has no copy)
+        if "CastBackbone" not in {type(self).__name__, *(companion.__name__ for companion in self.remote_code_companions)}:
+            self.config.auto_map.pop("AutoBackbone", None)
         # the pipeline entry only where its code file is saved too (remote code re-saving a model has no copy)
         if self.remote_code_companions:
             self.config.custom_pipelines = CAST_CUSTOM_PIPELINES
@@ -803,7 +810,7 @@ class CastModel(CastPreTrainedModel):
         )
         embeddings = self.embeddings(pixel_values, superpixel_tokens)
         stage_hidden_states, groupings = self.encoder(embeddings, superpixel_tokens, **kwargs)
-        encoding = CastEncoding(stage_hidden_states, groupings, superpixel_tokens)
+        encoding = CastEncoding(stage_hidden_states, groupings, superpixel_tokens, embeddings=embeddings)
         if output_hierarchy:
             assignment_logits = [grouping.assignment_logits for grouping in groupings]
             encoding.hierarchy, encoding.hierarchy_scores = compose_hierarchy(

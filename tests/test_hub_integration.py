@@ -66,7 +66,7 @@ def test_auto_model_from_config():
 def test_saved_folder_carries_code_and_full_auto_map(tmp_path):
     _save_tiny(tmp_path)
     for name in ("configuration_cast.py", "modeling_cast.py", "graph_pooling_cast.py", "image_processing_cast.py",
-                 "post_processing_cast.py", "superpixels_cast.py", "tensor_slic_cast.py"):
+                 "post_processing_cast.py", "superpixels_cast.py", "tensor_slic_cast.py", "backbone_cast.py"):
         assert (tmp_path / name).exists(), name
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
     assert auto_map == {
@@ -75,6 +75,7 @@ def test_saved_folder_carries_code_and_full_auto_map(tmp_path):
         "AutoModelForImageClassification": "modeling_cast.CastForImageClassification",
         "AutoModelForSemanticSegmentation": "modeling_cast.CastForSemanticSegmentation",
         "AutoModelForImageSegmentation": "modeling_cast.CastForImageSegmentation",
+        "AutoBackbone": "backbone_cast.CastBackbone",
     }
     processor_map = json.loads((tmp_path / "preprocessor_config.json").read_text())["auto_map"]
     assert processor_map == {"AutoImageProcessor": "image_processing_cast.CastImageProcessor"}
