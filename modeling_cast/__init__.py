@@ -19,7 +19,7 @@ from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from processing import CastImageProcessor
-from processing.pipeline_cast import HierarchicalSegmentationPipeline
+from processing.pipeline_cast import CastImageSegmentationPipeline, HierarchicalSegmentationPipeline
 from processing.visualization_cast import draw_hierarchy, hierarchy_colors, save_hierarchy_picture
 
 from .configuration_cast import CAST_PRESETS, CastConfig
@@ -46,6 +46,7 @@ __all__ = [
     "CastForImageSegmentation",
     "CastForSemanticSegmentation",
     "CastImageClassifierOutput",
+    "CastImageSegmentationPipeline",
     "CastSemanticSegmenterOutput",
     "HierarchicalSegmentationPipeline",
     "CastImageProcessor",
@@ -69,6 +70,9 @@ AutoImageProcessor.register(CastConfig, image_processor_classes={"pil": CastImag
 # CAST has no video processor. Saying so stops every pipeline from guessing one from the image processor's
 # `auto_map` and asking whether to run custom code (transformers derives "CastVideoProcessor" from it).
 AutoVideoProcessor.register(CastConfig, video_processor_classes={}, exist_ok=True)
+# pipeline("image-segmentation") builds transformers' pipeline class with a faster mask drawing for CAST models (other
+# models run transformers' code): only the class of the task's entry changes, its models and default stay
+PIPELINE_REGISTRY.to_dict()["image-segmentation"]["impl"] = CastImageSegmentationPipeline
 # pipeline("hierarchical-segmentation"): every level of the hierarchy, with segment scores and an optional picture
 PIPELINE_REGISTRY.register_pipeline(
     "hierarchical-segmentation",
