@@ -144,7 +144,7 @@ def hierarchy_label_maps(checked: CheckedOutputs) -> list[torch.Tensor] | list[d
     [`segment_statistics`]), not from the resized maps.
     """
     hierarchy = checked.hierarchy[:, checked.levels]
-    segmentations = _resize_by_size(hierarchy, checked.target_sizes)
+    segmentations = _resize_label_maps(hierarchy, checked.target_sizes)
     if checked.scores is None:
         return segmentations
     statistics = segment_statistics(hierarchy, checked.scores[:, checked.levels], checked.target_sizes)
@@ -222,8 +222,7 @@ def class_maps(
 ) -> list[torch.Tensor] | list[SemanticSegmentationPostProcessorOutput]:
     """Class maps from checked logits (resized bilinearly, then the argmax), with the resized logits if asked."""
     results = []
-    for image_logits, size in zip(checked.logits, checked.target_sizes):
-        resized = _resize_logits(image_logits, size)
+    for resized in _resize_by_size(checked.logits, checked.target_sizes, _resize_logits):
         segmentation = resized.argmax(dim=0)
         if return_segmentation_scores:
             results.append(
@@ -244,8 +243,8 @@ def level_segments(checked: CheckedOutputs) -> list[dict]:
     """
     if checked.logits is not None:
         results = []
-        for image_logits, size in zip(checked.logits, checked.target_sizes):
-            segmentation, segments_info = class_segments(_resize_logits(image_logits, size))
+        for resized in _resize_by_size(checked.logits, checked.target_sizes, _resize_logits):
+            segmentation, segments_info = class_segments(resized)
             results.append({"segmentation": segmentation, "segments_info": segments_info})
         return results
     return [
@@ -380,18 +379,23 @@ def nearest_resize(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return maps.index_select(-1, cols).index_select(-2, rows)
 
 
-def _resize_by_size(maps: torch.Tensor, target_sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
-    """Nearest resize of `(batch_size, ...)` integer maps to one size per image, as int64: one resize per distinct
-    size, on all the images that share it."""
+def _resize_label_maps(maps: torch.Tensor, target_sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """Nearest resize of `(batch_size, ...)` integer maps to one size per image, as int64."""
+    # the copies run on the narrowest integer type that holds the ids: int64 only for the final maps
+    maps = maps.to(_narrowest_integer_dtype(int(maps.max())))
+    return _resize_by_size(maps, target_sizes, lambda group, size: nearest_resize(group, size).long())
+
+
+def _resize_by_size(maps: torch.Tensor, target_sizes: list[tuple[int, int]], resize) -> list[torch.Tensor]:
+    """`resize(group, size)` of `(batch_size, ...)` maps to one size per image: one call per distinct size, on all
+    the images that share it; returns one tensor per image."""
     by_size: dict[tuple[int, int], list[int]] = {}
     for index, size in enumerate(target_sizes):
         by_size.setdefault(size, []).append(index)
     results: list[torch.Tensor | None] = [None] * len(target_sizes)
-    # the copies run on the narrowest integer type that holds the ids: int64 only for the final maps
-    maps = maps.to(_narrowest_integer_dtype(int(maps.max())))
     for size, indices in by_size.items():
         group = maps if len(indices) == len(target_sizes) else maps[indices]
-        resized = nearest_resize(group, size).long()
+        resized = resize(group, size)
         for position, index in enumerate(indices):
             results[index] = resized[position]
     return results
@@ -413,10 +417,10 @@ def _replication_weights(in_size: tuple[int, int], out_size: tuple[int, int], de
 
 
 def _resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of one image's class logits `(num_labels, height, width)` (the transformers convention)."""
+    """Bilinear resize of class logits `(batch_size, num_labels, height, width)` (the transformers convention)."""
     if tuple(logits.shape[-2:]) == tuple(size):
         return logits
-    return F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
 def class_segments(logits: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:

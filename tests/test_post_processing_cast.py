@@ -482,3 +482,26 @@ def test_segment_statistics_weights_count_every_output_pixel():
             assert [segment_id for segment_id, _, _ in level_statistics] == sorted(
                 segment_id for segment_id, _, _ in level_statistics
             )
+
+
+def test_batched_logits_post_processing_equals_per_image_reference():
+    generator = torch.Generator().manual_seed(0)
+    outputs = SemanticSegmenterOutput(logits=torch.randn(5, 4, 9, 7, generator=generator))
+    target_sizes = [(20, 11), (9, 7), (20, 11), (3, 30), (9, 7)]
+    processor = _processor()
+
+    semantic = processor.post_process_semantic_segmentation(
+        outputs, target_sizes=target_sizes, return_segmentation_scores=True
+    )
+    panoptic = processor.post_process_panoptic_segmentation(outputs, target_sizes=target_sizes)
+
+    for index, size in enumerate(target_sizes):
+        logits = outputs.logits[index:index + 1]
+        resized = logits[0] if size == (9, 7) else torch.nn.functional.interpolate(
+            logits, size=size, mode="bilinear", align_corners=False
+        )[0]
+        assert torch.equal(semantic[index]["segmentation_scores"], resized)
+        assert torch.equal(semantic[index]["segmentation"], resized.argmax(dim=0))
+        classes, segments_info = post_processing_cast.class_segments(resized)
+        assert torch.equal(panoptic[index]["segmentation"], classes)
+        assert panoptic[index]["segments_info"] == segments_info
