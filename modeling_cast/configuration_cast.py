@@ -7,8 +7,11 @@ Defaults reproduce the official `cast_base` architecture (MoCo-v3 ImageNet backb
 
 from __future__ import annotations
 
+import math
+
 from huggingface_hub.dataclasses import strict
 from transformers import PretrainedConfig
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 __all__ = ["CastConfig", "CastLabelNames", "CAST_PRESETS", "superpixel_token_budget"]
 
@@ -123,6 +126,24 @@ class CastConfig(PretrainedConfig):
             without graph breaks or recompilation. The default fits [`CastImageProcessor`]'s default 196 superpixels
             at 224x224 (SEEDS returns exactly 196, SLIC at most 196 on the photos measured); an image with more tokens
             raises a `ValueError` naming this field. A larger budget costs time in the first stage's blocks.
+        superpixel_n_segments (`int`, *optional*, defaults to 196):
+            Superpixels the model computes itself, when a forward pass gets `pixel_values` without `superpixels`:
+            the approximate count asked of its tensor back-end (`torch_slic`, see `tensor_slic_cast.py`), which runs
+            on the model's device as part of the forward (exportable and compilable). The seed grid is laid out with
+            at most `max_superpixel_tokens` seeds, so these superpixels always fit the token budget.
+        superpixel_compactness (`float`, *optional*, defaults to 10.0):
+            SLIC compactness of the in-model superpixels (higher gives more square superpixels).
+        superpixel_iterations (`int`, *optional*, defaults to 10):
+            SLIC iterations of the in-model superpixels (0 gives the seed grid, refined by color once).
+        superpixel_image_mean (`list[float]`, *optional*, defaults to `IMAGENET_DEFAULT_MEAN`):
+            Per-channel mean that the image processor subtracted from `pixel_values`: the in-model superpixels are
+            computed on the un-normalized image, `(pixel_values * std + mean) * superpixel_rescale_factor`, clipped
+            to [0, 1] (as the processor's own back-ends read it).
+        superpixel_image_std (`list[float]`, *optional*, defaults to `IMAGENET_DEFAULT_STD`):
+            Per-channel standard deviation that the image processor divided `pixel_values` by.
+        superpixel_rescale_factor (`float`, *optional*, defaults to 1.0):
+            Factor that brings the un-normalized values to [0, 1]: 1.0 when the processor rescaled the pixels
+            (`do_rescale=True`, its default), `1 / 255` when it normalized 0-255 values (`do_rescale=False`).
         fusion_dropout_prob (`float`, *optional*, defaults to 0.2):
             Dropout of [`CastForSemanticSegmentation`]'s level-fusion projection.
         semantic_loss_ignore_index (`int`, *optional*, defaults to 255):
@@ -173,6 +194,12 @@ class CastConfig(PretrainedConfig):
     position_embedding_type: str = "sincos"
     token_pooling_resolution: str = "grid"
     max_superpixel_tokens: int = 196
+    superpixel_n_segments: int = 196
+    superpixel_compactness: float | int = 10.0
+    superpixel_iterations: int = 10
+    superpixel_image_mean: list[float] | tuple[float, ...] = tuple(IMAGENET_DEFAULT_MEAN)
+    superpixel_image_std: list[float] | tuple[float, ...] = tuple(IMAGENET_DEFAULT_STD)
+    superpixel_rescale_factor: float | int = 1.0
     fusion_dropout_prob: float | int = 0.2
     semantic_loss_ignore_index: int = 255
     pretraining_projection_dim: int = 256
@@ -186,6 +213,10 @@ class CastConfig(PretrainedConfig):
         self.num_segments = list(self.num_segments)
         if not isinstance(self.image_size, int):
             self.image_size = list(self.image_size)
+        if isinstance(self.superpixel_image_mean, (list, tuple)):
+            self.superpixel_image_mean = list(self.superpixel_image_mean)
+        if isinstance(self.superpixel_image_std, (list, tuple)):
+            self.superpixel_image_std = list(self.superpixel_image_std)
         # The validators run here as well as by @strict (which runs every `validate_*` method after `__init__` and
         # before `save_pretrained` writes a config): @strict re-raises a validator's ValueError/TypeError wrapped in
         # its own error classes, which are neither, while the constructor promises plain ValueError/TypeError.
@@ -294,6 +325,35 @@ class CastConfig(PretrainedConfig):
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "pooling_dropout_prob", "fusion_dropout_prob"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}")
+        self.validate_superpixel_settings()
+
+    def validate_superpixel_settings(self) -> None:
+        """Part of `@strict`-powered validation: the settings of the superpixels the model computes itself."""
+        for name, minimum in (("superpixel_n_segments", 1), ("superpixel_iterations", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"`{name}` must be an int, got {type(value).__name__} {value!r}")
+            if value < minimum:
+                raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+        for name in ("superpixel_compactness", "superpixel_rescale_factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"`{name}` must be a number, got {type(value).__name__} {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive finite number, got {value}")
+        for name in ("superpixel_image_mean", "superpixel_image_std"):
+            values = getattr(self, name)
+            if not isinstance(values, list) or not all(
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                for value in values
+            ):
+                raise TypeError(f"`{name}` must be a list of finite numbers, got {values!r}")
+            if len(values) != self.num_channels:
+                raise ValueError(
+                    f"`{name}` must have one value per channel (num_channels={self.num_channels}), got {values}"
+                )
+        if min(self.superpixel_image_std) <= 0:
+            raise ValueError(f"`superpixel_image_std` must be positive, got {self.superpixel_image_std}")
 
     @classmethod
     def from_preset(cls, name: str, **kwargs) -> "CastConfig":

@@ -34,6 +34,7 @@ from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_cast import CastConfig
+from .tensor_slic_cast import slic_grid, torch_slic
 from .graph_pooling_cast import (
     SuperpixelTokens,
     compose_hierarchy,
@@ -643,14 +644,50 @@ class CastPreTrainedModel(PreTrainedModel):
         elif isinstance(module, CastGraphPooling):
             init.normal_(module.centering_bias, std=self.config.initializer_range)
 
+    def compute_superpixels(self, pixel_values: torch.Tensor) -> torch.LongTensor:
+        """
+        The superpixels the model computes itself when a forward pass gets no `superpixels`: `torch_slic` on the
+        un-normalized `pixel_values` (`superpixel_*` fields of the config), on their device, within the token budget.
+
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+                Images as returned by [`CastImageProcessor`] (normalized with `config.superpixel_image_mean` and
+                `config.superpixel_image_std`).
+
+        Returns:
+            `torch.LongTensor` of shape `(batch_size, height, width)`: ids `0..K-1` per image, with
+            `K <= config.max_superpixel_tokens`.
+        """
+        config = self.config
+        height, width = _check_pixel_values(pixel_values, config)
+        try:
+            slic_grid(height, width, config.superpixel_n_segments, config.max_superpixel_tokens)
+        except ValueError as error:
+            raise ValueError(
+                f"`pixel_values` of height {height} and width {width} are too small for the superpixels the model "
+                f"computes itself (`superpixel_n_segments`={config.superpixel_n_segments}): {error}"
+            ) from None
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(config.superpixel_image_mean, dtype=torch.float32, device=pixel_values.device)
+        std = torch.tensor(config.superpixel_image_std, dtype=torch.float32, device=pixel_values.device)
+        images = (pixel_values.float() * std.view(shape) + mean.view(shape)) * config.superpixel_rescale_factor
+        with torch.no_grad():  # ids: nothing to differentiate
+            return torch_slic(
+                images.clamp(0, 1),
+                config.superpixel_n_segments,
+                compactness=float(config.superpixel_compactness),
+                num_iterations=config.superpixel_iterations,
+                max_segments=config.max_superpixel_tokens,
+            )
+
     def _resolve_output_hierarchy(self, output_hierarchy: bool | None) -> bool:
         """`output_hierarchy` defaults to eval mode: the pixel hierarchy feeds no training loss, and each forward in
         training would otherwise write two (B, L, H, W) maps (about 150 MB for a batch of 64 at 224x224)."""
         return not self.training if output_hierarchy is None else output_hierarchy
 
 
-def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor | None, config: CastConfig) -> None:
-    """Model entry: types and shapes (known on the host, free), then the values (one read, eager mode only)."""
+def _check_pixel_values(pixel_values: torch.Tensor | None, config: CastConfig) -> tuple[int, int]:
+    """`pixel_values`' type and shape (known on the host, free, also while tracing); returns (height, width)."""
     if not isinstance(pixel_values, torch.Tensor):
         raise TypeError(f"`pixel_values` must be a torch.Tensor of shape (batch, channels, height, width), got {type(pixel_values).__name__}")
     if not pixel_values.is_floating_point():
@@ -668,8 +705,17 @@ def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor |
             f"`pixel_values` height and width must be positive multiples of patch_size={patch} (CastImageProcessor "
             f"resizes to such sizes), got {height}x{width}"
         )
+    return height, width
+
+
+def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor | None, config: CastConfig) -> None:
+    """Model entry: types and shapes (known on the host, free), then the values (one read, eager mode only)."""
+    height, width = _check_pixel_values(pixel_values, config)
     if superpixels is None:
-        raise ValueError("`superpixels` is required: pass the `superpixels` returned by CastImageProcessor")
+        # the model computes them (`compute_superpixels`): valid by construction, only the pixels need a look
+        if not is_tracing(pixel_values) and not bool(torch.isfinite(pixel_values).all()):
+            raise ValueError("`pixel_values` must be finite, got NaN or infinite values")
+        return
     if not isinstance(superpixels, torch.Tensor):
         raise TypeError(f"`superpixels` must be a torch.Tensor, got {type(superpixels).__name__}")
     if superpixels.is_floating_point() or superpixels.is_complex() or superpixels.dtype == torch.bool:
@@ -746,10 +792,12 @@ class CastModel(CastPreTrainedModel):
         output_pixel_tokens: bool = False,
         **kwargs: Unpack[TransformersKwargs],
     ) -> CastEncoding:
-        """Validate the inputs, map superpixels to tokens, run the embeddings and the stages, and compose the pixel
-        hierarchy if `output_hierarchy` (shared by every head). `output_pixel_tokens` keeps the token of every pixel
-        in the mapping (the hierarchy builds it anyway)."""
+        """Validate the inputs, compute the superpixels if none are given, map them to tokens, run the embeddings
+        and the stages, and compose the pixel hierarchy if `output_hierarchy` (shared by every head).
+        `output_pixel_tokens` keeps the token of every pixel in the mapping (the hierarchy builds it anyway)."""
         _check_inputs(pixel_values, superpixels, self.config)
+        if superpixels is None:
+            superpixels = self.compute_superpixels(pixel_values)
         superpixel_tokens = self.embeddings.map_superpixels(
             superpixels.long(), with_pixel_tokens=output_hierarchy or output_pixel_tokens
         )
@@ -776,10 +824,11 @@ class CastModel(CastPreTrainedModel):
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
             Images as returned by [`CastImageProcessor`]; height and width must be multiples of `config.patch_size`.
-        superpixels (`torch.LongTensor` of shape `(batch_size, height, width)`):
+        superpixels (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
             Superpixel id of every pixel (non-negative; [`CastImageProcessor`] returns contiguous ids from 0). An
             image's tokens are the ids up to its largest id found on the stem grid, as in the official model (the
-            full rule, with ids that vanish from the grid, is that of [`SuperpixelTokens`]).
+            full rule, with ids that vanish from the grid, is that of [`SuperpixelTokens`]). Without them the model
+            computes them from `pixel_values` on its device ([`~CastPreTrainedModel.compute_superpixels`]).
         output_assignments (`bool`, *optional*, defaults to `False`):
             Also return the per-level `assignment_logits` and `seed_indices`.
         output_hierarchy (`bool`, *optional*, defaults to `not self.training`):

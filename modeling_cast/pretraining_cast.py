@@ -261,12 +261,13 @@ class CastForPreTraining(CastPreTrainedModel):
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
             First augmented view of each image, as returned by [`CastImageProcessor`].
-        superpixels (`torch.LongTensor` of shape `(batch_size, height, width)`):
-            Superpixels of the first view (computed on the augmented view).
+        superpixels (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
+            Superpixels of the first view (computed on the augmented view). Without them the model computes them on
+            its device ([`~CastPreTrainedModel.compute_superpixels`]), once for both encoders.
         pixel_values_2 (`torch.FloatTensor` of shape `(batch_size, num_channels, height', width')`, *optional*):
             Second augmented view of the same images, in the same order. Required for the loss and the logits.
         superpixels_2 (`torch.LongTensor` of shape `(batch_size, height', width')`, *optional*):
-            Superpixels of the second view.
+            Superpixels of the second view; computed by the model like `superpixels` when not given.
         return_loss (`bool`, *optional*, defaults to `True`):
             Whether to return the contrastive loss. The default lets `Trainer` compute an evaluation loss without
             labels.
@@ -279,10 +280,10 @@ class CastForPreTraining(CastPreTrainedModel):
             Return the pixel hierarchy of the base encoder on the first view. The other passes (the second view, the
             momentum encoder's keys) never build one: only their image features enter the loss.
         """
-        if return_loss and (pixel_values_2 is None or superpixels_2 is None):
+        if return_loss and pixel_values_2 is None:
             raise ValueError(
-                "`pixel_values_2` and `superpixels_2` (the second augmented view) are required to compute the "
-                "contrastive loss; pass them or `return_loss=False`"
+                "`pixel_values_2` (the second augmented view) is required to compute the contrastive loss; pass it "
+                "or `return_loss=False`"
             )
         if pixel_values_2 is not None and torch.is_tensor(pixel_values) and torch.is_tensor(pixel_values_2):
             if pixel_values_2.ndim != 4 or pixel_values_2.shape[0] != pixel_values.shape[0]:
@@ -292,6 +293,11 @@ class CastForPreTraining(CastPreTrainedModel):
                     f"{tuple(pixel_values_2.shape)}"
                 )
         output_hierarchy = self._resolve_output_hierarchy(output_hierarchy)
+        # superpixels computed here, not by each encoder: the momentum encoder reads the same views
+        if superpixels is None and torch.is_tensor(pixel_values):
+            superpixels = self.cast.compute_superpixels(pixel_values)
+        if superpixels_2 is None and torch.is_tensor(pixel_values_2):
+            superpixels_2 = self.cast.compute_superpixels(pixel_values_2)
         outputs: CastModelOutput = self.cast(
             pixel_values, superpixels, output_hierarchy=output_hierarchy, return_dict=True, **kwargs
         )
@@ -302,7 +308,7 @@ class CastForPreTraining(CastPreTrainedModel):
             "hierarchy": outputs.hierarchy,
             "hierarchy_scores": outputs.hierarchy_scores,
         }
-        if pixel_values_2 is None or superpixels_2 is None:
+        if pixel_values_2 is None:
             return CastPreTrainingOutput(**view_1)
         queries_1 = self.predictor(self.projector(outputs.pooler_output))
         queries_2 = self.predictor(self.projector(self._image_features(self.cast, pixel_values_2, superpixels_2)))

@@ -37,7 +37,13 @@ from .post_processing_cast import (
     level_segments,
     segmentation_logits,
 )
-from .superpixels_cast import SUPERPIXEL_METHODS, compute_superpixels, relabel_sequential_ids
+from .superpixels_cast import (
+    BATCHED_SUPERPIXEL_METHODS,
+    SUPERPIXEL_METHODS,
+    compute_superpixels,
+    relabel_sequential_ids,
+    torch_slic_superpixels,
+)
 
 
 __all__ = ["CastImageProcessor", "CastImageProcessorKwargs"]
@@ -73,7 +79,10 @@ class CastImageProcessorKwargs(ImagesKwargs, total=False):
     compactness (`float`, *optional*, defaults to `self.compactness`):
         SLIC compactness: higher values give more regular superpixels. Unused by SEEDS.
     superpixel_method (`str`, *optional*, defaults to `self.superpixel_method`):
-        `"slic"` (scikit-image) or `"seeds"` (OpenCV-contrib, `pip install "cast-transformers[seeds]"`).
+        `"slic"` (scikit-image), `"seeds"` (OpenCV-contrib, `pip install "cast-transformers[seeds]"`) or
+        `"torch_slic"` (batched SLIC in torch, the model's own back-end).
+    device (`str` or `torch.device`, *optional*):
+        Where `"torch_slic"` computes the superpixels (the CPU by default); the outputs are returned as usual.
     patch_size (`int`, *optional*, defaults to `self.patch_size`):
         Stride of the model's convolutional stem. Output heights and widths must be multiples of it.
     superpixels (`np.ndarray`, `torch.Tensor` or a list of them, *optional*):
@@ -148,8 +157,10 @@ class CastImageProcessor(PilBackend):
             SLIC compactness. While SLIC returns fewer than `n_segments // 2` superpixels it is multiplied by 3 and
             SLIC re-run (the official rule), at most 5 times.
         superpixel_method (`str`, *optional*, defaults to `"slic"`):
-            `"slic"` (scikit-image) or `"seeds"` (OpenCV-contrib SEEDS with the official parameters; the released
-            checkpoints were trained with SEEDS).
+            `"slic"` (scikit-image), `"seeds"` (OpenCV-contrib SEEDS with the official parameters; the released
+            checkpoints were trained with SEEDS) or `"torch_slic"` (SLIC in torch: all images of a call that share
+            a size in one batched call, on the call's `device`; the back-end a CAST model runs itself when it is
+            given no superpixels).
         patch_size (`int`, *optional*, defaults to 8):
             Stride of the CAST convolutional stem; output heights and widths must be multiples of it.
         segmentation_level (`int`, *optional*, defaults to -1):
@@ -341,10 +352,14 @@ class CastImageProcessor(PilBackend):
         patch_size: int,
         do_reduce_labels: bool = False,
         return_tensors: str | TensorType | None = None,
+        device: str | torch.device | None = None,
         **kwargs,
     ) -> BatchFeature:
         """Resize, crop, segment, rescale and normalize channels-first images (superpixels: validated user maps);
         bring validated segmentation maps to the same output geometry."""
+        # batched back-ends segment the whole call at once, after the loop has resized every image
+        batched = superpixels is None and superpixel_method in BATCHED_SUPERPIXEL_METHODS
+        superpixel_views = []
         if not do_resize and not do_center_crop:
             sizes = _distinct_sizes(images)
             if len(sizes) > 1:
@@ -365,7 +380,10 @@ class CastImageProcessor(PilBackend):
             if not size_is_fixed:
                 _check_multiple_of_patch_size(tuple(image.shape[-2:]), patch_size, resizing_argument)
 
-            if superpixels is None:
+            if batched:
+                superpixel_views.append(_superpixel_view(image, do_rescale, rescale_factor))
+                labels = None
+            elif superpixels is None:
                 superpixel_view = _superpixel_view(image, do_rescale, rescale_factor)
                 labels = compute_superpixels(superpixel_view, superpixel_method, n_segments, compactness)
             else:
@@ -387,6 +405,8 @@ class CastImageProcessor(PilBackend):
                 f"`{resizing_argument}` must give every image the same output (height, width) so that they can be "
                 f"stacked, got {sizes}; give a fixed height and width or a center crop"
             )
+        if batched:
+            superpixel_outputs = torch_slic_superpixels(superpixel_views, n_segments, compactness, device=device)
         data = {"pixel_values": pixel_values, "superpixels": superpixel_outputs}
         if segmentation_maps is not None:
             data["labels"] = label_outputs

@@ -10,14 +10,23 @@ width). Two back-ends follow the official recipes:
 - `"seeds"`: OpenCV-contrib SEEDS (what the released checkpoints were trained with). OpenCV is optional and is
   imported only when this back-end is used.
 
-Hub-flat: imports only numpy, the standard library and (inside `try` blocks) the optional back-ends.
+A third runs in torch, batched and on any device: `"torch_slic"` ([`torch_slic_superpixels`], a whole batch of
+same-size images in one call). It is the back-end the model itself runs when it is given no superpixels, and has
+one implementation, `tensor_slic_cast.py` in the model package; this package's `tensor_slic_cast.py` is a link to
+that file, so that both packages import it as a sibling (and a saved folder carries it as remote code).
+
+Hub-flat: imports only numpy, torch, the standard library and (inside `try` blocks) the optional back-ends.
 """
 
 import numpy as np
+import torch
 from transformers.utils import logging
+
+from .tensor_slic_cast import TORCH_SLIC_DEFAULT_ITERATIONS, torch_slic
 
 
 __all__ = [
+    "BATCHED_SUPERPIXEL_METHODS",
     "SUPERPIXEL_METHODS",
     "compute_superpixels",
     "relabel_sequential_ids",
@@ -25,6 +34,7 @@ __all__ = [
     "seeds_segment_count",
     "seeds_superpixels",
     "slic_superpixels",
+    "torch_slic_superpixels",
 ]
 
 try:
@@ -34,7 +44,9 @@ except ImportError:  # reported with an install hint when SLIC is actually reque
 
 logger = logging.get_logger(__name__)
 
-SUPERPIXEL_METHODS = ("slic", "seeds")
+SUPERPIXEL_METHODS = ("slic", "seeds", "torch_slic")
+# the back-ends that segment a batch of same-size images in one call
+BATCHED_SUPERPIXEL_METHODS = ("torch_slic",)
 
 # Official SLIC retry rule: while SLIC returns fewer than `n_segments // 2` segments, multiply the compactness by 3
 # and run it again. The official loop is unbounded; the bound keeps nearly uniform images from looping for long.
@@ -253,6 +265,45 @@ def seeds_superpixels(image: np.ndarray, n_segments: int) -> np.ndarray:
     return seeds.getLabels().astype(np.int64)
 
 
+def torch_slic_superpixels(
+    images: list[np.ndarray],
+    n_segments: int,
+    compactness: float,
+    device: str | torch.device | None = None,
+    num_iterations: int = TORCH_SLIC_DEFAULT_ITERATIONS,
+) -> list[np.ndarray]:
+    """
+    `torch_slic` superpixels of several images: one batched call per distinct image size, on `device`.
+
+    Args:
+        images (`list[np.ndarray]`, each of shape `(height, width, channels)`):
+            uint8 pixels or floats in [0, 1].
+        n_segments (`int`):
+            Approximate number of superpixels per image.
+        compactness (`float`):
+            SLIC compactness.
+        device (`str` or `torch.device`, *optional*, defaults to the CPU):
+            Where the superpixels are computed.
+        num_iterations (`int`, *optional*, defaults to `TORCH_SLIC_DEFAULT_ITERATIONS`):
+            SLIC iterations.
+
+    Returns:
+        `list[np.ndarray]`: one int64 map of shape `(height, width)` with ids `0..K-1` per image, in input order.
+    """
+    device = torch.device("cpu") if device is None else torch.device(device)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for index, image in enumerate(images):
+        by_size.setdefault(image.shape[:2], []).append(index)
+    results: list[np.ndarray | None] = [None] * len(images)
+    for indices in by_size.values():
+        batch = torch.from_numpy(np.stack([_unit_float(images[index]) for index in indices]))
+        batch = batch.to(device=device, dtype=torch.float32).permute(0, 3, 1, 2)
+        labels = torch_slic(batch, n_segments, compactness=compactness, num_iterations=num_iterations).cpu().numpy()
+        for index, label_map in zip(indices, labels):
+            results[index] = label_map
+    return results
+
+
 def compute_superpixels(image: np.ndarray, method: str, n_segments: int, compactness: float) -> np.ndarray:
     """
     Segment one image into superpixels with contiguous ids.
@@ -264,7 +315,7 @@ def compute_superpixels(image: np.ndarray, method: str, n_segments: int, compact
         image (`np.ndarray` of shape `(height, width, channels)`):
             uint8 pixels or floats in [0, 1].
         method (`str`):
-            One of `SUPERPIXEL_METHODS` (`"slic"` or `"seeds"`).
+            One of `SUPERPIXEL_METHODS` (`"slic"`, `"seeds"` or `"torch_slic"`, here on the CPU).
         n_segments (`int`):
             Approximate number of superpixels.
         compactness (`float`):
@@ -280,6 +331,8 @@ def compute_superpixels(image: np.ndarray, method: str, n_segments: int, compact
         labels = slic_superpixels(image, n_segments=n_segments, compactness=compactness)
     elif method == "seeds":
         labels = seeds_superpixels(image, n_segments=n_segments)
+    elif method == "torch_slic":
+        return torch_slic_superpixels([image], n_segments=n_segments, compactness=compactness)[0]
     else:
         raise ValueError(f"`superpixel_method` must be one of {SUPERPIXEL_METHODS}, got {method!r}")
     return relabel_sequential_ids(labels)

@@ -62,6 +62,15 @@ def test_config_preset_unknown_name():
         ({"hidden_act": "relu"}, ValueError, r"`hidden_act` must be one of"),
         ({"assignment_temperature": 0.0}, ValueError, r"`assignment_temperature` must be > 0"),
         ({"pooling_dropout_prob": 1.5}, ValueError, r"`pooling_dropout_prob` must be in \[0, 1\)"),
+        ({"superpixel_n_segments": 0}, ValueError, r"`superpixel_n_segments` must be >= 1, got 0"),
+        ({"superpixel_n_segments": 19.5}, TypeError, r"`superpixel_n_segments` must be an int"),
+        ({"superpixel_iterations": -1}, ValueError, r"`superpixel_iterations` must be >= 0"),
+        ({"superpixel_compactness": 0}, ValueError, r"`superpixel_compactness` must be a positive finite number"),
+        ({"superpixel_compactness": float("inf")}, ValueError, r"`superpixel_compactness` must be a positive"),
+        ({"superpixel_rescale_factor": -1.0}, ValueError, r"`superpixel_rescale_factor` must be a positive"),
+        ({"superpixel_image_mean": [0.5, 0.5]}, ValueError, r"`superpixel_image_mean` must have one value per channel"),
+        ({"superpixel_image_std": [0.5, 0.0, 0.5]}, ValueError, r"`superpixel_image_std` must be positive"),
+        ({"superpixel_image_std": "0.5"}, TypeError, r"`superpixel_image_std` must be a list of finite numbers"),
     ],
 )
 def test_config_rejects_inconsistent_values(kwargs, error, match):
@@ -97,3 +106,15 @@ def test_superpixel_token_budget_adds_half_and_never_exceeds_the_stem_grid():
     assert superpixel_token_budget(24, 48) == 36  # 36 asked + half would be 36; the grid has 36 cells
     assert superpixel_token_budget(196, 224) == 294
     assert superpixel_token_budget(1000, 64, patch_size=8) == 64
+
+
+def test_config_in_model_superpixel_settings_round_trip(tmp_path):
+    config = CastConfig(
+        superpixel_n_segments=64, superpixel_compactness=20, superpixel_iterations=4,
+        superpixel_image_mean=(0.5, 0.5, 0.5), superpixel_image_std=[0.25, 0.25, 0.25],
+        superpixel_rescale_factor=1 / 255,
+    )
+    config.save_pretrained(tmp_path)
+    loaded = CastConfig.from_pretrained(tmp_path)
+    assert loaded.to_dict() == config.to_dict()
+    assert loaded.superpixel_image_mean == [0.5, 0.5, 0.5] and loaded.superpixel_iterations == 4

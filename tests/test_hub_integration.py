@@ -66,7 +66,7 @@ def test_auto_model_from_config():
 def test_saved_folder_carries_code_and_full_auto_map(tmp_path):
     _save_tiny(tmp_path)
     for name in ("configuration_cast.py", "modeling_cast.py", "graph_pooling_cast.py", "image_processing_cast.py",
-                 "post_processing_cast.py", "superpixels_cast.py"):
+                 "post_processing_cast.py", "superpixels_cast.py", "tensor_slic_cast.py"):
         assert (tmp_path / name).exists(), name
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
     assert auto_map == {
@@ -94,6 +94,8 @@ REMOTE_SCRIPT = REMOTE_CODE_PRELUDE + textwrap.dedent(
     with torch.no_grad():
         out = model(pixel_values=torch.from_numpy(inputs["pixel_values"]), superpixels=torch.from_numpy(inputs["superpixels"]))
         pooled = backbone(pixel_values=torch.from_numpy(inputs["pixel_values"]), superpixels=torch.from_numpy(inputs["superpixels"])).pooler_output
+        # no superpixels: the model computes them with the tensor back-end that its folder carries
+        in_model = model(pixel_values=torch.from_numpy(inputs["pixel_values"])).logits
     processed = processor(images=inputs["image"], return_tensors="pt")
     classify = pipeline("image-classification", model=folder, trust_remote_code=True)
     labels = [p["label"] for p in classify(Image.fromarray(inputs["image"]))]
@@ -104,6 +106,7 @@ REMOTE_SCRIPT = REMOTE_CODE_PRELUDE + textwrap.dedent(
     assert len(hierarchy["levels"]) == 2 and hierarchy["levels"][0].shape == inputs["image"].shape[:2], hierarchy
     leaked = sorted(name for name in sys.modules if name.split(".")[0] in ("modeling_cast", "processing"))
     np.savez(out_path, logits=out.logits.numpy(), hierarchy=out.hierarchy.numpy(), pooled=pooled.numpy(),
+             in_model=in_model.numpy(),
              superpixels=processed["superpixels"].numpy(), leaked=np.array(leaked, dtype=object), labels=np.array(labels))
     print(type(model).__module__)
     """
@@ -134,6 +137,9 @@ def test_remote_code_round_trip_without_package(tmp_path):
         expected = model(**inputs)
     np.testing.assert_array_equal(out["logits"], expected.logits.numpy())
     np.testing.assert_array_equal(out["hierarchy"], expected.hierarchy.numpy())
+    with torch.no_grad():
+        in_model = model(pixel_values=inputs["pixel_values"]).logits
+    np.testing.assert_array_equal(out["in_model"], in_model.numpy())
     local_superpixels = CastImageProcessor.from_pretrained(folder)(images=image, return_tensors="pt")["superpixels"]
     np.testing.assert_array_equal(out["superpixels"], local_superpixels.numpy())
     assert set(out["labels"]) <= set(model.config.id2label.values())

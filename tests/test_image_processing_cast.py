@@ -378,10 +378,11 @@ def test_processor_instances_do_not_share_mutable_defaults():
     assert CastImageProcessor.size == {"height": 224, "width": 224}
 
 
-def test_processor_remote_code_round_trip(tmp_path, monkeypatch):
+@pytest.mark.parametrize("method", ["slic", "torch_slic"])
+def test_processor_remote_code_round_trip(tmp_path, monkeypatch, method):
     # Saved with auto_map, the processor must load from its copied files alone (the Hub's trust_remote_code path).
     monkeypatch.setattr(CastImageProcessor, "_auto_class", "AutoImageProcessor")
-    processor = _small_processor(compactness=12.5)
+    processor = _small_processor(compactness=12.5, superpixel_method=method)
     processor.save_pretrained(tmp_path / "processor")
     assert {"image_processing_cast.py", "superpixels_cast.py"} <= {
         path.name for path in (tmp_path / "processor").iterdir()
@@ -885,3 +886,26 @@ def test_processor_outputs_do_not_depend_on_the_decoded_layout(monkeypatch):
         copy_outputs = processor(image, return_tensors="pt")
         assert torch.equal(view_outputs["pixel_values"], copy_outputs["pixel_values"])
         assert torch.equal(view_outputs["superpixels"], copy_outputs["superpixels"])
+
+
+def test_processor_torch_slic_segments_the_call_in_one_batch_like_single_calls():
+    processor = _small_processor(size={"height": 64, "width": 64}, n_segments=24, superpixel_method="torch_slic")
+    images = [_random_image(height=64, width=64, seed=seed) for seed in range(3)]
+    batch = processor(images, return_tensors="np", device="cpu")
+    for index, image in enumerate(images):
+        _assert_same_outputs({key: value[index:index + 1] for key, value in batch.items()},
+                             processor(image, return_tensors="np"))
+    for label_map in batch["superpixels"]:
+        ids = np.unique(label_map)
+        np.testing.assert_array_equal(ids, np.arange(len(ids)))
+        assert 12 <= len(ids) <= 24
+    assert "device" not in processor.to_dict()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_processor_torch_slic_on_cuda_matches_the_cpu():
+    processor = _small_processor(size={"height": 64, "width": 64}, n_segments=24, superpixel_method="torch_slic")
+    images = [_random_image(height=64, width=64, seed=seed) for seed in range(2)]
+    on_cuda = processor(images, return_tensors="np", device="cuda")["superpixels"]
+    on_cpu = processor(images, return_tensors="np")["superpixels"]
+    assert (on_cuda == on_cpu).mean() >= 0.99

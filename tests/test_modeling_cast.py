@@ -287,7 +287,7 @@ def test_model_float64_runs():
         (torch.zeros(1, 3, 32, 32, dtype=torch.long), torch.zeros(1, 32, 32, dtype=torch.long), TypeError, "floating"),
         (torch.zeros(1, 1, 32, 32), torch.zeros(1, 32, 32, dtype=torch.long), ValueError, r"pixel_values.*shape"),
         (torch.zeros(1, 3, 36, 32), torch.zeros(1, 36, 32, dtype=torch.long), ValueError, "multiples of patch_size"),
-        (torch.zeros(1, 3, 32, 32), None, ValueError, "superpixels` is required"),
+        (torch.zeros(1, 3, 8, 8), None, ValueError, r"pixel_values.*too small.*superpixel_n_segments"),
         (torch.zeros(1, 3, 32, 32), torch.zeros(1, 32, 32), TypeError, "superpixels.*integer"),
         (torch.zeros(1, 3, 32, 32), torch.zeros(2, 32, 32, dtype=torch.long), ValueError, r"superpixels.*shape"),
         (torch.zeros(1, 3, 32, 32), torch.full((1, 32, 32), -1), ValueError, r"superpixels.*ids"),
@@ -382,6 +382,70 @@ def test_model_compiled_once_for_every_superpixel_count_and_batch_size():
         with torch.no_grad():
             assert torch.equal(compiled(**inputs).hierarchy, model(**inputs).hierarchy)
     assert counter.frame_count == 1
+
+
+# superpixels inside the model: without `superpixels`, every head computes them with the tensor back-end
+
+# few SLIC iterations keep the compiled and exported graphs small (the loop is unrolled)
+IN_MODEL = dict(superpixel_n_segments=48, superpixel_iterations=2)
+
+
+def _pixel_inputs(cls, batch_size, seed):
+    generator = torch.Generator().manual_seed(seed)
+    inputs = {"pixel_values": torch.randn(batch_size, 3, 64, 64, generator=generator)}
+    if cls is CastForPreTraining:
+        inputs["pixel_values_2"] = inputs["pixel_values"].flip(-1)
+    return inputs
+
+
+@pytest.mark.parametrize("cls", STATIC_HEADS)
+def test_model_without_superpixels_equals_passing_its_own(cls):
+    model = _static_model(cls, **IN_MODEL)
+    inputs = _pixel_inputs(cls, 2, 0)
+    explicit = {"superpixels": model.compute_superpixels(inputs["pixel_values"])}
+    if cls is CastForPreTraining:
+        explicit["superpixels_2"] = model.compute_superpixels(inputs["pixel_values_2"])
+    with torch.no_grad():
+        computed, given = model(**inputs), model(**inputs, **explicit)
+    assert torch.equal(computed.hierarchy, given.hierarchy)
+    features = "pooler_output" if cls in (CastModel, CastForPreTraining) else "logits"
+    assert torch.equal(computed[features], given[features])
+    if cls is CastForPreTraining:
+        assert torch.equal(computed.logits, given.logits)
+
+
+def test_model_computed_superpixels_fit_the_token_budget_and_follow_the_config():
+    """The seed grid is laid out within `max_superpixel_tokens`, the un-normalization reads the config's mean/std."""
+    model = _static_model(CastModel, max_superpixel_tokens=20, superpixel_n_segments=64, superpixel_iterations=3)
+    pixel_values = torch.randn(3, 3, 64, 64)
+    superpixels = model.compute_superpixels(pixel_values)
+    assert superpixels.dtype == torch.int64 and superpixels.shape == (3, 64, 64)
+    assert int(superpixels.amax()) < 20
+    with torch.no_grad():
+        assert model(pixel_values=pixel_values).hierarchy.shape == (3, 2, 64, 64)
+    from modeling_cast.tensor_slic_cast import torch_slic
+
+    config = model.config
+    mean, std = torch.tensor(config.superpixel_image_mean), torch.tensor(config.superpixel_image_std)
+    images = (pixel_values * std.view(1, 3, 1, 1) + mean.view(1, 3, 1, 1)).clamp(0, 1)
+    expected = torch_slic(images, 64, compactness=10.0, num_iterations=3, max_segments=20)
+    assert torch.equal(superpixels, expected)
+
+
+def test_model_without_superpixels_compiles_to_one_graph():
+    model = _static_model(CastForImageClassification, **IN_MODEL)
+    explanation = torch._dynamo.explain(model)(**_pixel_inputs(CastForImageClassification, 2, 0))
+    assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
+
+
+def test_model_without_superpixels_exports_and_serves_other_images():
+    model = _static_model(CastForImageClassification, **IN_MODEL)
+    program = torch.export.export(model, (), _pixel_inputs(CastForImageClassification, 2, 0), strict=False)
+    inputs = _pixel_inputs(CastForImageClassification, 2, 1)
+    with torch.no_grad():
+        exported, eager = program.module()(**inputs), model(**inputs)
+    assert torch.equal(exported.hierarchy, eager.hierarchy)
+    torch.testing.assert_close(exported.logits, eager.logits, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -119,3 +119,30 @@ def test_seeds_extreme_requests_never_kill_the_process():
         assert result["identical_runs"] and result["contiguous"], (name, result)
         assert 1 < result["count"] <= {"n_segments 20000 at 224": 20000, "n_segments 2000 at 64": 2000}.get(name, 196)
     assert results["n_segments 20000 at 224"]["count"] > 3000  # lowered to what fits, not to a token count
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# torch_slic through the processor: one batched call per image size, on a device, the same implementation
+
+def test_torch_slic_superpixels_batches_by_size_and_keeps_the_order():
+    import numpy as np
+    import torch
+    from conftest import smooth_image
+
+    from processing.superpixels_cast import compute_superpixels, torch_slic_superpixels
+    from processing.tensor_slic_cast import torch_slic
+
+    images = [smooth_image(48, 64, 0), smooth_image(32, 32, 1), smooth_image(48, 64, 2)]
+    labels = torch_slic_superpixels(images, n_segments=24, compactness=10.0, device="cpu")
+    assert [label_map.shape for label_map in labels] == [(48, 64), (32, 32), (48, 64)]
+    for image, label_map in zip(images, labels):
+        assert label_map.dtype == np.int64
+        single = torch_slic(torch.from_numpy(image / 255.0).float().permute(2, 0, 1)[None], 24)[0].numpy()
+        np.testing.assert_array_equal(label_map, single)
+        np.testing.assert_array_equal(compute_superpixels(image, "torch_slic", 24, 10.0), single)
+
+
+def test_processor_torch_slic_and_model_package_share_one_implementation():
+    """`processing/tensor_slic_cast.py` is a link to the model package's file, so both import the same code."""
+    link = REPO_ROOT / "processing" / "tensor_slic_cast.py"
+    assert link.is_symlink() and link.resolve() == (REPO_ROOT / "modeling_cast" / "tensor_slic_cast.py").resolve()

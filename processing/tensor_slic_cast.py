@@ -1,0 +1,1 @@
+../modeling_cast/tensor_slic_cast.py
