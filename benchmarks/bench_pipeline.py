@@ -10,14 +10,14 @@ Run from the repository root:
 Everything runs in one process with randomly initialized weights (timing does not depend on the values, except
 through the realistic superpixel counts of the photos):
 
-1. The same `skimage.data` photos, at their own sizes (300x451 to 872x1000), cycled to `--photos` images, go as PIL
-   images through `pipeline("image-segmentation")` of a `CastModel` preset, once per superpixel method of
-   `CastImageProcessor` and once as `in-model` (a processor that returns only `pixel_values`, so that the model
-   computes `torch_slic` superpixels for the whole batch inside its forward), and through `pipeline("image-classification")` of a `ViTForImageClassification` of the
-   matched size (ViT-S/16 for cast-small, ViT-B/16 for cast-base; 12 layers, 4x MLP, 1000 classes) with its PIL
-   image processor. Rows report images per second (median of `--repeats` rounds after `--warmup`; the pipelines
-   alternate within a round, so load from other processes hits all of them alike) and the ratio to the ViT pipeline
-   in the same round.
+1. The same `skimage.data` photos, at their own sizes (451x300 to 1000x872, width x height), cycled to `--photos`
+   images, go as PIL images through `pipeline("image-segmentation")` of a `CastModel` preset, once per superpixel
+   method of `CastImageProcessor` and once as `in-model` (a processor that returns only `pixel_values`, so that the
+   model computes `torch_slic` superpixels for the whole batch inside its forward), and through
+   `pipeline("image-classification")` of a `ViTForImageClassification` of the matched size (ViT-S/16 for
+   cast-small, ViT-B/16 for cast-base; 12 layers, 4x MLP, 1000 classes) with its PIL image processor. Rows report
+   images per second (median of `--repeats` rounds after `--warmup`; the pipelines alternate within a round, so
+   load from other processes hits all of them alike) and the ratio to the ViT pipeline in the same round.
 2. A separate pass times the parts of the CAST pipeline: the superpixels (inside preprocessing), the rest of
    preprocessing (decoding, resizing, normalizing), the forward and the post-processing (segments and masks); the
    remainder is the pipeline's own work (batching, un-batching).
@@ -56,8 +56,18 @@ for _path in (str(_REPO_ROOT), str(Path(__file__).resolve().parent)):
 import processing.image_processing_cast as cast_processing_module  # noqa: E402  (its superpixel call is timed)
 from bench_model import _load_average, load_photos, vit_name  # noqa: E402
 from modeling_cast import CastConfig, CastImageProcessor, CastModel  # noqa: E402
-from processing.superpixels_cast import SUPERPIXEL_METHODS, compute_superpixels, torch_slic_superpixels  # noqa: E402
-from transformers import BatchFeature, ViTConfig, ViTForImageClassification, ViTImageProcessorPil, pipeline  # noqa: E402
+from processing.superpixels_cast import (  # noqa: E402
+    SUPERPIXEL_METHODS,
+    compute_superpixels,
+    torch_slic_superpixels,
+)
+from transformers import (  # noqa: E402
+    BatchFeature,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTImageProcessorPil,
+    pipeline,
+)
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
 IN_MODEL = "in-model"  # the pipeline row whose superpixels the model computes (torch_slic in the forward)
@@ -143,8 +153,9 @@ def build_pipelines(preset: str, methods: list[str], tiny: bool, device: str = "
     else:
         cast_config = CastConfig.from_preset(preset)
         vit_config = ViTConfig(
-            hidden_size=cast_config.hidden_size, num_hidden_layers=12, num_attention_heads=cast_config.num_attention_heads,
-            intermediate_size=4 * cast_config.hidden_size, patch_size=16, image_size=224, num_labels=1000,
+            hidden_size=cast_config.hidden_size, num_hidden_layers=12,
+            num_attention_heads=cast_config.num_attention_heads, intermediate_size=4 * cast_config.hidden_size,
+            patch_size=16, image_size=224, num_labels=1000,
         )
         processor_options, vit_size = {}, {"height": 224, "width": 224}
     cast = CastModel(cast_config).eval()
@@ -156,7 +167,9 @@ def build_pipelines(preset: str, methods: list[str], tiny: bool, device: str = "
         )
         for method in methods
     }
-    classifier = pipeline("image-classification", model=vit, device=device, image_processor=ViTImageProcessorPil(size=vit_size))
+    classifier = pipeline(
+        "image-classification", model=vit, device=device, image_processor=ViTImageProcessorPil(size=vit_size)
+    )
     return segmenters, classifier
 
 
@@ -343,7 +356,10 @@ def run_device(
         segmenters, classifier = build_pipelines(preset, methods, args.tiny, device)
         baseline = "tiny ViT" if args.tiny else vit_name(preset)
         for batch_size in batch_sizes:
-            runs = {method: (lambda s=segmenter: s(photos, batch_size=batch_size)) for method, segmenter in segmenters.items()}
+            runs = {
+                method: (lambda s=segmenter: s(photos, batch_size=batch_size))
+                for method, segmenter in segmenters.items()
+            }
             runs["vit"] = lambda: classifier(photos, batch_size=batch_size)
             times = time_rounds(runs, args.warmup, args.repeats)
             vit_rate = len(photos) / statistics.median(times["vit"])
@@ -367,7 +383,7 @@ def run_device(
 
 def print_rows(rows: list[dict], extras: dict) -> None:
     print()
-    print("End to end (images per second, median of the rounds; min-max over the rounds) and the CAST parts in ms/image")
+    print("End to end (images per second, median of the rounds; min-max over the rounds), CAST parts in ms/image")
     header = (f"{'model':<11} {'method':<10} {'dev':<4} {'batch':>5} {'CAST img/s':>10} {'min-max':>11} "
               f"{'ViT':<9} {'ViT img/s':>9} {'ratio':>6} | {'superpx':>7} {'decode..':>8} {'forward':>7} "
               f"{'postpr':>6} {'other':>6} {'total':>6} {'sp share':>8}")
