@@ -334,14 +334,15 @@ def gpu_torch_slic_rate(batch_size: int, repeats: int, n_segments: int, compactn
 
 
 def machine_facts(args) -> None:
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    print("=" * 100)
+    import transformers
+
+    facts = {
+        "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+        "numpy": np.__version__, "cpus": os.cpu_count(), "usable": len(os.sched_getaffinity(0)),
+        "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+    }
     print("CAST image-segmentation pipeline vs ViT image-classification pipeline, end to end")
-    print("=" * 100)
-    print(f"python {platform.python_version()} | torch {torch.__version__} | "
-          f"transformers {__import__('transformers').__version__} | numpy {np.__version__}")
-    print(f"cpu: {platform.machine()} | os.cpu_count()={os.cpu_count()} | usable cpus={affinity} | "
-          f"threads={torch.get_num_threads()} | cuda={torch.cuda.is_available()}")
+    print(" | ".join(f"{name} {value}" for name, value in facts.items()))
     print(f"load average (1/5/15 min) before the run: {_load_average()} -- other processes skew CPU timings")
     print(f"settings: models={args.models} methods={args.methods} batch sizes={args.batch_sizes} "
           f"photos={args.photos} warmup={args.warmup} repeats={args.repeats} (median)")
