@@ -24,7 +24,7 @@ from transformers import PretrainedConfig
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from processing import CastImageProcessor
-from processing.pipeline_cast import HierarchicalSegmentationPipeline
+from processing.pipeline_cast import CastImageSegmentationPipeline, HierarchicalSegmentationPipeline
 from processing.visualization_cast import draw_hierarchy, hierarchy_colors, save_hierarchy_picture
 
 from .backbone_cast import CastBackbone
@@ -53,6 +53,7 @@ __all__ = [
     "CastForImageSegmentation",
     "CastForSemanticSegmentation",
     "CastImageClassifierOutput",
+    "CastImageSegmentationPipeline",
     "CastSemanticSegmenterOutput",
     "HierarchicalSegmentationPipeline",
     "CastImageProcessor",
@@ -78,6 +79,9 @@ AutoImageProcessor.register(CastConfig, image_processor_classes={"pil": CastImag
 # CAST has no video processor. Saying so stops every pipeline from guessing one from the image processor's
 # `auto_map` and asking whether to run custom code (transformers derives "CastVideoProcessor" from it).
 AutoVideoProcessor.register(CastConfig, video_processor_classes={}, exist_ok=True)
+# pipeline("image-segmentation") builds transformers' pipeline class with a faster mask drawing for CAST models (other
+# models run transformers' code): only the class of the task's entry changes, its models and default stay
+PIPELINE_REGISTRY.to_dict()["image-segmentation"]["impl"] = CastImageSegmentationPipeline
 # pipeline("hierarchical-segmentation"): every level of the hierarchy, with segment scores and an optional picture
 PIPELINE_REGISTRY.register_pipeline(
     "hierarchical-segmentation",

@@ -90,6 +90,7 @@ def decode_image(
     do_convert_rgb: bool = True,
     input_data_format: str | ChannelDimension | None = None,
     argument: str = "images",
+    contiguous: bool = True,
 ) -> np.ndarray:
     """
     Decode one image into the array CAST works on.
@@ -106,6 +107,10 @@ def decode_image(
             like transformers). PIL images are always channels-last.
         argument (`str`, *optional*, defaults to `"images"`):
             Name of the argument the image came in, for error messages.
+        contiguous (`bool`, *optional*, defaults to `True`):
+            Whether to return a C-contiguous array. With `False`, channels-last pixels (PIL images included) come
+            back as a channels-first view of themselves, without a copy: the image processor hands them to PIL for
+            resizing, which reads them channels-last again, so the copy would cost two full-size passes for nothing.
 
     Returns:
         `np.ndarray` of shape `(channels, height, width)`: uint8 for boolean (0 or 255), 8-bit and 16-bit pixels
@@ -115,6 +120,8 @@ def decode_image(
     pixels = _eight_bit_or_float(pixels, is_sixteen_bit, argument)
     layout = ChannelDimension.LAST if is_pil else input_data_format
     pixels = _channels_first(pixels, layout, do_convert_rgb, argument)
+    if contiguous:
+        pixels = np.ascontiguousarray(pixels)
     if not do_convert_rgb:
         return pixels
     # gray and gray+alpha repeat their first channel; RGBA drops its last
@@ -275,9 +282,7 @@ def _channels_first(
             f"`{argument}` must have shape {_SHAPES[layout]} with 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) "
             f"channels to be converted to RGB, got shape {pixels.shape}"
         )
-    if layout == ChannelDimension.LAST:
-        pixels = np.moveaxis(pixels, -1, 0)
-    return np.ascontiguousarray(pixels)
+    return np.moveaxis(pixels, -1, 0) if layout == ChannelDimension.LAST else pixels
 
 
 # ---------------------------------------------------------------------------------------------------------------

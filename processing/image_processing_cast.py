@@ -296,7 +296,10 @@ class CastImageProcessor(PilBackend):
         Convert one input image to a channels-first numpy array (see `image_inputs_cast.decode_image`): uint8 for
         boolean, 8- and 16-bit images, float32 for float images, 3 RGB channels when `do_convert_rgb`.
         """
-        pixels = decode_image(image, do_convert_rgb=do_convert_rgb, input_data_format=input_data_format)
+        # a channels-first view of channels-last pixels: resizing hands them to PIL channels-last again
+        pixels = decode_image(
+            image, do_convert_rgb=do_convert_rgb, input_data_format=input_data_format, contiguous=False
+        )
         return pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32, copy=False)
 
     def _preprocess_image_like_inputs(

@@ -238,3 +238,22 @@ def test_decode_image_warns_when_the_channel_axis_is_ambiguous(caplog):
         )
         decode_image(RGB)  # (20, 28, 3) is not ambiguous
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "I;16"])
+def test_decode_image_without_copy_gives_the_same_pixels(mode):
+    image = Image.fromarray(RGB).convert(mode) if mode != "I;16" else Image.fromarray(GRAY.astype(np.uint16) * 257)
+
+    view = decode_image(image, contiguous=False)
+    copy = decode_image(image)
+
+    assert copy.flags.c_contiguous
+    np.testing.assert_array_equal(view, copy)
+    assert view.dtype == copy.dtype == np.uint8
+
+
+def test_decode_image_without_copy_is_a_view_of_channels_last_pixels():
+    view = decode_image(RGB, contiguous=False, input_data_format="channels_last")
+
+    assert np.shares_memory(view, RGB) and view.shape == (3, *RGB.shape[:2])
+    np.testing.assert_array_equal(view, _channels_first(RGB))

@@ -870,6 +870,24 @@ def test_processor_rejects_non_bool_do_reduce_labels():
         _small_processor()(_random_image(), segmentation_maps=np.zeros((40, 48), dtype=np.int64), do_reduce_labels=1)
 
 
+def test_processor_outputs_do_not_depend_on_the_decoded_layout(monkeypatch):
+    # the processor decodes channels-last images as channels-first views (no copy); contiguous copies give the same
+    from processing import image_processing_cast
+
+    images = [Image.fromarray(skimage_data.chelsea()), skimage_data.astronaut()[::3, ::2], Image.new("L", (50, 30), 90)]
+    processor = CastImageProcessor(size={"height": 64, "width": 64}, n_segments=16, do_center_crop=True,
+                                   crop_size={"height": 48, "width": 56})
+    as_views = [processor(image, return_tensors="pt") for image in images]
+    decode = image_processing_cast.decode_image
+    monkeypatch.setattr(image_processing_cast, "decode_image", lambda *args, **kwargs: decode(
+        *args, **{**kwargs, "contiguous": True}))
+
+    for image, view_outputs in zip(images, as_views):
+        copy_outputs = processor(image, return_tensors="pt")
+        assert torch.equal(view_outputs["pixel_values"], copy_outputs["pixel_values"])
+        assert torch.equal(view_outputs["superpixels"], copy_outputs["superpixels"])
+
+
 def test_processor_torch_slic_segments_the_call_in_one_batch_like_single_calls():
     processor = _small_processor(size={"height": 64, "width": 64}, n_segments=24, superpixel_method="torch_slic")
     images = [_random_image(height=64, width=64, seed=seed) for seed in range(3)]

@@ -12,9 +12,10 @@ import torch
 from conftest import smooth_image, tiny_config_kwargs
 from PIL import Image
 from transformers import pipeline
+from transformers.pipelines import ImageSegmentationPipeline
 
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor, CastModel
-from processing.pipeline_cast import HierarchicalSegmentationPipeline
+from processing.pipeline_cast import CastImageSegmentationPipeline, HierarchicalSegmentationPipeline, segment_masks
 
 IMAGE_SIZES = [(40, 48), (30, 70), (52, 36)]  # (height, width), none of them the 32x32 model input
 NUM_LEVELS = len(tiny_config_kwargs()["num_segments"])
@@ -142,6 +143,64 @@ def test_image_segmentation_semantic_subtask_explains_what_to_use(checkpoints, i
 
     with pytest.raises(ValueError, match=r"per-pixel class `logits`.*post_process_hierarchical_segmentation"):
         segmenter(images[0], subtask="semantic")
+
+
+def _assert_same_annotations(fast: list[dict], reference: list[dict]) -> None:
+    assert [(s["label"], s["score"]) for s in fast] == [(s["label"], s["score"]) for s in reference]
+    for fast_segment, reference_segment in zip(fast, reference):
+        assert fast_segment["mask"].mode == reference_segment["mask"].mode == "L"
+        assert fast_segment["mask"].size == reference_segment["mask"].size
+        np.testing.assert_array_equal(np.asarray(fast_segment["mask"]), np.asarray(reference_segment["mask"]))
+
+
+@pytest.mark.parametrize("subtask", [None, "panoptic", "instance"])
+def test_image_segmentation_cast_pipeline_equals_transformers_pipeline(checkpoints, images, subtask):
+    fast = pipeline("image-segmentation", model=checkpoints["backbone"])
+    reference = pipeline(
+        "image-segmentation", model=checkpoints["backbone"], pipeline_class=ImageSegmentationPipeline
+    )
+    assert isinstance(fast, CastImageSegmentationPipeline) and type(reference) is ImageSegmentationPipeline
+    arguments = {} if subtask is None else {"subtask": subtask}
+
+    for fast_segments, reference_segments in zip(
+        fast(images, batch_size=2, **arguments), reference(images, batch_size=2, **arguments)
+    ):
+        _assert_same_annotations(fast_segments, reference_segments)
+
+
+def test_image_segmentation_other_models_run_transformers_postprocess(checkpoints, images, monkeypatch):
+    segmenter = pipeline("image-segmentation", model=checkpoints["classifier"])
+    expected = segmenter(images[0])
+    calls = []
+    parent = ImageSegmentationPipeline.postprocess
+
+    def recording(self, *args, **kwargs):
+        calls.append(args)
+        return parent(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImageSegmentationPipeline, "postprocess", recording)
+    segmenter(images[0])
+    assert not calls  # a CAST model draws its own masks
+    monkeypatch.setattr(segmenter.model.config, "model_type", "not-cast")
+
+    _assert_same_annotations(segmenter(images[0]), expected)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("offset", [0, 250, 10_000])
+def test_segment_masks_equal_transformers_masks(offset):
+    # offset 250 puts ids on both sides of the 8-bit limit, 10 000 only above it
+    generator = torch.Generator().manual_seed(offset)
+    segmentation = torch.randint(0, 9, (23, 17), generator=generator) + offset
+    ids = torch.unique(segmentation).tolist()
+
+    masks = segment_masks(segmentation, ids)
+
+    assert len(masks) == len(ids)
+    for mask, segment_id in zip(masks, ids):
+        expected = ((segmentation == segment_id) * 255).numpy().astype(np.uint8)
+        assert mask.mode == "L"
+        np.testing.assert_array_equal(np.asarray(mask), expected)
 
 
 def test_config_id2label_names_segment_label_ids(checkpoints):

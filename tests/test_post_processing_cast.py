@@ -384,3 +384,124 @@ def test_segmentation_level_does_not_change_preprocessing():
 def test_segmentation_level_rejects_non_integers(value):
     with pytest.raises(TypeError, match=r"`segmentation_level` must be an int"):
         _processor(segmentation_level=value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the batched path against a straightforward per-image reference
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _random_outputs(generator: torch.Generator, batch_size: int, num_segments: list[int], size: tuple[int, int]):
+    """A random nested hierarchy (each level's ids are random parents of the level below, on blocks of pixels) and
+    CAST-like scores (softmax maxima over a level's segments, hence at least 1 / segments)."""
+    height, width = size
+    levels, labels = [], None
+    for count in num_segments:
+        if labels is None:
+            block = int(torch.randint(1, 5, (1,), generator=generator))
+            grid = torch.randint(0, count, (batch_size, -(-height // block), -(-width // block)), generator=generator)
+            labels = grid.repeat_interleave(block, 1).repeat_interleave(block, 2)[:, :height, :width]
+        else:
+            parents = torch.randint(0, count, (batch_size, int(labels.max()) + 1), generator=generator)
+            labels = torch.gather(parents, 1, labels.flatten(1)).view(batch_size, height, width)
+        levels.append(labels)
+    hierarchy = torch.stack(levels, dim=1)
+    logits = torch.randn(batch_size, len(num_segments), height, width, max(num_segments), generator=generator)
+    scores = logits.softmax(dim=-1).amax(dim=-1)
+    return {"hierarchy": hierarchy, "hierarchy_scores": scores}
+
+
+def _reference_image(outputs: dict, index: int, size: tuple[int, int], levels: list[int]) -> dict:
+    """One image, one level at a time: resize the ids and the scores, then count and average at the target size."""
+    segmentation = nearest_resize(outputs["hierarchy"][index, levels], size).long()
+    scores = nearest_resize(outputs["hierarchy_scores"][index, levels], size)
+    segments_info = []
+    for level_map, level_scores, level in zip(segmentation, scores, levels):
+        info = []
+        for segment_id in torch.unique(level_map).tolist():
+            pixels = level_map == segment_id
+            area = int(pixels.sum())
+            score = float(level_scores[pixels].double().sum()) / area
+            info.append({"id": segment_id, "level": level, "score": score, "area": area})
+        segments_info.append(info)
+    return {"segmentation": segmentation, "segments_info": segments_info}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batched_post_processing_equals_per_image_reference(seed):
+    generator = torch.Generator().manual_seed(seed)
+    batch_size = int(torch.randint(1, 5, (1,), generator=generator))
+    input_size = tuple(int(side) for side in torch.randint(4, 40, (2,), generator=generator))
+    num_segments = sorted(torch.randint(1, 70, (3,), generator=generator).tolist(), reverse=True)
+    outputs = _random_outputs(generator, batch_size, num_segments, input_size)
+    # down- and upscaling, odd factors, the input size itself, and a size repeated within the batch
+    choices = [input_size, (1, 1), (3, 97), (41, 29), (2 * input_size[0] + 1, input_size[1])]
+    target_sizes = [choices[int(index)] for index in torch.randint(0, len(choices), (batch_size,), generator=generator)]
+    levels = [-1, 0] if seed % 2 else None
+    level_indices = post_processing_cast.resolve_levels(levels, len(num_segments))
+
+    results = _processor().post_process_hierarchical_segmentation(
+        outputs, target_sizes=target_sizes, levels=levels, return_scores=True
+    )
+    plain = _processor().post_process_hierarchical_segmentation(outputs, target_sizes=target_sizes, levels=levels)
+
+    for index, (result, segmentation, size) in enumerate(zip(results, plain, target_sizes)):
+        expected = _reference_image(outputs, index, size, level_indices)
+        assert torch.equal(result["segmentation"], expected["segmentation"])
+        assert torch.equal(segmentation, expected["segmentation"])
+        # exact: float64 adds these scores without rounding in either order
+        assert result["segments_info"] == expected["segments_info"]
+
+
+def test_batched_post_processing_handles_sparse_ids():
+    # ids far above the pixel count (a user's map) are numbered densely inside, and reported as they are
+    hierarchy = torch.tensor([[[[0, 5_000_000], [5_000_000, 7]]]])
+    outputs = {"hierarchy": hierarchy, "hierarchy_scores": torch.tensor([[[[0.5, 0.25], [0.75, 1.0]]]])}
+
+    result = _processor().post_process_hierarchical_segmentation(
+        outputs, target_sizes=[(4, 2)], return_scores=True
+    )[0]
+
+    assert result["segments_info"] == [[
+        {"id": 0, "level": 0, "score": 0.5, "area": 2},
+        {"id": 7, "level": 0, "score": 1.0, "area": 2},
+        {"id": 5_000_000, "level": 0, "score": 0.5, "area": 4},
+    ]]
+
+
+def test_segment_statistics_weights_count_every_output_pixel():
+    generator = torch.Generator().manual_seed(0)
+    outputs = _random_outputs(generator, 2, [9, 4], (7, 11))
+    sizes = [(30, 5), (7, 11)]
+
+    statistics = post_processing_cast.segment_statistics(outputs["hierarchy"], outputs["hierarchy_scores"], sizes)
+
+    for image_statistics, (height, width) in zip(statistics, sizes):
+        for level_statistics in image_statistics:
+            assert sum(area for _, _, area in level_statistics) == height * width
+            assert [segment_id for segment_id, _, _ in level_statistics] == sorted(
+                segment_id for segment_id, _, _ in level_statistics
+            )
+
+
+def test_batched_logits_post_processing_equals_per_image_reference():
+    generator = torch.Generator().manual_seed(0)
+    outputs = SemanticSegmenterOutput(logits=torch.randn(5, 4, 9, 7, generator=generator))
+    target_sizes = [(20, 11), (9, 7), (20, 11), (3, 30), (9, 7)]
+    processor = _processor()
+
+    semantic = processor.post_process_semantic_segmentation(
+        outputs, target_sizes=target_sizes, return_segmentation_scores=True
+    )
+    panoptic = processor.post_process_panoptic_segmentation(outputs, target_sizes=target_sizes)
+
+    for index, size in enumerate(target_sizes):
+        logits = outputs.logits[index:index + 1]
+        resized = logits[0] if size == (9, 7) else torch.nn.functional.interpolate(
+            logits, size=size, mode="bilinear", align_corners=False
+        )[0]
+        assert torch.equal(semantic[index]["segmentation_scores"], resized)
+        assert torch.equal(semantic[index]["segmentation"], resized.argmax(dim=0))
+        classes, segments_info = post_processing_cast.class_segments(resized)
+        assert torch.equal(panoptic[index]["segmentation"], classes)
+        assert panoptic[index]["segments_info"] == segments_info
