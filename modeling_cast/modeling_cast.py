@@ -508,6 +508,21 @@ class CastGraphPooling(nn.Module):
         )
 
 
+def _attention_mask(config: CastConfig, hidden_states: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """The attention-implementation form of `token_mask` (B, N), True for real tokens: keys that are False are
+    masked for every query.
+
+    Always a mask: transformers would otherwise read the mask back to the host to see whether it can be dropped (one
+    synchronization per call, and a data-dependent branch when tracing). For sdpa and eager attention (which both
+    take a boolean mask, True = attend) it is the (B, 1, 1, N) view that every query and head broadcasts, the same
+    values as `create_bidirectional_mask`'s (B, 1, N, N) mask at a fraction of the cost; other implementations get
+    transformers' own format.
+    """
+    if config._attn_implementation in ("sdpa", "eager"):
+        return token_mask[:, None, None, :]
+    return create_bidirectional_mask(config, hidden_states, token_mask, allow_is_bidirectional_skip=False)
+
+
 class CastStage(nn.Module):
     """Transformer blocks followed by graph pooling. Padding tokens (beyond an image's own superpixel count at the
     first stage, empty segments later) are masked out of attention and pooling."""
@@ -530,14 +545,8 @@ class CastStage(nn.Module):
         `token_mask` (B, N): True for real tokens; `seed_candidate_mask` (B, N): tokens that may become segment seeds.
         """
         with_class = F.pad(token_mask, (1, 0), value=True)
-        # Always a mask: transformers would otherwise read the mask back to the host to see whether it can be
-        # dropped (one synchronization per call, and a data-dependent branch when tracing).
-        block_mask = create_bidirectional_mask(
-            self.config, hidden_states, with_class, allow_is_bidirectional_skip=False
-        )
-        pooling_mask = create_bidirectional_mask(
-            self.config, hidden_states[:, 1:], token_mask, allow_is_bidirectional_skip=False
-        )
+        block_mask = _attention_mask(self.config, hidden_states, with_class)
+        pooling_mask = _attention_mask(self.config, hidden_states[:, 1:], token_mask)
         for layer in self.layers:
             hidden_states = layer(hidden_states, block_mask, **kwargs)
         class_token, tokens = hidden_states[:, :1], hidden_states[:, 1:]
