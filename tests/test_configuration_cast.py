@@ -97,3 +97,16 @@ def test_superpixel_token_budget_adds_half_and_never_exceeds_the_stem_grid():
     assert superpixel_token_budget(24, 48) == 36  # 36 asked + half would be 36; the grid has 36 cells
     assert superpixel_token_budget(196, 224) == 294
     assert superpixel_token_budget(1000, 64, patch_size=8) == 64
+
+
+def test_config_warns_when_the_first_stage_has_more_segments_than_the_token_budget(caplog):
+    """The official segmentation recipe's 320 first-level segments against a 196-token budget: segments that no
+    image can fill, named with both fields and the number left empty."""
+    with caplog.at_level("WARNING"):
+        CastConfig(num_segments=[320, 160, 80, 40], max_superpixel_tokens=197)
+    assert "`num_segments[0]`=320 is more than the static token budget `max_superpixel_tokens`=197" in caplog.text
+    assert "at least 123 first-level segments stay empty" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        CastConfig(num_segments=[320, 160, 80, 40], max_superpixel_tokens=480)
+    assert "max_superpixel_tokens" not in caplog.text
