@@ -698,12 +698,15 @@ def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor |
     # make every token NaN, after which farthest point sampling picks arbitrary seeds. CastImageProcessor's ids are
     # valid by construction; maps and tensors from users may not be.
     stride = 1 if config.token_pooling_resolution == "pixel" else config.patch_size
+    # (one pass per tensor: `aminmax` gives both ends, and NaN or an infinity in the pixels shows in their extremes)
+    smallest, largest = torch.aminmax(superpixels)
+    darkest, brightest = torch.aminmax(pixel_values)
     smallest, largest, largest_token, finite = torch.stack(
         [
-            superpixels.amin().long(),
-            superpixels.amax().long(),
+            smallest.long(),
+            largest.long(),
             superpixels[:, ::stride, ::stride].amax().long(),
-            torch.isfinite(pixel_values).all().long(),
+            (torch.isfinite(darkest) & torch.isfinite(brightest)).long(),
         ]
     ).tolist()
     if smallest < 0 or largest >= height * width:
