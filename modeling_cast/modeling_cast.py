@@ -453,17 +453,18 @@ class CastGraphPooling(nn.Module):
 
     def forward(
         self,
-        class_token: torch.Tensor,
-        tokens: torch.Tensor,
+        hidden_states: torch.Tensor,
         token_mask: torch.Tensor,
         seed_candidate_mask: torch.Tensor,
         attention_mask: torch.Tensor | None,
     ) -> CastGroupingOutput:
-        """`token_mask` (B, N): True for an image's own tokens; `seed_candidate_mask` (B, N): tokens that may become
+        """`hidden_states` (B, 1 + N, C): the class token followed by the tokens to group; `token_mask` (B, N): True
+        for an image's own tokens; `seed_candidate_mask` (B, N): tokens that may become
         seeds; `attention_mask`: the attention-implementation form of `token_mask`.
 
         Masks are applied whether or not they hold a False entry: a branch on their values would need a host read
         and would give a traced graph that holds only one of the two paths."""
+        class_token, tokens = hidden_states[:, :1], hidden_states[:, 1:]
         batch_size, num_tokens, hidden_size = tokens.shape
         # An image with fewer distinct tokens than segments gets empty segments (`segment_mask` False): nothing is
         # assigned to them and the next stage treats them as padding. (Never the case where the official code runs.)
@@ -492,7 +493,8 @@ class CastGraphPooling(nn.Module):
             )
 
         assignment = assignment_logits.softmax(dim=-1) * weights
-        pooled = self.dropout(self.activation(self.feature_projection(self.feature_norm(torch.cat([class_token, tokens], 1)))))
+        # (the class token and the tokens together, as they already lie in `hidden_states`: no concatenated copy)
+        pooled = self.dropout(self.activation(self.feature_projection(self.feature_norm(hidden_states))))
         pooled_class, pooled_tokens = pooled[:, :1], pooled[:, 1:]
         assigned = assignment.sum(dim=1).unsqueeze(-1).clamp(min=torch.finfo(assignment.dtype).tiny)  # 0: empty
         segments = torch.matmul(assignment.transpose(1, 2), pooled_tokens.to(assignment.dtype)) / assigned
@@ -549,8 +551,7 @@ class CastStage(nn.Module):
         pooling_mask = _attention_mask(self.config, hidden_states[:, 1:], token_mask)
         for layer in self.layers:
             hidden_states = layer(hidden_states, block_mask, **kwargs)
-        class_token, tokens = hidden_states[:, :1], hidden_states[:, 1:]
-        return hidden_states, self.pooling(class_token, tokens, token_mask, seed_candidate_mask, pooling_mask)
+        return hidden_states, self.pooling(hidden_states, token_mask, seed_candidate_mask, pooling_mask)
 
 
 class CastEncoder(nn.Module):
