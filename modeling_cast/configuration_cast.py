@@ -13,6 +13,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import PretrainedConfig
 from transformers.backbone_utils import BackboneConfigMixin
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from transformers.utils import logging
 
 __all__ = ["CastConfig", "CastLabelNames", "CAST_PRESETS", "superpixel_token_budget"]
 
@@ -50,6 +51,8 @@ class CastLabelNames(dict):
             return f"level {level} segment {segment}"
         raise KeyError(key)
 
+
+logger = logging.get_logger(__name__)
 
 def superpixel_token_budget(n_segments: int, image_size: int, patch_size: int = 8) -> int:
     """A `max_superpixel_tokens` for a processor that asks for `n_segments` superpixels of `image_size`-square images:
@@ -308,6 +311,18 @@ class CastConfig(BackboneConfigMixin, PretrainedConfig):
         for name in (*positive_ints, "max_superpixel_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
+        if self.num_segments[0] > self.max_superpixel_tokens:
+            # Allowed (an image with fewer superpixels than segments gets empty segments, and tests build such
+            # models on purpose), but for a recipe it is a sizing mistake: e.g. the official segmentation fine-tuning
+            # (320 segments) on the default 196-token budget leaves at least 124 first-level segments empty for every
+            # image, silently.
+            logger.warning_once(  # (the validators run twice per config)
+                f"`num_segments[0]`={self.num_segments[0]} is more than the static token budget "
+                f"`max_superpixel_tokens`={self.max_superpixel_tokens}: at least "
+                f"{self.num_segments[0] - self.max_superpixel_tokens} first-level segments stay empty for every image. "
+                f"Give the model at least as many tokens as segments (and the image processor at least as many "
+                f"superpixels), e.g. `max_superpixel_tokens=superpixel_token_budget(n_segments, image_size)`."
+            )
         for name, divisor in (
             ("num_attention_heads", self.num_attention_heads),
             ("pooling_num_attention_heads", self.pooling_num_attention_heads),

@@ -458,17 +458,18 @@ class CastGraphPooling(nn.Module):
 
     def forward(
         self,
-        class_token: torch.Tensor,
-        tokens: torch.Tensor,
+        hidden_states: torch.Tensor,
         token_mask: torch.Tensor,
         seed_candidate_mask: torch.Tensor,
         attention_mask: torch.Tensor | None,
     ) -> CastGroupingOutput:
-        """`token_mask` (B, N): True for an image's own tokens; `seed_candidate_mask` (B, N): tokens that may become
+        """`hidden_states` (B, 1 + N, C): the class token followed by the tokens to group; `token_mask` (B, N): True
+        for an image's own tokens; `seed_candidate_mask` (B, N): tokens that may become
         seeds; `attention_mask`: the attention-implementation form of `token_mask`.
 
         Masks are applied whether or not they hold a False entry: a branch on their values would need a host read
         and would give a traced graph that holds only one of the two paths."""
+        class_token, tokens = hidden_states[:, :1], hidden_states[:, 1:]
         batch_size, num_tokens, hidden_size = tokens.shape
         # An image with fewer distinct tokens than segments gets empty segments (`segment_mask` False): nothing is
         # assigned to them and the next stage treats them as padding. (Never the case where the official code runs.)
@@ -497,7 +498,8 @@ class CastGraphPooling(nn.Module):
             )
 
         assignment = assignment_logits.softmax(dim=-1) * weights
-        pooled = self.dropout(self.activation(self.feature_projection(self.feature_norm(torch.cat([class_token, tokens], 1)))))
+        # (the class token and the tokens together, as they already lie in `hidden_states`: no concatenated copy)
+        pooled = self.dropout(self.activation(self.feature_projection(self.feature_norm(hidden_states))))
         pooled_class, pooled_tokens = pooled[:, :1], pooled[:, 1:]
         assigned = assignment.sum(dim=1).unsqueeze(-1).clamp(min=torch.finfo(assignment.dtype).tiny)  # 0: empty
         segments = torch.matmul(assignment.transpose(1, 2), pooled_tokens.to(assignment.dtype)) / assigned
@@ -511,6 +513,21 @@ class CastGraphPooling(nn.Module):
             class_token=projected[:, :1] + class_token,
             segment_mask=segment_mask,
         )
+
+
+def _attention_mask(config: CastConfig, hidden_states: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """The attention-implementation form of `token_mask` (B, N), True for real tokens: keys that are False are
+    masked for every query.
+
+    Always a mask: transformers would otherwise read the mask back to the host to see whether it can be dropped (one
+    synchronization per call, and a data-dependent branch when tracing). For sdpa and eager attention (which both
+    take a boolean mask, True = attend) it is the (B, 1, 1, N) view that every query and head broadcasts, the same
+    values as `create_bidirectional_mask`'s (B, 1, N, N) mask at a fraction of the cost; other implementations get
+    transformers' own format.
+    """
+    if config._attn_implementation in ("sdpa", "eager"):
+        return token_mask[:, None, None, :]
+    return create_bidirectional_mask(config, hidden_states, token_mask, allow_is_bidirectional_skip=False)
 
 
 class CastStage(nn.Module):
@@ -535,18 +552,11 @@ class CastStage(nn.Module):
         `token_mask` (B, N): True for real tokens; `seed_candidate_mask` (B, N): tokens that may become segment seeds.
         """
         with_class = F.pad(token_mask, (1, 0), value=True)
-        # Always a mask: transformers would otherwise read the mask back to the host to see whether it can be
-        # dropped (one synchronization per call, and a data-dependent branch when tracing).
-        block_mask = create_bidirectional_mask(
-            self.config, hidden_states, with_class, allow_is_bidirectional_skip=False
-        )
-        pooling_mask = create_bidirectional_mask(
-            self.config, hidden_states[:, 1:], token_mask, allow_is_bidirectional_skip=False
-        )
+        block_mask = _attention_mask(self.config, hidden_states, with_class)
+        pooling_mask = _attention_mask(self.config, hidden_states[:, 1:], token_mask)
         for layer in self.layers:
             hidden_states = layer(hidden_states, block_mask, **kwargs)
-        class_token, tokens = hidden_states[:, :1], hidden_states[:, 1:]
-        return hidden_states, self.pooling(class_token, tokens, token_mask, seed_candidate_mask, pooling_mask)
+        return hidden_states, self.pooling(hidden_states, token_mask, seed_candidate_mask, pooling_mask)
 
 
 class CastEncoder(nn.Module):
@@ -742,12 +752,15 @@ def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor |
     # make every token NaN, after which farthest point sampling picks arbitrary seeds. CastImageProcessor's ids are
     # valid by construction; maps and tensors from users may not be.
     stride = 1 if config.token_pooling_resolution == "pixel" else config.patch_size
+    # (one pass per tensor: `aminmax` gives both ends, and NaN or an infinity in the pixels shows in their extremes)
+    smallest, largest = torch.aminmax(superpixels)
+    darkest, brightest = torch.aminmax(pixel_values)
     smallest, largest, largest_token, finite = torch.stack(
         [
-            superpixels.amin().long(),
-            superpixels.amax().long(),
+            smallest.long(),
+            largest.long(),
             superpixels[:, ::stride, ::stride].amax().long(),
-            torch.isfinite(pixel_values).all().long(),
+            (torch.isfinite(darkest) & torch.isfinite(brightest)).long(),
         ]
     ).tolist()
     if smallest < 0 or largest >= height * width:

@@ -118,3 +118,16 @@ def test_config_in_model_superpixel_settings_round_trip(tmp_path):
     loaded = CastConfig.from_pretrained(tmp_path)
     assert loaded.to_dict() == config.to_dict()
     assert loaded.superpixel_image_mean == [0.5, 0.5, 0.5] and loaded.superpixel_iterations == 4
+
+
+def test_config_warns_when_the_first_stage_has_more_segments_than_the_token_budget(caplog):
+    """The official segmentation recipe's 320 first-level segments against a 196-token budget: segments that no
+    image can fill, named with both fields and the number left empty."""
+    with caplog.at_level("WARNING"):
+        CastConfig(num_segments=[320, 160, 80, 40], max_superpixel_tokens=197)
+    assert "`num_segments[0]`=320 is more than the static token budget `max_superpixel_tokens`=197" in caplog.text
+    assert "at least 123 first-level segments stay empty" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        CastConfig(num_segments=[320, 160, 80, 40], max_superpixel_tokens=480)
+    assert "max_superpixel_tokens" not in caplog.text
