@@ -19,7 +19,12 @@ from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from processing import CastImageProcessor
-from processing.pipeline_cast import HierarchicalSegmentationPipeline
+from processing.pipeline_cast import (
+    CastImageClassificationPipeline,
+    CastImageSegmentationPipeline,
+    HierarchicalSegmentationPipeline,
+    model_dispatching_pipeline,
+)
 from processing.visualization_cast import draw_hierarchy, hierarchy_colors, save_hierarchy_picture
 
 from .configuration_cast import CAST_PRESETS, CastConfig
@@ -47,6 +52,8 @@ __all__ = [
     "CastForSemanticSegmentation",
     "CastImageClassifierOutput",
     "CastSemanticSegmenterOutput",
+    "CastImageClassificationPipeline",
+    "CastImageSegmentationPipeline",
     "HierarchicalSegmentationPipeline",
     "CastImageProcessor",
     "CastModel",
@@ -76,6 +83,17 @@ PIPELINE_REGISTRY.register_pipeline(
     pt_model=AutoModelForImageSegmentation,
     type="image",
 )
+# pipeline("image-segmentation") and pipeline("image-classification") open image files with transformers'
+# `load_image`, which saturates 16-bit files; the registered class builds the CAST versions, which keep the bit depth,
+# for CAST models and transformers' own class for every other model. Only transformers' own entries are replaced.
+for _task, _cast_class in (
+    ("image-segmentation", CastImageSegmentationPipeline),
+    ("image-classification", CastImageClassificationPipeline),
+):
+    _entry = PIPELINE_REGISTRY.supported_tasks[_task]
+    _transformers_class = _cast_class.__mro__[1]
+    if _entry["impl"] in (_transformers_class, f"{_transformers_class.__module__}.{_transformers_class.__name__}"):
+        _entry["impl"] = model_dispatching_pipeline(_transformers_class, _cast_class)
 
 # Saved folders carry the flat code files and an `auto_map`, so they load with `trust_remote_code=True` where this
 # package is not installed.
@@ -87,7 +105,7 @@ CastImageProcessor.register_for_auto_class("AutoImageProcessor")
 CastForPreTraining.register_for_auto_class("AutoModelForPreTraining")
 
 
-# ... and the "hierarchical-segmentation" pipeline's code with its `custom_pipelines` entry (also as remote code)
+# ... and the pipelines' code with their `custom_pipelines` entries (also as remote code)
 CastPreTrainedModel.remote_code_companions = (HierarchicalSegmentationPipeline,)
 
 # `AutoModel.from_pretrained("cast-base")` loads the released model from the cache, fetching and converting the
