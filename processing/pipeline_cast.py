@@ -201,7 +201,9 @@ def model_dispatching_pipeline(transformers_class: type[Pipeline], cast_class: t
         {
             "__new__": __new__,
             "__module__": __name__,
-            "__doc__": f"Builds [`{cast_class.__name__}`] for CAST models, [`{transformers_class.__name__}`] otherwise.",
+            "__doc__": (
+                f"Builds [`{cast_class.__name__}`] for CAST models, [`{transformers_class.__name__}`] otherwise."
+            ),
             "serves_cast_models": True,
         },
     )
