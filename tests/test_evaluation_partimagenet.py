@@ -19,6 +19,7 @@ from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProce
 
 from modeling_cast import CastConfig, CastImageProcessor, CastModel
 from processing.evaluation.partimagenet import (
+    ClipSegmentLabeler,
     PartImageNetAnnotations,
     crop_label_map,
     label_object_segments,
@@ -239,3 +240,17 @@ def test_evaluate_partimagenet_names_a_missing_segment_count(partimagenet_dir, m
             "--data_dir", str(partimagenet_dir), "--output_dir", str(tmp_path), "--object_segments", "4",
             "--device", "cpu",
         ])
+
+
+def test_clip_labeler_averages_prompt_templates_and_rejects_bad_ones(partimagenet_dir, models):
+    data = PartImageNetAnnotations(str(partimagenet_dir), "val")
+    clip, processor = CLIPModel.from_pretrained(models["clip"]).eval(), CLIPProcessor.from_pretrained(models["clip"])
+    one = ClipSegmentLabeler(clip, processor, data.object_names, data.parts_of_objects, ("a photo of a {}",))
+    two = ClipSegmentLabeler(clip, processor, data.object_names, data.parts_of_objects, ("a photo of a {}", "a {}"))
+
+    assert one.object_text.shape == two.object_text.shape == (len(data.object_names) + 1, clip.config.projection_dim)
+    torch.testing.assert_close(two.object_text.norm(dim=-1), torch.ones(len(data.object_names) + 1))
+    assert not torch.allclose(one.object_text, two.object_text)
+    assert [features.shape[0] for features in two.part_text] == [2, 3]
+    with pytest.raises(ValueError, match=r"`prompt_templates` must be one or more strings with a `\{\}`"):
+        ClipSegmentLabeler(clip, processor, data.object_names, data.parts_of_objects, ("a photo",))
