@@ -94,6 +94,7 @@ for _task, _cast_class in (
     _transformers_class = _cast_class.__mro__[1]
     if _entry["impl"] in (_transformers_class, f"{_transformers_class.__module__}.{_transformers_class.__name__}"):
         _entry["impl"] = model_dispatching_pipeline(_transformers_class, _cast_class)
+del _task, _cast_class, _entry, _transformers_class
 
 # Saved folders carry the flat code files and an `auto_map`, so they load with `trust_remote_code=True` where this
 # package is not installed.
