@@ -24,7 +24,12 @@ from transformers import PretrainedConfig
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from processing import CastImageProcessor
-from processing.pipeline_cast import CastImageSegmentationPipeline, HierarchicalSegmentationPipeline
+from processing.pipeline_cast import (
+    CastImageClassificationPipeline,
+    CastImageSegmentationPipeline,
+    HierarchicalSegmentationPipeline,
+    model_dispatching_pipeline,
+)
 from processing.visualization_cast import draw_hierarchy, hierarchy_colors, save_hierarchy_picture
 
 from .backbone_cast import CastBackbone
@@ -53,8 +58,9 @@ __all__ = [
     "CastForImageSegmentation",
     "CastForSemanticSegmentation",
     "CastImageClassifierOutput",
-    "CastImageSegmentationPipeline",
     "CastSemanticSegmenterOutput",
+    "CastImageClassificationPipeline",
+    "CastImageSegmentationPipeline",
     "HierarchicalSegmentationPipeline",
     "CastImageProcessor",
     "CastModel",
@@ -79,9 +85,6 @@ AutoImageProcessor.register(CastConfig, image_processor_classes={"pil": CastImag
 # CAST has no video processor. Saying so stops every pipeline from guessing one from the image processor's
 # `auto_map` and asking whether to run custom code (transformers derives "CastVideoProcessor" from it).
 AutoVideoProcessor.register(CastConfig, video_processor_classes={}, exist_ok=True)
-# pipeline("image-segmentation") builds transformers' pipeline class with a faster mask drawing for CAST models (other
-# models run transformers' code): only the class of the task's entry changes, its models and default stay
-PIPELINE_REGISTRY.to_dict()["image-segmentation"]["impl"] = CastImageSegmentationPipeline
 # pipeline("hierarchical-segmentation"): every level of the hierarchy, with segment scores and an optional picture
 PIPELINE_REGISTRY.register_pipeline(
     "hierarchical-segmentation",
@@ -89,6 +92,18 @@ PIPELINE_REGISTRY.register_pipeline(
     pt_model=AutoModelForImageSegmentation,
     type="image",
 )
+# pipeline("image-segmentation") and pipeline("image-classification") open image files with transformers'
+# `load_image`, which saturates 16-bit files; the registered class builds the CAST versions, which keep the bit depth
+# (and draw segmentation masks in one pass), for CAST models and transformers' own class for every other model. Only transformers' own entries are replaced.
+for _task, _cast_class in (
+    ("image-segmentation", CastImageSegmentationPipeline),
+    ("image-classification", CastImageClassificationPipeline),
+):
+    _entry = PIPELINE_REGISTRY.supported_tasks[_task]
+    _transformers_class = _cast_class.__mro__[1]
+    if _entry["impl"] in (_transformers_class, f"{_transformers_class.__module__}.{_transformers_class.__name__}"):
+        _entry["impl"] = model_dispatching_pipeline(_transformers_class, _cast_class)
+del _task, _cast_class, _entry, _transformers_class
 
 # Saved folders carry the flat code files and an `auto_map`, so they load with `trust_remote_code=True` where this
 # package is not installed.

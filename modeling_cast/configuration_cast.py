@@ -249,15 +249,22 @@ class CastConfig(BackboneConfigMixin, PretrainedConfig):
 
     def _drop_registered_pipelines(self) -> None:
         # A saved folder's `custom_pipelines` entry makes `pipeline(task, model=folder)` demand trust_remote_code for
-        # that task. Where the task is registered in this process (`import modeling_cast` registers
-        # "hierarchical-segmentation"), the entry only repeats it: it is dropped so the registered class serves.
+        # that task. Where a CAST class serves the task in this process (`import modeling_cast` registers
+        # "hierarchical-segmentation" and CAST-aware "image-segmentation"/"image-classification"), the entry only
+        # repeats it: it is dropped so the registered class serves. Entries for tasks that transformers' own classes
+        # serve are kept: remote code then runs the CAST versions (16-bit files keep their depth).
         custom_pipelines = getattr(self, "custom_pipelines", None)
         if not custom_pipelines:
             return
         from transformers.pipelines import PIPELINE_REGISTRY
 
         registered = PIPELINE_REGISTRY.supported_tasks
-        kept = {task: info for task, info in custom_pipelines.items() if task not in registered}
+        kept = {
+            task: info
+            for task, info in custom_pipelines.items()
+            # transformers' built-in entries name their class as a dotted string; CAST's are classes with the flag
+            if not getattr(registered.get(task, {}).get("impl"), "serves_cast_models", False)
+        }
         if kept:
             self.custom_pipelines = kept
         else:

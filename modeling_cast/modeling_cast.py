@@ -81,12 +81,24 @@ def cast_auto_map(auto_map: dict[str, str] | None = None) -> dict[str, str]:
 # transformers' `custom_pipelines` entry (the format `Pipeline.save_pretrained` writes): a saved folder carries the
 # "hierarchical-segmentation" pipeline's code, so `pipeline("hierarchical-segmentation", model=folder,
 # trust_remote_code=True)` works where this package is not installed.
+# The "image-segmentation" and "image-classification" entries name the CAST versions of transformers' pipelines, which
+# keep the bit depth of 16-bit files; where `import modeling_cast` already serves those tasks the config drops them.
 CAST_CUSTOM_PIPELINES = {
     "hierarchical-segmentation": {
         "impl": "pipeline_cast.HierarchicalSegmentationPipeline",
         "pt": ["AutoModelForImageSegmentation"],
         "type": "image",
-    }
+    },
+    "image-segmentation": {
+        "impl": "pipeline_cast.CastImageSegmentationPipeline",
+        "pt": ["AutoModelForImageSegmentation", "AutoModelForSemanticSegmentation"],
+        "type": "multimodal",
+    },
+    "image-classification": {
+        "impl": "pipeline_cast.CastImageClassificationPipeline",
+        "pt": ["AutoModelForImageClassification"],
+        "type": "image",
+    },
 }
 
 

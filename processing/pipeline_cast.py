@@ -13,9 +13,14 @@ segmenter = pipeline("hierarchical-segmentation", model="path/to/cast-checkpoint
 result = segmenter("photo.jpg", render=True)  # result["levels"], result["segments_info"], result["picture"]
 ```
 
+It also holds the CAST versions of transformers' "image-segmentation" and "image-classification" pipelines, which
+differ in how they open image files (and in a faster drawing of the segmentation masks): transformers' `load_image` converts every file to 8-bit RGB, which
+saturates 16-bit files (every pixel of a 16-bit PNG becomes 255), while CAST's image processor scales them.
+`import modeling_cast` makes `pipeline(task, model=...)` build them for CAST models only
+([`model_dispatching_pipeline`]); saved folders name them in `custom_pipelines` for remote code.
+
 This module uses only `transformers`' public pipeline API and the image processor's post-processing; it never imports
-the model package. `import modeling_cast` makes `pipeline("image-segmentation")` build
-[`CastImageSegmentationPipeline`], which runs transformers' own code for every model that is not CAST.
+the model package.
 """
 
 from __future__ import annotations
@@ -25,13 +30,21 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from transformers.pipelines import ImageSegmentationPipeline, Pipeline
+from transformers.pipelines import ImageClassificationPipeline, ImageSegmentationPipeline, Pipeline
 
 from .image_inputs_cast import MAX_UINT8, load_image
 
 
-__all__ = ["CastImageSegmentationPipeline", "HierarchicalSegmentationPipeline", "segment_masks"]
+__all__ = [
+    "CastImageClassificationPipeline",
+    "CastImageSegmentationPipeline",
+    "HierarchicalSegmentationPipeline",
+    "is_cast_model",
+    "model_dispatching_pipeline",
+    "segment_masks",
+]
 
+_CAST_MODEL_TYPE = "cast"
 # the subtasks whose segments come from `post_process_panoptic_segmentation` / `..._instance_segmentation`
 _SEGMENT_SUBTASKS = {None: "panoptic", "panoptic": "panoptic", "instance": "instance"}
 
@@ -64,6 +77,8 @@ class HierarchicalSegmentationPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
     _load_video_processor = False
+    # a registered task served by this class needs no `custom_pipelines` entry in a loaded config
+    serves_cast_models = True
 
     def _sanitize_parameters(self, levels=None, render=None, render_options=None, timeout=None, **kwargs):
         if kwargs:
@@ -133,6 +148,98 @@ class HierarchicalSegmentationPipeline(Pipeline):
         return output
 
 
+class CastImageSegmentationPipeline(ImageSegmentationPipeline):
+    """
+    transformers' "image-segmentation" pipeline for CAST models, keeping the bit depth of image files: a 16-bit file
+    gives the segments of its 8-bit scaled version (transformers' loader saturates it to white). Everything else,
+    arguments and outputs included, is transformers' [`ImageSegmentationPipeline`], except that the masks of the
+    panoptic and instance subtasks (the default) are drawn by [`segment_masks`]: transformers compares the int64
+    segmentation with every segment id, multiplies by 255 into a new int64 map and converts that to 8 bits, three
+    full-size passes per segment that took more time than the model's post-processing itself. The masks, labels and
+    scores are identical.
+    """
+
+    serves_cast_models = True
+
+    def preprocess(self, image, subtask=None, timeout=None):
+        # `subtask` selects OneFormer's task inputs in transformers' version; CAST's post-processing checks it
+        image = load_image(image, timeout=timeout)
+        inputs = self.image_processor(images=[image], return_tensors="pt").to(self.dtype)
+        inputs["target_size"] = [(image.height, image.width)]
+        return inputs
+
+    def postprocess(
+        self, model_outputs, subtask=None, threshold=0.9, mask_threshold=0.5, overlap_mask_area_threshold=0.5
+    ):
+        method = _SEGMENT_SUBTASKS.get(subtask)
+        if method is None:  # semantic: transformers' own drawing
+            return super().postprocess(model_outputs, subtask, threshold, mask_threshold, overlap_mask_area_threshold)
+        post_process = getattr(self.image_processor, f"post_process_{method}_segmentation")
+        result = post_process(
+            model_outputs,
+            threshold=threshold,
+            mask_threshold=mask_threshold,
+            overlap_mask_area_threshold=overlap_mask_area_threshold,
+            target_sizes=model_outputs["target_size"],
+        )[0]
+        segments = result["segments_info"]
+        masks = segment_masks(result["segmentation"], [segment["id"] for segment in segments])
+        id2label = self.model.config.id2label
+        return [
+            {"score": segment["score"], "label": id2label[segment["label_id"]], "mask": mask}
+            for segment, mask in zip(segments, masks)
+        ]
+
+
+class CastImageClassificationPipeline(ImageClassificationPipeline):
+    """
+    transformers' "image-classification" pipeline for CAST models, keeping the bit depth of image files (see
+    [`CastImageSegmentationPipeline`]). Arrays and tensors go to the image processor as they are, as in transformers.
+    """
+
+    serves_cast_models = True
+
+    def preprocess(self, image, timeout=None):
+        if not isinstance(image, (np.ndarray, torch.Tensor)):
+            image = load_image(image, timeout=timeout)
+        return self.image_processor(images=image, return_tensors="pt").to(self.dtype)
+
+
+def is_cast_model(model) -> bool:
+    """Whether `model` (a loaded model, also one loaded as remote code) is a CAST model."""
+    return getattr(getattr(model, "config", None), "model_type", None) == _CAST_MODEL_TYPE
+
+
+def model_dispatching_pipeline(transformers_class: type[Pipeline], cast_class: type[Pipeline]) -> type[Pipeline]:
+    """
+    A stand-in for `transformers_class` in transformers' task registry that builds a `cast_class` pipeline for CAST
+    models and exactly a `transformers_class` pipeline for every other model.
+
+    `pipeline(task, ...)` reads the registered class's loading flags (`_load_image_processor`, ...), which the
+    stand-in inherits unchanged, then calls it with the loaded model. Its `__new__` returns an instance of one of the
+    two classes, already initialized (Python runs `__init__` itself only for instances of the class called), so
+    other models get transformers' own class, not a subclass.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        model = kwargs["model"] if "model" in kwargs else (args[0] if args else None)
+        chosen = cast_class if is_cast_model(model) else transformers_class
+        return chosen(*args, **kwargs)
+
+    return type(
+        f"CastDispatching{transformers_class.__name__}",
+        (transformers_class,),
+        {
+            "__new__": __new__,
+            "__module__": __name__,
+            "__doc__": (
+                f"Builds [`{cast_class.__name__}`] for CAST models, [`{transformers_class.__name__}`] otherwise."
+            ),
+            "serves_cast_models": True,
+        },
+    )
+
+
 # the options of `draw_hierarchy` that make sense for a pipeline picture (`highlight` is per image)
 _RENDER_OPTIONS = ("mode", "captions", "alpha", "show_boundaries", "boundary_color", "gap", "gap_color")
 
@@ -161,40 +268,6 @@ def _render(
         captions = [level_caption(level_indices[index], len(np.unique(level))) for index, level in zip(order, levels)]
         render_options = dict(render_options, captions=captions)
     return draw_hierarchy(image, levels, **render_options)
-
-
-class CastImageSegmentationPipeline(ImageSegmentationPipeline):
-    """
-    transformers' `pipeline("image-segmentation")`, with the same inputs, arguments and outputs, for every model.
-
-    For CAST models (`config.model_type == "cast"`) and the panoptic and instance subtasks (the default), the masks
-    are drawn by [`segment_masks`]: transformers compares the int64 segmentation with every segment id, multiplies
-    by 255 into a new int64 map and converts that to 8 bits, three full-size passes per segment that took more time
-    than the model's post-processing itself. The masks, labels and scores are identical. Other models and the
-    semantic subtask run transformers' `postprocess` unchanged.
-    """
-
-    def postprocess(
-        self, model_outputs, subtask=None, threshold=0.9, mask_threshold=0.5, overlap_mask_area_threshold=0.5
-    ):
-        method = _SEGMENT_SUBTASKS.get(subtask)
-        if getattr(self.model.config, "model_type", None) != "cast" or method is None:
-            return super().postprocess(model_outputs, subtask, threshold, mask_threshold, overlap_mask_area_threshold)
-        post_process = getattr(self.image_processor, f"post_process_{method}_segmentation")
-        result = post_process(
-            model_outputs,
-            threshold=threshold,
-            mask_threshold=mask_threshold,
-            overlap_mask_area_threshold=overlap_mask_area_threshold,
-            target_sizes=model_outputs["target_size"],
-        )[0]
-        segments = result["segments_info"]
-        masks = segment_masks(result["segmentation"], [segment["id"] for segment in segments])
-        id2label = self.model.config.id2label
-        return [
-            {"score": segment["score"], "label": id2label[segment["label_id"]], "mask": mask}
-            for segment, mask in zip(segments, masks)
-        ]
 
 
 def segment_masks(segmentation: torch.Tensor, segment_ids: list[int]) -> list[Image.Image]:

@@ -100,8 +100,17 @@ REMOTE_SCRIPT = REMOTE_CODE_PRELUDE + textwrap.dedent(
     processed = processor(images=inputs["image"], return_tensors="pt")
     classify = pipeline("image-classification", model=folder, trust_remote_code=True)
     labels = [p["label"] for p in classify(Image.fromarray(inputs["image"]))]
-    segments = pipeline("image-segmentation", model=folder, trust_remote_code=True)(Image.fromarray(inputs["image"]))
+    segmenter = pipeline("image-segmentation", model=folder, trust_remote_code=True)
+    segments = segmenter(Image.fromarray(inputs["image"]))
     assert segments and all(s["label"].startswith("level ") for s in segments), segments
+    # the saved custom_pipelines entries: the CAST versions of transformers' pipelines, which keep 16-bit files' depth
+    assert type(segmenter).__name__ == "CastImageSegmentationPipeline", type(segmenter)
+    assert type(classify).__name__ == "CastImageClassificationPipeline", type(classify)
+    gray = np.maximum(inputs["image"][..., 0], 1)
+    Image.fromarray(gray.astype(np.uint16) * 257).save("sixteen.png")
+    Image.fromarray(gray).save("eight.png")
+    masks = [[np.asarray(s["mask"]).tobytes() for s in segmenter(name)] for name in ("sixteen.png", "eight.png")]
+    assert masks[0] == masks[1]
     # the saved config's custom_pipelines entry and the pipeline's code file make the CAST task work as remote code
     hierarchy = pipeline("hierarchical-segmentation", model=folder, trust_remote_code=True)(Image.fromarray(inputs["image"]))
     assert len(hierarchy["levels"]) == 2 and hierarchy["levels"][0].shape == inputs["image"].shape[:2], hierarchy

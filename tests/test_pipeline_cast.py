@@ -11,11 +11,25 @@ import pytest
 import torch
 from conftest import smooth_image, tiny_config_kwargs
 from PIL import Image
-from transformers import pipeline
-from transformers.pipelines import ImageSegmentationPipeline
+from transformers import (
+    ImageClassificationPipeline,
+    ImageSegmentationPipeline,
+    SegformerConfig,
+    SegformerForSemanticSegmentation,
+    SegformerImageProcessorPil,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTImageProcessorPil,
+    pipeline,
+)
 
 from modeling_cast import CastConfig, CastForImageClassification, CastImageProcessor, CastModel
-from processing.pipeline_cast import CastImageSegmentationPipeline, HierarchicalSegmentationPipeline, segment_masks
+from processing.pipeline_cast import (
+    CastImageClassificationPipeline,
+    CastImageSegmentationPipeline,
+    HierarchicalSegmentationPipeline,
+    segment_masks,
+)
 
 IMAGE_SIZES = [(40, 48), (30, 70), (52, 36)]  # (height, width), none of them the 32x32 model input
 NUM_LEVELS = len(tiny_config_kwargs()["num_segments"])
@@ -168,9 +182,10 @@ def test_image_segmentation_cast_pipeline_equals_transformers_pipeline(checkpoin
         _assert_same_annotations(fast_segments, reference_segments)
 
 
-def test_image_segmentation_other_models_run_transformers_postprocess(checkpoints, images, monkeypatch):
+def test_image_segmentation_cast_models_draw_their_own_masks(checkpoints, images, monkeypatch):
+    """CAST's pipeline never runs transformers' mask drawing for segment subtasks (other models keep transformers'
+    own class altogether: `test_other_models_keep_transformers_pipelines_unchanged`)."""
     segmenter = pipeline("image-segmentation", model=checkpoints["classifier"])
-    expected = segmenter(images[0])
     calls = []
     parent = ImageSegmentationPipeline.postprocess
 
@@ -179,12 +194,8 @@ def test_image_segmentation_other_models_run_transformers_postprocess(checkpoint
         return parent(self, *args, **kwargs)
 
     monkeypatch.setattr(ImageSegmentationPipeline, "postprocess", recording)
-    segmenter(images[0])
-    assert not calls  # a CAST model draws its own masks
-    monkeypatch.setattr(segmenter.model.config, "model_type", "not-cast")
-
-    _assert_same_annotations(segmenter(images[0]), expected)
-    assert len(calls) == 1
+    assert segmenter(images[0])
+    assert not calls
 
 
 @pytest.mark.parametrize("offset", [0, 250, 10_000])
@@ -309,6 +320,88 @@ def test_hierarchical_segmentation_reads_16_bit_files_like_their_8_bit_versions(
             assert torch.equal(level, expected)
     assert sixteen["picture"].tobytes() == eight["picture"].tobytes()  # the picture shows the scaled pixels
     assert len(eight["segments_info"][0]) > 1  # not the one segment of a white image
+
+
+@pytest.fixture(scope="module")
+def sixteen_bit_files(tmp_path_factory):
+    """A 16-bit gray PNG whose content lies well below 255 in 16 bits (transformers' loader turns it white), its
+    8-bit equivalent (v = 257 u) and an all-white 8-bit PNG of the same size."""
+    folder = tmp_path_factory.mktemp("sixteen_bit")
+    gray = np.maximum(smooth_image(40, 48, seed=5)[..., 0], 1)  # every 16-bit value >= 257: all white once clipped
+    Image.fromarray(gray.astype(np.uint16) * 257).save(folder / "sixteen.png")
+    Image.fromarray(gray).save(folder / "eight.png")
+    Image.fromarray(np.full_like(gray, 255)).save(folder / "white.png")
+    with Image.open(folder / "sixteen.png") as written:
+        assert written.mode in ("I;16", "I"), written.mode
+        assert np.asarray(written.convert("RGB")).min() == 255  # what transformers' `load_image` makes of it
+    return {name: str(folder / f"{name}.png") for name in ("sixteen", "eight", "white")}
+
+
+def _segment_masks(segments) -> list[tuple[str, bytes]]:
+    return [(segment["label"], _mask_array(segment["mask"]).tobytes()) for segment in segments]
+
+
+def test_image_segmentation_reads_16_bit_files_like_their_8_bit_versions(checkpoints, sixteen_bit_files):
+    """Issue 17 item 2: transformers' "image-segmentation" pipeline opens files with its `load_image`, which
+    saturates 16-bit ones; for CAST models `pipeline()` builds the CAST version, which keeps their depth."""
+    segmenter = pipeline("image-segmentation", model=checkpoints["backbone"])
+    assert type(segmenter) is CastImageSegmentationPipeline and isinstance(segmenter, ImageSegmentationPipeline)
+
+    sixteen = _segment_masks(segmenter(sixteen_bit_files["sixteen"]))
+    eight = _segment_masks(segmenter(sixteen_bit_files["eight"]))
+    white = _segment_masks(segmenter(sixteen_bit_files["white"]))
+
+    assert sixteen == eight
+    assert sixteen != white
+
+
+def test_image_classification_reads_16_bit_files_like_their_8_bit_versions(checkpoints, sixteen_bit_files):
+    classifier = pipeline("image-classification", model=checkpoints["classifier"])
+    assert type(classifier) is CastImageClassificationPipeline and isinstance(classifier, ImageClassificationPipeline)
+
+    def scores(name):
+        return {p["label"]: p["score"] for p in classifier(sixteen_bit_files[name], function_to_apply="none")}
+
+    sixteen, eight, white = scores("sixteen"), scores("eight"), scores("white")
+
+    assert sixteen == eight
+    assert sixteen != pytest.approx(white, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def other_models(tmp_path_factory):
+    """Folders of a tiny Segformer and a tiny ViT classifier, each with its image processor."""
+    root = tmp_path_factory.mktemp("other_models")
+    torch.manual_seed(0)
+    SegformerForSemanticSegmentation(
+        SegformerConfig(num_encoder_blocks=1, depths=[1], sr_ratios=[1], hidden_sizes=[8], num_attention_heads=[1],
+                        decoder_hidden_size=8, num_labels=2)
+    ).save_pretrained(root / "segformer")
+    SegformerImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(root / "segformer")
+    ViTForImageClassification(
+        ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                  intermediate_size=24, num_labels=2)
+    ).save_pretrained(root / "vit")
+    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(root / "vit")
+    return {"image-segmentation": str(root / "segformer"), "image-classification": str(root / "vit")}
+
+
+@pytest.mark.parametrize(
+    "task, transformers_class",
+    [("image-segmentation", ImageSegmentationPipeline), ("image-classification", ImageClassificationPipeline)],
+)
+def test_other_models_keep_transformers_pipelines_unchanged(other_models, sixteen_bit_files, task, transformers_class):
+    """`import modeling_cast` changes these tasks for CAST models only: other models get transformers' own class,
+    which still reads a 16-bit file as the white image it makes of it."""
+    runner = pipeline(task, model=other_models[task])
+    assert type(runner) is transformers_class
+
+    sixteen, white = runner(sixteen_bit_files["sixteen"]), runner(sixteen_bit_files["white"])
+
+    if task == "image-segmentation":
+        assert _segment_masks(sixteen) == _segment_masks(white)
+    else:
+        assert sixteen == white
 
 
 def test_hierarchical_segmentation_rejects_bad_arguments(checkpoints, images):

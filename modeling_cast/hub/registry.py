@@ -16,6 +16,7 @@ saying how to get it (`missing_model_message`). `cast-convert` does the same fro
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -496,12 +497,40 @@ def explain_missing_models(*classes: type, any_name: bool = False) -> None:
     the CAST classes load CAST models only, so there (`any_name=True`) every missing name is explained. Every other
     error passes through unchanged, and an error an inner call already explained is not explained twice. `import
     modeling_cast` applies it to the Auto model classes, `AutoConfig` (which `pipeline()` calls first),
-    `AutoImageProcessor` and the CAST classes. Each class is wrapped once.
+    `AutoImageProcessor` and the CAST classes. Each class is wrapped once. transformers' PEFT adapter lookup (with
+    peft installed) reads released names from the cache only.
     """
     for cls in classes:
         original = cls.from_pretrained.__func__
         if not getattr(original, "_explains_missing_cast_models", False):
             cls.from_pretrained = classmethod(_explaining(original, any_name))
+    _keep_adapter_lookups_local()
+
+
+# With peft installed, `pipeline()` and the Auto model classes look for a PEFT adapter (`adapter_config.json`) before
+# anything else, asking the Hub without `local_files_only`. The Hub has no repository named like a released model,
+# so online that lookup fails with "not a valid model identifier" before the cache is read. A released name is a
+# converted folder in the local cache, never an adapter: its lookup is answered from the cache.
+_ADAPTER_LOOKUP_MODULES = ("transformers.pipelines", "transformers.models.auto.auto_factory")
+
+
+def _keep_adapter_lookups_local() -> None:
+    for module_name in _ADAPTER_LOOKUP_MODULES:
+        module = importlib.import_module(module_name)
+        original = module.find_adapter_config_file
+        if not getattr(original, "_local_for_released_cast_models", False):
+            module.find_adapter_config_file = _local_for_released_names(original)
+
+
+def _local_for_released_names(original: Callable) -> Callable:
+    @functools.wraps(original)
+    def find_adapter_config_file(model_id, *args, **kwargs):
+        if model_id is not None and str(model_id) in NAMED_MODELS and not Path(str(model_id)).is_dir():
+            kwargs["local_files_only"] = True
+        return original(model_id, *args, **kwargs)
+
+    find_adapter_config_file._local_for_released_cast_models = True
+    return find_adapter_config_file
 
 
 def _load_released_from_cache(name: str, kwargs: dict) -> dict:
