@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 
-__all__ = ["SegmentRecognizer", "label_segments", "masked_segment_crops", "train_segment_recognizer"]
+__all__ = ["SegmentRecognizer", "label_segment_maps", "label_segments", "masked_segment_crops", "train_segment_recognizer"]
 
 _MAX_UINT8 = 255.0
 _CROP_MARGIN = 0.1  # the crop extends this fraction of the box beyond it: the outline stays visible
@@ -192,7 +192,6 @@ def _masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.
     return logits.sum() * 0.0
 
 
-@torch.no_grad()
 def label_segments(
     recognizer: SegmentRecognizer, image: np.ndarray, segments, parts_of_class: dict[int, tuple[int, ...]]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -210,15 +209,35 @@ def label_segments(
         `(object_map, part_map)`: int64 `(height, width)` maps; `object_map` holds 0 (background) or `c + 1`,
         `part_map` 0 or a part id (the same convention as the part-whole masks).
     """
-    segments = np.asarray(segments)
-    ids, index = np.unique(segments, return_inverse=True)
-    index = index.reshape(segments.shape)
-    crops = masked_segment_crops(image, [index == position for position in range(len(ids))], recognizer.crop_size)
-    object_logits, part_logits = recognizer(crops)
+    return label_segment_maps(recognizer, [image], [segments], parts_of_class)[0]
+
+
+@torch.no_grad()
+def label_segment_maps(
+    recognizer: SegmentRecognizer, images, segment_maps, parts_of_class: dict[int, tuple[int, ...]], batch_size: int = 512
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[`label_segments`] for many images, with the crops of all of them classified in batches (one small
+    forward pass per segment would cost far more than the network)."""
+    crops, layouts = [], []
+    for image, segments in zip(images, segment_maps):
+        segments = np.asarray(segments)
+        ids, index = np.unique(segments, return_inverse=True)
+        index = index.reshape(segments.shape)
+        crops.append(masked_segment_crops(image, [index == position for position in range(len(ids))], recognizer.crop_size))
+        layouts.append(index)
+    crops = torch.cat(crops)
+    logits = [recognizer(crops[start : start + batch_size]) for start in range(0, len(crops), batch_size)]
+    object_logits, part_logits = torch.cat([item[0] for item in logits]), torch.cat([item[1] for item in logits])
     object_labels = object_logits.argmax(-1).numpy()
-    part_labels = np.zeros(len(ids), dtype=np.int64)
+    part_labels = np.zeros(len(object_labels), dtype=np.int64)
     for position, object_label in enumerate(object_labels):
         if object_label > 0:
             allowed = list(parts_of_class[int(object_label) - 1])
             part_labels[position] = allowed[int(part_logits[position, allowed].argmax())]
-    return object_labels.astype(np.int64)[index], part_labels[index]
+    results, offset = [], 0
+    for index in layouts:
+        count = int(index.max()) + 1
+        objects, parts = object_labels[offset : offset + count].astype(np.int64), part_labels[offset : offset + count]
+        results.append((objects[index], parts[index]))
+        offset += count
+    return results
