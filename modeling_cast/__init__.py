@@ -19,7 +19,7 @@ from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from processing import CastImageProcessor
-from processing.pipeline_cast import HierarchicalSegmentationPipeline
+from processing.pipeline_cast import CastImageSegmentationPipeline, HierarchicalSegmentationPipeline
 from processing.visualization_cast import draw_hierarchy, hierarchy_colors, save_hierarchy_picture
 
 from .configuration_cast import CAST_PRESETS, CastConfig
@@ -47,6 +47,7 @@ __all__ = [
     "CastForSemanticSegmentation",
     "CastImageClassifierOutput",
     "CastSemanticSegmenterOutput",
+    "CastImageSegmentationPipeline",
     "HierarchicalSegmentationPipeline",
     "CastImageProcessor",
     "CastModel",
@@ -76,6 +77,11 @@ PIPELINE_REGISTRY.register_pipeline(
     pt_model=AutoModelForImageSegmentation,
     type="image",
 )
+# pipeline("image-segmentation") gains CAST's `adaptation_steps`: the same task entry (models, default, type) with
+# transformers' class extended by it (unchanged for every call without adaptation, and for every other model)
+PIPELINE_REGISTRY.supported_tasks["image-segmentation"] = {
+    **PIPELINE_REGISTRY.supported_tasks["image-segmentation"], "impl": CastImageSegmentationPipeline
+}
 
 # Saved folders carry the flat code files and an `auto_map`, so they load with `trust_remote_code=True` where this
 # package is not installed.

@@ -3,6 +3,7 @@ independence, views that carry the superpixel map along, and the argument checks
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import block_superpixels, tiny_config_kwargs
@@ -256,3 +257,81 @@ def test_objectives_the_model_cannot_compute_are_refused():
         pretraining.adapt(pixel_values, superpixels, num_views=2)
     with pytest.raises(TypeError, match="`steps` must be an integer"):
         backbone.adapt(pixel_values, superpixels, steps=1.5)
+
+
+# ---- the pipelines' `adaptation_steps` (processing/pipeline_cast.py)
+
+PIPELINE_OPTIONS = {"learning_rate": 1e-2, "num_views": VIEWS}
+
+
+@pytest.fixture(scope="module")
+def pipeline_parts(tmp_path_factory):
+    from PIL import Image
+
+    from conftest import smooth_image
+    from modeling_cast import CastImageProcessor
+
+    folder = tmp_path_factory.mktemp("backbone")
+    torch.manual_seed(0)
+    CastModel(CastConfig(**tiny_config_kwargs())).save_pretrained(folder)
+    processor = CastImageProcessor(size={"height": SIZE, "width": SIZE}, n_segments=12)
+    processor.save_pretrained(folder)
+    return {
+        "classifier": _classifier().eval(), "processor": processor, "backbone": str(folder),
+        "image": Image.fromarray(smooth_image(40, 48, 0)),
+    }
+
+
+def test_hierarchical_pipeline_adapts_and_says_which_levels_changed(pipeline_parts):
+    from transformers import pipeline
+
+    model, image = pipeline_parts["classifier"], pipeline_parts["image"]
+    segmenter = pipeline("hierarchical-segmentation", model=model, image_processor=pipeline_parts["processor"])
+    state = _state(model)
+    plain, off = segmenter(image), segmenter(image, adaptation_steps=0)
+    assert "adaptation" not in plain and "adaptation" not in off
+    assert all(torch.equal(a, b) for a, b in zip(plain["levels"], off["levels"]))
+    adapted = segmenter(image, adaptation_steps=2, adaptation_options=PIPELINE_OPTIONS)
+    again = segmenter(image, adaptation_steps=2, adaptation_options=PIPELINE_OPTIONS)
+    changed = [level for level, (a, b) in enumerate(zip(plain["levels"], adapted["levels"])) if not torch.equal(a, b)]
+    assert adapted["adaptation"]["steps"] == 2 and len(adapted["adaptation"]["losses"]) == 2
+    # (the pipeline's levels are resized to the image: a changed token can stay invisible there, never the reverse)
+    assert set(changed) <= set(adapted["adaptation"]["changed_levels"]) and changed
+    assert adapted["adaptation"] == again["adaptation"]
+    assert all(torch.equal(a, b) for a, b in zip(adapted["levels"], again["levels"]))
+    assert all(torch.equal(tensor, state[name]) for name, tensor in model.state_dict().items())
+
+
+def test_image_segmentation_pipeline_accepts_adaptation_steps(pipeline_parts):
+    from transformers import pipeline
+
+    from processing.pipeline_cast import CastImageSegmentationPipeline
+
+    segmenter = pipeline("image-segmentation", model=pipeline_parts["classifier"], image_processor=pipeline_parts["processor"])
+    assert isinstance(segmenter, CastImageSegmentationPipeline)
+    image = pipeline_parts["image"]
+    plain = segmenter(image)
+    assert all("adaptation" not in segment for segment in plain)
+    adapted = segmenter(image, adaptation_steps=1, adaptation_options=PIPELINE_OPTIONS)
+    assert adapted and all(segment["adaptation"]["steps"] == 1 for segment in adapted)
+    coverage = sum(np.array(segment["mask"]) // 255 for segment in adapted)
+    assert (coverage == 1).all()
+
+
+def test_pipelines_refuse_bad_adaptation_values(pipeline_parts):
+    from transformers import pipeline
+
+    image = pipeline_parts["image"]
+    for task in ("hierarchical-segmentation", "image-segmentation"):
+        segmenter = pipeline(task, model=pipeline_parts["backbone"])
+        with pytest.raises(ValueError, match=r"`adaptation_steps` must be >= 0 \(0 = no adaptation\), got -1"):
+            segmenter(image, adaptation_steps=-1)
+        with pytest.raises(TypeError, match="`adaptation_steps` must be an integer"):
+            segmenter(image, adaptation_steps=1.5)
+        with pytest.raises(ValueError, match=r"`adaptation_options` accepts the keys .* got unknown keys \['stpes'\]"):
+            segmenter(image, adaptation_steps=1, adaptation_options={"stpes": 3})
+        # a backbone checkpoint has no recognition head to adapt with
+        with pytest.raises(ValueError, match="`objective`='entropy' needs classification logits"):
+            segmenter(image, adaptation_steps=1)
+        with pytest.raises(ValueError, match="`objective` must be one of"):
+            segmenter(image, adaptation_steps=1, adaptation_options={"objective": "tent"})
