@@ -10,6 +10,8 @@ from processing.synthetic.part_whole import (
     PART_NAMES,
     PART_WHOLE_CLASSES,
     PARTS_OF_CLASS,
+    RECOGNITION_CLASSES,
+    SOUP_LABEL,
     load_part_whole_imagefolder,
     make_part_whole_dataset,
     render_part_whole_sample,
@@ -153,3 +155,80 @@ def test_write_imagefolder_rejects_other_datasets(tmp_path):
 
     with pytest.raises(ValueError, match=r"missing \['label', 'object_mask', 'part_mask'\]"):
         write_part_whole_imagefolder(other, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Recognition mode
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "index, seed, size, digest", [(0, 0, 48, "ebdb22a1785e8420"), (5, 3, 64, "31c47ccc2ac63847"), (7, 1000003, 96, "5cb4d0777b0d1ed6")]
+)
+def test_classic_mode_is_bit_identical_to_the_first_version(index, seed, size, digest):
+    """Digests recorded with the generator before the recognition mode was added."""
+    import hashlib
+
+    sample = render_part_whole_sample(index, size, seed)
+    data = sample.image.tobytes() + sample.part_mask.tobytes() + sample.object_mask.tobytes()
+
+    assert hashlib.sha256(data).hexdigest()[:16] == digest
+    assert render_part_whole_sample(index, size, seed, mode="classic").label == sample.label
+
+
+def test_recognition_mode_masks_soup_and_balanced_classes():
+    for index in range(30):
+        sample = render_part_whole_sample(index, SIZE, seed=0, mode="recognition")
+        parts = set(np.unique(sample.part_mask)) - {0}
+
+        assert sample.label == index % len(RECOGNITION_CLASSES)
+        assert parts and parts <= set(PARTS_OF_CLASS[sample.source_class]), (index, parts)
+        if sample.label == SOUP_LABEL:
+            # the parts of a whole, with no whole: nothing is the object
+            assert not sample.object_mask.any()
+            assert sample.source_class == (index // len(RECOGNITION_CLASSES)) % len(PART_WHOLE_CLASSES)
+        else:
+            assert sample.source_class == sample.label
+            np.testing.assert_array_equal(sample.object_mask > 0, sample.part_mask > 0)
+            assert set(np.unique(sample.object_mask)) == {0, sample.label + 1}
+
+
+def test_recognition_mode_parts_differ_in_appearance_and_share_it_with_the_background():
+    """Each part type's median color is far from the other part types' (different palette entries) but close
+    to some background pixels' (the patchwork and the distractors use the same palette)."""
+    shared, distinct = 0, 0
+    for index in range(0, 40, 5):  # quadrupeds: four part types, four palette entries
+        sample = render_part_whole_sample(index, 64, seed=2, mode="recognition")
+        pixels = sample.image.astype(np.float64)
+        medians = [np.median(pixels[sample.part_mask == part], 0) for part in np.unique(sample.part_mask) if part]
+        gaps = [np.abs(a - b).max() for i, a in enumerate(medians) for b in medians[i + 1 :]]
+        distinct += int(min(gaps) > 20)
+        background = pixels[sample.part_mask == 0]
+        shared += int(all(np.abs(background - median).max(1).min() < 15 for median in medians))
+    assert distinct >= 6 and shared >= 6
+
+
+def test_color_clustering_finds_the_object_much_worse_in_recognition_mode():
+    """How we check that color grouping does not solve the new data: pixel Lab k-means into 4 clusters, scored by
+    the best single cluster's IoU with the object, falls clearly below its score on the classic data."""
+    from processing.evaluation.color_baselines import color_kmeans_hierarchy
+    from processing.evaluation.segment_scores import best_segment_iou
+
+    def mean_best_iou(mode):
+        samples = [render_part_whole_sample(index, SIZE, seed=5, mode=mode) for index in range(20)]
+        return np.nanmean([best_segment_iou(color_kmeans_hierarchy(s.image, [4])[0], s.object_mask) for s in samples])
+
+    classic, recognition = mean_best_iou("classic"), mean_best_iou("recognition")
+
+    assert recognition < classic - 0.08, (classic, recognition)
+
+
+def test_recognition_dataset_has_five_classes(tmp_path):
+    dataset = make_part_whole_dataset(5, SIZE, seed=0, mode="recognition")
+    write_part_whole_imagefolder(dataset, tmp_path)
+
+    assert dataset.features["label"].names == list(RECOGNITION_CLASSES)
+    assert dataset["label"] == [0, 1, 2, 3, SOUP_LABEL]
+    assert load_part_whole_imagefolder(tmp_path).features["label"].names == list(RECOGNITION_CLASSES)
+    with pytest.raises(ValueError, match=r"`mode` must be one of \('classic', 'recognition'\), got 'hard'"):
+        render_part_whole_sample(0, SIZE, mode="hard")

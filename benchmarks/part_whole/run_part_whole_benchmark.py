@@ -145,11 +145,14 @@ class PartWholeTensors(torch.utils.data.Dataset):
         return {"pixel_values": pixel_values, "superpixels": superpixels, "labels": self.labels[index]}
 
 
-def _generate(num_samples: int, image_size: int, seed: int, processor: CastImageProcessor, chunk: int = 256):
+def _generate(
+    num_samples: int, image_size: int, seed: int, processor: CastImageProcessor, chunk: int = 256, mode: str = "classic"
+):
     """Render samples and run the image processor (superpixels included) once, in chunks to bound memory."""
     pixel_values, superpixels, labels, samples = [], [], [], []
     for start in range(0, num_samples, chunk):
-        batch = [render_part_whole_sample(index, image_size, seed) for index in range(start, min(start + chunk, num_samples))]
+        indices = range(start, min(start + chunk, num_samples))
+        batch = [render_part_whole_sample(index, image_size, seed, mode) for index in indices]
         inputs = processor([sample.image for sample in batch], return_tensors="pt")
         pixel_values.append(inputs["pixel_values"].half())
         superpixels.append(inputs["superpixels"].to(torch.int16))
@@ -167,7 +170,7 @@ def _trainable_parameters(model: torch.nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
 
 
-def _vit_config(args: BenchmarkArguments, intermediate_size: int) -> ViTConfig:
+def _vit_config(args: BenchmarkArguments, intermediate_size: int, classes=PART_WHOLE_CLASSES) -> ViTConfig:
     return ViTConfig(
         hidden_size=args.hidden_size,
         num_hidden_layers=sum(args.depths),
@@ -175,23 +178,24 @@ def _vit_config(args: BenchmarkArguments, intermediate_size: int) -> ViTConfig:
         intermediate_size=intermediate_size,
         image_size=args.image_size,
         patch_size=_VIT_PATCH_SIZE,
-        num_labels=len(PART_WHOLE_CLASSES),
-        id2label=dict(enumerate(PART_WHOLE_CLASSES)),
-        label2id={name: index for index, name in enumerate(PART_WHOLE_CLASSES)},
+        num_labels=len(classes),
+        id2label=dict(enumerate(classes)),
+        label2id={name: index for index, name in enumerate(classes)},
     )
 
 
-def matched_vit_intermediate_size(args: BenchmarkArguments, target_parameters: int) -> int:
+def matched_vit_intermediate_size(args: BenchmarkArguments, target_parameters: int, classes=PART_WHOLE_CLASSES) -> int:
     """The ViT MLP width that brings its trainable parameter count closest to `target_parameters` (the count is
     linear in the width, so two small models give the line)."""
     with torch.device("meta"):
-        base = _trainable_parameters(ViTForImageClassification(_vit_config(args, 1)))
-        slope = _trainable_parameters(ViTForImageClassification(_vit_config(args, 2))) - base
+        base = _trainable_parameters(ViTForImageClassification(_vit_config(args, 1, classes)))
+        slope = _trainable_parameters(ViTForImageClassification(_vit_config(args, 2, classes))) - base
     return max(1, round((target_parameters - base) / slope) + 1)
 
 
-def build_models(args: BenchmarkArguments) -> tuple[CastForImageClassification, ViTForImageClassification]:
-    """A CAST classifier and a ViT of the same width, depth and (trainable) parameter count, seeded."""
+def build_models(args, classes=PART_WHOLE_CLASSES) -> tuple[CastForImageClassification, ViTForImageClassification]:
+    """A CAST classifier and a ViT of the same width, depth and (trainable) parameter count for `classes`, seeded
+    with `args.seed` (`args`: any object with the fields of [`BenchmarkArguments`] that a model reads)."""
     cast_config = CastConfig(
         hidden_size=args.hidden_size,
         num_attention_heads=args.num_attention_heads,
@@ -199,20 +203,20 @@ def build_models(args: BenchmarkArguments) -> tuple[CastForImageClassification, 
         depths=list(args.depths),
         num_segments=list(args.num_segments),
         image_size=args.image_size,
-        num_labels=len(PART_WHOLE_CLASSES),
+        num_labels=len(classes),
         max_superpixel_tokens=superpixel_token_budget(args.n_segments, args.image_size),
-        id2label=dict(enumerate(PART_WHOLE_CLASSES)),
-        label2id={name: index for index, name in enumerate(PART_WHOLE_CLASSES)},
+        id2label=dict(enumerate(classes)),
+        label2id={name: index for index, name in enumerate(classes)},
     )
     set_seed(args.seed)
     cast = CastForImageClassification(cast_config)
-    intermediate_size = matched_vit_intermediate_size(args, _trainable_parameters(cast))
+    intermediate_size = matched_vit_intermediate_size(args, _trainable_parameters(cast), classes)
     set_seed(args.seed)
-    vit = ViTForImageClassification(_vit_config(args, intermediate_size))
+    vit = ViTForImageClassification(_vit_config(args, intermediate_size, classes))
     return cast, vit
 
 
-def _train(model, dataset, args: BenchmarkArguments, name: str) -> dict:
+def _train(model, dataset, args: BenchmarkArguments, name: str, callbacks=None, data_collator=default_data_collator) -> dict:
     training_args = TrainingArguments(
         output_dir=os.path.join(args.output_dir, f"trainer_{name}"),
         max_steps=args.max_steps,
@@ -230,7 +234,9 @@ def _train(model, dataset, args: BenchmarkArguments, name: str) -> dict:
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
-    trainer = Trainer(model=model, args=training_args, train_dataset=dataset, data_collator=default_data_collator)
+    trainer = Trainer(
+        model=model, args=training_args, train_dataset=dataset, data_collator=data_collator, callbacks=callbacks
+    )
     result = trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return {"train_runtime_s": result.metrics["train_runtime"], "first_loss": losses[0] if losses else None,

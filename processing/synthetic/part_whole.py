@@ -39,10 +39,14 @@ from PIL import Image
 
 __all__ = [
     "HELD_OUT_SEED_OFFSET",
+    "MODES",
     "PART_NAMES",
     "PART_WHOLE_CLASSES",
     "PARTS_OF_CLASS",
     "PartWholeSample",
+    "RECOGNITION_CLASSES",
+    "SOUP_LABEL",
+    "classes_of_mode",
     "load_part_whole_imagefolder",
     "make_part_whole_dataset",
     "render_part_whole_sample",
@@ -63,6 +67,12 @@ PARTS_OF_CLASS = {
     for label, class_name in enumerate(PART_WHOLE_CLASSES)
 }
 _PART_ID = {name: index for index, name in enumerate(PART_NAMES)}
+
+# "classic": the first version (each part its own hue on a gradient background; color grouping solves it).
+# "recognition": appearances shared by the object, the background and distractor parts, plus a part-soup class.
+MODES = ("classic", "recognition")
+RECOGNITION_CLASSES = PART_WHOLE_CLASSES + ("part soup",)
+SOUP_LABEL = RECOGNITION_CLASSES.index("part soup")
 
 # Held-out splits use `seed + HELD_OUT_SEED_OFFSET`: samples depend only on (seed, index), so no held-out image is a
 # training image of a run seeded in the usual small range.
@@ -91,6 +101,14 @@ _BLOTCH_GRID = 6  # cells of the low-resolution noise that is upsampled into blo
 _CLUTTER_COUNT_RANGE = (2, 5)
 _CLUTTER_SIZE_RANGE = (0.06, 0.16)  # radius, as a fraction of the image side
 
+# Recognition mode: one palette of appearances per image, shared by the object's parts, a patchwork background
+# and loose distractor parts, so that no color or texture marks what belongs to the object.
+_PALETTE_SIZE = 4
+_RECOGNITION_TEXTURES = ("stripes", "checker", "blotches")  # no flat texture: every seam keeps an orientation cue
+_PATCHWORK_CELL_RANGE = (5, 9)
+_DISTRACTOR_COUNT_RANGE = (2, 4)
+_REGION_VALUE_JITTER = 0.06  # each region's brightness varies this much (fraction of 255) around its appearance's
+
 
 @dataclass
 class PartWholeSample:
@@ -98,29 +116,55 @@ class PartWholeSample:
 
     Args:
         image (`np.ndarray` of shape `(height, width, 3)`, dtype `uint8`): the RGB image.
-        label (`int`): the object class, an index into `PART_WHOLE_CLASSES`.
+        label (`int`): the class, an index into `PART_WHOLE_CLASSES` (classic mode) or `RECOGNITION_CLASSES`
+            (recognition mode, where `SOUP_LABEL` marks part soup: parts of one class scattered, no object).
         object_mask (`np.ndarray` of shape `(height, width)`, dtype `uint8`): 0 on the background, `label + 1` on
-            the object.
-        part_mask (`np.ndarray` of shape `(height, width)`, dtype `uint8`): 0 on the background, otherwise the part
-            id (an index into `PART_NAMES`, one of `PARTS_OF_CLASS[label]`).
+            the object; all 0 for part soup (there is no whole).
+        part_mask (`np.ndarray` of shape `(height, width)`, dtype `uint8`): 0 on the background (distractor parts
+            included), otherwise the part id (an index into `PART_NAMES`, one of `PARTS_OF_CLASS[label]`; for part
+            soup, of `PARTS_OF_CLASS[source_class]`).
+        source_class (`int`): the class whose parts are drawn (equal to `label` except for part soup).
     """
 
     image: np.ndarray
     label: int
     object_mask: np.ndarray
     part_mask: np.ndarray
+    source_class: int | None = None
+
+    def __post_init__(self):
+        if self.source_class is None:
+            self.source_class = self.label
 
 
-def render_part_whole_sample(index: int, image_size: int = 128, seed: int = 0) -> PartWholeSample:
+def classes_of_mode(mode: str) -> tuple[str, ...]:
+    """The class names of a generator mode: `PART_WHOLE_CLASSES` or `RECOGNITION_CLASSES`."""
+    _check_mode(mode)
+    return PART_WHOLE_CLASSES if mode == "classic" else RECOGNITION_CLASSES
+
+
+def render_part_whole_sample(index: int, image_size: int = 128, seed: int = 0, mode: str = "classic") -> PartWholeSample:
     """
-    Draw sample `index` of the part-whole set with seed `seed`: the class is `index % 4` (balanced classes), and
-    everything else (shape jitter, pose, colors, textures, background, clutter) comes from a random generator seeded
-    with `(seed, index)`.
+    Draw sample `index` of the part-whole set with seed `seed`: the class is `index % num_classes` (balanced
+    classes), and everything else (shape jitter, pose, colors, textures, background, clutter) comes from a random
+    generator seeded with `(seed, index)`.
+
+    Modes:
+
+    * `"classic"` (the first version, bit-identical): every part its own hue (golden-ratio steps), on a gradient
+      background with random clutter shapes. Grouping pixels by color already finds the parts.
+    * `"recognition"`: what color or texture grouping cannot solve. Each image has a palette of four appearances
+      (color plus stripes, checker or blotches); the object's parts take different palette entries, the background
+      is a patchwork of the same entries, and 2-4 loose distractor parts (of any class, ground truth background) are
+      drawn with them too. A fifth class, part soup (`SOUP_LABEL`), scatters the parts of one class at random poses:
+      the same parts, no object. Regions of one appearance differ only in texture orientation and phase and a
+      little brightness, so their seams stay visible.
 
     Args:
         index (`int`): non-negative sample index.
         image_size (`int`, *optional*, defaults to 128): side of the square image, at least 32.
         seed (`int`, *optional*, defaults to 0): non-negative seed of the set.
+        mode (`str`, *optional*, defaults to `"classic"`): one of `MODES`.
 
     Returns:
         [`PartWholeSample`]
@@ -128,9 +172,12 @@ def render_part_whole_sample(index: int, image_size: int = 128, seed: int = 0) -
     _check_non_negative_int(index, "index")
     _check_non_negative_int(seed, "seed")
     _check_image_size(image_size)
+    _check_mode(mode)
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-    label = index % len(PART_WHOLE_CLASSES)
     rows, cols = np.mgrid[0:image_size, 0:image_size].astype(np.float64) + 0.5  # pixel centers
+    if mode == "recognition":
+        return _render_recognition(rng, index, image_size, rows, cols)
+    label = index % len(PART_WHOLE_CLASSES)
 
     image = _background(rng, rows / image_size, cols / image_size)
     for _ in range(int(rng.integers(_CLUTTER_COUNT_RANGE[0], _CLUTTER_COUNT_RANGE[1] + 1))):
@@ -156,28 +203,29 @@ def render_part_whole_sample(index: int, image_size: int = 128, seed: int = 0) -
     return PartWholeSample(image=pixels, label=label, object_mask=object_mask, part_mask=part_mask)
 
 
-def make_part_whole_dataset(num_samples: int, image_size: int = 128, seed: int = 0):
+def make_part_whole_dataset(num_samples: int, image_size: int = 128, seed: int = 0, mode: str = "classic"):
     """
     A `datasets.Dataset` of `num_samples` part-whole samples ([`render_part_whole_sample`] with indices
-    `0..num_samples-1`).
+    `0..num_samples-1` and the given `mode`).
 
     Returns:
-        `datasets.Dataset` with columns `image` (RGB), `label` (`ClassLabel` with names `PART_WHOLE_CLASSES`),
-        `object_mask` and `part_mask` (mode "L" images of the masks described in [`PartWholeSample`]).
+        `datasets.Dataset` with columns `image` (RGB), `label` (`ClassLabel` with the names of
+        [`classes_of_mode`]), `object_mask` and `part_mask` (mode "L" images of the masks described in
+        [`PartWholeSample`]).
     """
     import datasets
 
     _check_non_negative_int(num_samples, "num_samples")
     if num_samples < 1:
         raise ValueError(f"`num_samples` must be >= 1, got {num_samples}")
-    samples = [render_part_whole_sample(index, image_size, seed) for index in range(num_samples)]
+    samples = [render_part_whole_sample(index, image_size, seed, mode) for index in range(num_samples)]
     columns = {
         "image": [Image.fromarray(sample.image, mode="RGB") for sample in samples],
         "label": [sample.label for sample in samples],
         "object_mask": [Image.fromarray(sample.object_mask, mode="L") for sample in samples],
         "part_mask": [Image.fromarray(sample.part_mask, mode="L") for sample in samples],
     }
-    return datasets.Dataset.from_dict(columns, features=_features())
+    return datasets.Dataset.from_dict(columns, features=_features(classes_of_mode(mode)))
 
 
 def write_part_whole_imagefolder(dataset, folder: str | os.PathLike, split: str = "train") -> Path:
@@ -222,7 +270,8 @@ def write_part_whole_imagefolder(dataset, folder: str | os.PathLike, split: str 
         for stale in (root / sub_folder).glob("[0-9][0-9][0-9][0-9][0-9].png"):
             if int(stale.stem) >= written:
                 stale.unlink()
-    (root / "part_names.json").write_text(json.dumps({"classes": PART_WHOLE_CLASSES, "parts": PART_NAMES}, indent=1))
+    classes = dataset.features["label"].names if hasattr(dataset.features["label"], "names") else PART_WHOLE_CLASSES
+    (root / "part_names.json").write_text(json.dumps({"classes": list(classes), "parts": PART_NAMES}, indent=1))
     return root
 
 
@@ -234,16 +283,18 @@ def load_part_whole_imagefolder(folder: str | os.PathLike, split: str = "train")
     if not (root / "metadata.jsonl").is_file():
         raise ValueError(f"`folder` must hold `{split}/metadata.jsonl` (see write_part_whole_imagefolder), got {folder!r}")
     loaded = datasets.load_dataset("imagefolder", data_dir=str(root), split="train")
-    return loaded.select_columns(["image", "label", "object_mask", "part_mask"]).cast(_features())
+    names_file = root / "part_names.json"
+    classes = json.loads(names_file.read_text())["classes"] if names_file.is_file() else PART_WHOLE_CLASSES
+    return loaded.select_columns(["image", "label", "object_mask", "part_mask"]).cast(_features(classes))
 
 
-def _features():
+def _features(classes=PART_WHOLE_CLASSES):
     import datasets
 
     return datasets.Features(
         {
             "image": datasets.Image(),
-            "label": datasets.ClassLabel(names=list(PART_WHOLE_CLASSES)),
+            "label": datasets.ClassLabel(names=list(classes)),
             "object_mask": datasets.Image(),
             "part_mask": datasets.Image(),
         }
@@ -393,12 +444,12 @@ def _house(rng, across, down) -> list:
 _CLASS_BUILDERS = (_quadruped, _bird, _vehicle, _house)
 
 
-def _object_frame(rng: np.random.Generator, rows, cols, image_size: int):
+def _object_frame(rng: np.random.Generator, rows, cols, image_size: int, max_rotation: float = _MAX_ROTATION_DEGREES):
     """Pixel coordinates in a random pose's object frame: (`across`, `down`) and the pixels per frame unit."""
     unit = rng.uniform(*_SCALE_RANGE) * image_size / 2
     margin = _CENTER_MARGIN * unit
     center_row, center_col = rng.uniform(margin, image_size - margin, size=2)
-    angle = np.deg2rad(rng.uniform(-_MAX_ROTATION_DEGREES, _MAX_ROTATION_DEGREES))
+    angle = np.deg2rad(rng.uniform(-max_rotation, max_rotation))
     across, down = _rotate((cols - center_col) / unit, (rows - center_row) / unit, angle)
     if rng.uniform() < 0.5:  # mirrored: facing left
         across = -across
@@ -424,11 +475,29 @@ def _appearance(rng: np.random.Generator, hue: float, rows, cols) -> np.ndarray:
 
 
 def _texture(rng: np.random.Generator, rows, cols) -> np.ndarray:
-    kind = _TEXTURE_KINDS[int(rng.integers(len(_TEXTURE_KINDS)))]
-    amplitude = rng.uniform(*_TEXTURE_AMPLITUDE_RANGE)
-    period = rng.uniform(*_TEXTURE_PERIOD_RANGE)
-    angle = rng.uniform(0, np.pi)
-    along, normal = _rotate(cols, rows, angle)
+    return _render_texture(_texture_spec(rng), rows, cols)
+
+
+def _texture_spec(rng: np.random.Generator, kinds: tuple[str, ...] = _TEXTURE_KINDS) -> dict:
+    """The random parameters of a texture. The draws (kind, amplitude, period, angle, then the blotch grid) keep
+    the order of the first version of this generator, so classic samples stay bit-identical."""
+    spec = {
+        "kind": kinds[int(rng.integers(len(kinds)))],
+        "amplitude": rng.uniform(*_TEXTURE_AMPLITUDE_RANGE),
+        "period": rng.uniform(*_TEXTURE_PERIOD_RANGE),
+        "angle": rng.uniform(0, np.pi),
+    }
+    if spec["kind"] == "blotches":
+        spec["grid"] = rng.normal(0.0, spec["amplitude"], (_BLOTCH_GRID + 1, _BLOTCH_GRID + 1))
+    return spec
+
+
+def _render_texture(spec: dict, rows, cols, angle: float | None = None, offset: float = 0.0) -> np.ndarray:
+    """The texture of `spec` in the given coordinates; `angle` and `offset` (in periods) override its orientation
+    and shift its phase, so that two regions of one appearance still meet at a visible seam."""
+    along, normal = _rotate(cols, rows, spec["angle"] if angle is None else angle)
+    along = along + offset * spec["period"]
+    kind, amplitude, period = spec["kind"], spec["amplitude"], spec["period"]
     if kind == "flat":
         return np.zeros(rows.shape)
     if kind == "stripes":
@@ -436,7 +505,7 @@ def _texture(rng: np.random.Generator, rows, cols) -> np.ndarray:
     if kind == "checker":
         return amplitude * np.sign(np.sin(2 * np.pi * along / period) * np.sin(2 * np.pi * normal / period))
     # blotches: smooth noise, bilinear interpolation of a coarse random grid indexed by the coordinates
-    grid = rng.normal(0.0, amplitude, (_BLOTCH_GRID + 1, _BLOTCH_GRID + 1))
+    grid = spec["grid"]
     scaled_rows = np.mod(along / (period * 2), 1.0) * _BLOTCH_GRID
     scaled_cols = np.mod(normal / (period * 2), 1.0) * _BLOTCH_GRID
     top, left = np.floor(scaled_rows).astype(int), np.floor(scaled_cols).astype(int)
@@ -467,6 +536,80 @@ def _clutter_shape(rng: np.random.Generator, rows, cols) -> np.ndarray:
     angles = rng.uniform(0, 2 * np.pi) + np.array([0.0, 2.1, 4.2])
     vertices = [(center[0] + radius * np.cos(a), center[1] + radius * np.sin(a)) for a in angles]
     return _polygon(cols, rows, vertices)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Recognition mode: shared appearances, patchwork background, distractor parts and part soup
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _render_recognition(rng: np.random.Generator, index: int, image_size: int, rows, cols) -> PartWholeSample:
+    label = index % len(RECOGNITION_CLASSES)
+    # part soup cycles through the classes whose parts it scatters, so each class's parts appear equally often
+    source_class = (index // len(RECOGNITION_CLASSES)) % len(PART_WHOLE_CLASSES) if label == SOUP_LABEL else label
+    unit_rows, unit_cols = rows / image_size, cols / image_size
+    first_hue = rng.uniform(0, 1)
+    palette = [
+        {
+            "color": _hsv_to_rgb((first_hue + entry * _GOLDEN_RATIO_CONJUGATE) % 1.0,
+                                 rng.uniform(*_SATURATION_RANGE), rng.uniform(*_VALUE_RANGE)),
+            "texture": _texture_spec(rng, _RECOGNITION_TEXTURES),
+        }
+        for entry in range(_PALETTE_SIZE)
+    ]
+
+    def paint(inside: np.ndarray, entry: int) -> None:
+        # every region draws its own texture orientation, phase and brightness: same appearance, visible seams
+        appearance = palette[entry]
+        texture = _render_texture(appearance["texture"], unit_rows, unit_cols, rng.uniform(0, np.pi), rng.uniform(0, 1))
+        shade = appearance["color"] * (1.0 + rng.uniform(-_REGION_VALUE_JITTER, _REGION_VALUE_JITTER))
+        image[inside] = (shade + texture[..., None])[inside]
+
+    image = np.zeros((image_size, image_size, 3))
+    # background: a patchwork of palette cells (nearest of a few random sites)
+    sites = rng.uniform(0, 1, (int(rng.integers(_PATCHWORK_CELL_RANGE[0], _PATCHWORK_CELL_RANGE[1] + 1)), 2))
+    cell = np.argmin((unit_rows[..., None] - sites[:, 0]) ** 2 + (unit_cols[..., None] - sites[:, 1]) ** 2, axis=-1)
+    for site in range(len(sites)):
+        paint(cell == site, int(rng.integers(_PALETTE_SIZE)))
+    # distractors: loose parts of any class, background in the ground truth
+    for _ in range(int(rng.integers(_DISTRACTOR_COUNT_RANGE[0], _DISTRACTOR_COUNT_RANGE[1] + 1))):
+        parts = _loose_part_masks(rng, int(rng.integers(len(PART_WHOLE_CLASSES))), rows, cols, image_size)
+        _, inside = parts[int(rng.integers(len(parts)))]
+        paint(inside, int(rng.integers(_PALETTE_SIZE)))
+
+    part_mask = np.zeros((image_size, image_size), dtype=np.uint8)
+    if label == SOUP_LABEL:
+        # each part type at its own random pose (any rotation): the parts of a whole, not arranged as one
+        drawn_parts = [
+            next(item for item in _loose_part_masks(rng, source_class, rows, cols, image_size) if item[0] == part_id)
+            for part_id in PARTS_OF_CLASS[source_class]
+        ]
+    else:
+        across, down, _ = _object_frame(rng, rows, cols, image_size)
+        drawn_parts = _CLASS_BUILDERS[label](rng, across, down)
+    # part types take palette entries in a random order: the parts of one object differ in appearance (a class
+    # with more part types than entries repeats one)
+    order = rng.permutation(_PALETTE_SIZE)
+    part_types = list(dict.fromkeys(part_id for part_id, _ in drawn_parts))
+    for part_id, inside in drawn_parts:
+        paint(inside, int(order[part_types.index(part_id) % _PALETTE_SIZE]))
+        part_mask[inside] = part_id
+
+    image += rng.normal(0.0, _NOISE_STD, image.shape)
+    object_mask = np.where(part_mask > 0, label + 1, 0).astype(np.uint8) if label != SOUP_LABEL else np.zeros_like(part_mask)
+    pixels = np.clip(np.rint(image), 0, _MAX_UINT8).astype(np.uint8)
+    return PartWholeSample(image=pixels, label=label, object_mask=object_mask, part_mask=part_mask, source_class=source_class)
+
+
+def _loose_part_masks(rng: np.random.Generator, label: int, rows, cols, image_size: int) -> list:
+    """The parts of class `label` built in a frame of any rotation (part soup and distractors use one part each)."""
+    across, down, _ = _object_frame(rng, rows, cols, image_size, max_rotation=180.0)
+    return _CLASS_BUILDERS[label](rng, across, down)
+
+
+def _check_mode(mode) -> None:
+    if mode not in MODES:
+        raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
 
 
 def _check_non_negative_int(value, argument: str) -> None:
