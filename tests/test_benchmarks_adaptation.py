@@ -1,6 +1,6 @@
 # Copyright 2026 The cast-transformers authors. Licensed under the Apache License, Version 2.0.
-"""The test-time adaptation benchmark (`benchmarks/part_whole/run_adaptation_benchmark.py`): its metric and interval
-on hand-made cases, and a tiny end-to-end run."""
+"""The test-time adaptation benchmark (`benchmarks/part_whole/run_adaptation_benchmark.py`): a tiny end-to-end run
+(its metrics and intervals are `processing.evaluation.segment_scores`, tested there)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import importlib
 import json
 import sys
 
-import numpy as np
 import pytest
 from conftest import REPO_ROOT, TINY_SCRIPT_OPTIONS, script_argv
 
@@ -18,24 +17,6 @@ if str(BENCHMARK_DIR) not in sys.path:
 
 benchmark = importlib.import_module("run_adaptation_benchmark")
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
-
-
-def test_best_segment_iou_scores_the_segment_that_best_covers_the_object():
-    object_mask = np.zeros((4, 4), dtype=np.int64)
-    object_mask[:2] = 3  # the top half, any positive class
-    one_segment = np.zeros((4, 4), dtype=np.int64)
-    assert benchmark.best_segment_iou(one_segment, object_mask) == pytest.approx(0.5)
-    halves = (np.arange(4)[:, None] >= 2).astype(np.int64).repeat(4, 1)
-    assert benchmark.best_segment_iou(halves, object_mask) == pytest.approx(1.0)
-    quarters = halves * 2 + (np.arange(4)[None, :] >= 2)
-    assert benchmark.best_segment_iou(quarters, object_mask) == pytest.approx(0.5)  # 4 of the object's 8 pixels
-
-
-def test_paired_bootstrap_interval_brackets_the_mean():
-    assert benchmark.paired_bootstrap(np.full(10, 0.25), 200, 0) == pytest.approx((0.25, 0.25, 0.25))
-    differences = np.random.default_rng(0).normal(0.1, 1.0, 400)
-    mean, low, high = benchmark.paired_bootstrap(differences, 1000, 0)
-    assert low < mean < high and high - low == pytest.approx(2 * 1.96 / 20, rel=0.2)
 
 
 def test_adaptation_benchmark_tiny_run_checks_the_lr0_control(tmp_path):
@@ -59,3 +40,8 @@ def test_adaptation_benchmark_tiny_run_checks_the_lr0_control(tmp_path):
             assert all(0 <= value <= 1 for value in summary["best_segment_iou"]["before"])
     assert "| cast | best_segment_iou |" in (output_dir / "results.md").read_text()
     assert report["sweep"].keys() == {"0.001"}
+
+
+def test_adaptation_benchmark_rejects_an_unknown_data_mode():
+    with pytest.raises(ValueError, match="--data_mode must be one of"):
+        benchmark.AdaptationBenchmarkArguments(data_mode="soup")

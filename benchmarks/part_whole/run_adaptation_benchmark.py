@@ -48,7 +48,8 @@ for folder in (_HERE.parents[1], _HERE):  # the repository (the package) and thi
 from modeling_cast import CastImageProcessor  # noqa: E402
 from modeling_cast.adaptation_cast import adapt_to_images  # noqa: E402
 from processing.evaluation.metrics import boundary_f_score, oracle_segment_labels, region_mean_iou  # noqa: E402
-from processing.synthetic.part_whole import HELD_OUT_SEED_OFFSET, PART_WHOLE_CLASSES  # noqa: E402
+from processing.evaluation.segment_scores import best_segment_iou, bootstrap_interval  # noqa: E402
+from processing.synthetic.part_whole import HELD_OUT_SEED_OFFSET, MODES, classes_of_mode  # noqa: E402
 from run_part_whole_benchmark import (  # noqa: E402
     BenchmarkArguments,
     PartWholeTensors,
@@ -59,7 +60,7 @@ from run_part_whole_benchmark import (  # noqa: E402
     feature_hierarchy,
 )
 
-__all__ = ["AdaptationBenchmarkArguments", "best_segment_iou", "main", "paired_bootstrap"]
+__all__ = ["AdaptationBenchmarkArguments", "ViTWithFeatures", "main", "results_markdown"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,10 @@ class AdaptationBenchmarkArguments:
     lr0_samples: int = field(default=4, metadata={"help": "Images of each split the lr-0 control runs on."})
     bootstrap_samples: int = field(default=2000, metadata={"help": "Paired bootstrap resamples."})
     kmeans_iterations: int = field(default=30, metadata={"help": "Lloyd iterations of the ViT's k-means."})
+    data_mode: str = field(
+        default="classic",
+        metadata={"help": "Generator mode: classic (the reported run) or recognition (shared palette, part soup)."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of data, models, views and k-means."})
     num_threads: int = field(default=2, metadata={"help": "torch threads."})
 
@@ -110,6 +115,8 @@ class AdaptationBenchmarkArguments:
         for name in ("train_samples", "eval_samples", "max_steps", "adaptation_steps", "num_views", "bootstrap_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.data_mode not in MODES:
+            raise ValueError(f"--data_mode must be one of {MODES}, got {self.data_mode!r}")
 
     def training_arguments(self) -> BenchmarkArguments:
         """The part-whole benchmark's arguments for the same models and training."""
@@ -134,23 +141,6 @@ class ViTWithFeatures(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> ModelOutput:
         tokens = self.vit.vit(pixel_values=pixel_values).last_hidden_state
         return ModelOutput(logits=self.vit.classifier(tokens[:, 0]), last_hidden_state=tokens)
-
-
-def best_segment_iou(segments: np.ndarray, object_mask: np.ndarray) -> float:
-    """IoU of the single segment that best covers the object (`object_mask` > 0) with it."""
-    inside = object_mask > 0
-    ids, inverse = np.unique(segments, return_inverse=True)
-    inverse = inverse.reshape(segments.shape)
-    overlap = np.bincount(inverse[inside], minlength=len(ids))
-    sizes = np.bincount(inverse.ravel(), minlength=len(ids))
-    return float((overlap / (sizes + inside.sum() - overlap)).max())
-
-
-def paired_bootstrap(differences: np.ndarray, samples: int, seed: int) -> tuple[float, float, float]:
-    """Mean of per-image differences and its paired bootstrap 95% interval (percentile)."""
-    rng = np.random.default_rng(seed)
-    means = differences[rng.integers(0, len(differences), (samples, len(differences)))].mean(axis=1)
-    return float(differences.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def _image_scores(hierarchy: np.ndarray, object_mask: np.ndarray, levels: list[int]) -> dict[str, list[float]]:
@@ -208,7 +198,7 @@ def _run_condition(model, name, condition, data, args, learning_rate=None, chunk
         if condition == "true_label":
             extra["labels"] = labels[start:stop]
         elif condition == "wrong_label":
-            extra["labels"] = (labels[start:stop] + 1) % len(PART_WHOLE_CLASSES)
+            extra["labels"] = (labels[start:stop] + 1) % len(classes_of_mode(args.data_mode))
         spixels = superpixels[start:stop] if name == "cast" else None
         result = adapt_to_images(model, pixel_values[start:stop], spixels, **options, **extra)
         initial.append(result.initial_outputs)
@@ -254,12 +244,16 @@ def _summary(scores: dict, args) -> dict:
     summary = {}
     for metric in (*METRICS, "accuracy"):
         before = scores["before"][metric]
-        entry = {"before": before.mean(axis=0).tolist()}
+        # (NaN: an image without an object, e.g. part soup, has no whole to find; dropped from the means)
+        entry = {"before": np.nanmean(before, axis=0).tolist()}
         for condition in SCORED_CONDITIONS:
             per_level = []
             for level in range(before.shape[1]):
-                differences = scores[condition][metric][:, level] - before[:, level]
-                per_level.append(paired_bootstrap(differences, args.bootstrap_samples, args.seed))
+                interval = bootstrap_interval(
+                    scores[condition][metric][:, level], before[:, level], resamples=args.bootstrap_samples,
+                    seed=args.seed,
+                )
+                per_level.append((interval["estimate"], interval["low"], interval["high"]))
             entry[condition] = per_level
         summary[metric] = entry
     return summary
@@ -275,7 +269,7 @@ def _sweep(cast, data, masks, processor, args) -> dict:
         after = _score_outputs("cast", adapted, data[2], masks, processor, args, indices)
         logger.info(f"sweep lr {learning_rate}: {seconds:.0f} s")
         results[str(learning_rate)] = {
-            metric: (after[metric] - before[metric]).mean(axis=0).tolist() for metric in ("best_segment_iou", "accuracy")
+            metric: np.nanmean(after[metric] - before[metric], axis=0).tolist() for metric in ("best_segment_iou", "accuracy")
         }
     return results
 
@@ -301,16 +295,17 @@ def main(argv: list[str] | None = None) -> dict:
     processor = CastImageProcessor(size={"height": args.image_size, "width": args.image_size}, n_segments=args.n_segments)
 
     clock = time.perf_counter()
-    train = _generate(args.train_samples, args.image_size, args.seed, processor)
+    mode = args.data_mode
+    train = _generate(args.train_samples, args.image_size, args.seed, processor, mode=mode)
     splits = {
-        "held_out": _generate(args.eval_samples, args.image_size, args.seed + HELD_OUT_SEED_OFFSET, processor),
-        "shifted": _generate(args.eval_samples, args.image_size, args.seed + _SHIFT_SEED_OFFSET, processor),
+        "held_out": _generate(args.eval_samples, args.image_size, args.seed + HELD_OUT_SEED_OFFSET, processor, mode=mode),
+        "shifted": _generate(args.eval_samples, args.image_size, args.seed + _SHIFT_SEED_OFFSET, processor, mode=mode),
     }
-    tuning = _generate(args.tuning_samples, args.image_size, args.seed + _TUNING_SEED_OFFSET, processor)
+    tuning = _generate(args.tuning_samples, args.image_size, args.seed + _TUNING_SEED_OFFSET, processor, mode=mode)
     runtime["data"] = time.perf_counter() - clock
     logger.info(f"data in {runtime['data']:.0f} s")
 
-    cast, vit = build_models(training_args)
+    cast, vit = build_models(training_args, classes_of_mode(mode))
     report = {"arguments": asdict(args), "training": {}, "splits": {}}
     for name, model in (("cast", cast), ("vit", vit)):
         clock = time.perf_counter()
