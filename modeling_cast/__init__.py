@@ -94,7 +94,8 @@ PIPELINE_REGISTRY.register_pipeline(
 )
 # pipeline("image-segmentation") and pipeline("image-classification") open image files with transformers'
 # `load_image`, which saturates 16-bit files; the registered class builds the CAST versions, which keep the bit depth
-# (and draw segmentation masks in one pass), for CAST models and transformers' own class for every other model. Only transformers' own entries are replaced.
+# (and draw segmentation masks in one pass, and adapt to the image when asked), for CAST models and transformers' own
+# class for every other model. Only transformers' own entries are replaced.
 for _task, _cast_class in (
     ("image-segmentation", CastImageSegmentationPipeline),
     ("image-classification", CastImageClassificationPipeline),

@@ -33,6 +33,7 @@ from transformers.utils import TransformersKwargs, can_return_tuple, is_tracing,
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
+from .adaptation_cast import AdaptationOutput, adapt_to_images
 from .configuration_cast import CastConfig
 from .tensor_slic_cast import slic_grid, torch_slic
 from .graph_pooling_cast import (
@@ -708,6 +709,12 @@ class CastPreTrainedModel(PreTrainedModel):
                 num_iterations=config.superpixel_iterations,
                 max_segments=config.max_superpixel_tokens,
             )
+
+    def adapt(self, pixel_values: torch.Tensor, superpixels: torch.Tensor | None = None, **options) -> AdaptationOutput:
+        """Test-time adaptation: adapt a copy of this model's state to each image with a recognition objective and
+        return the outputs (weights, buffers, modes and RNG restored afterwards); see
+        [`~adaptation_cast.adapt_to_images`] for the options (`steps`, `objective`, `learning_rate`, ...)."""
+        return adapt_to_images(self, pixel_values, superpixels, **options)
 
     def _resolve_output_hierarchy(self, output_hierarchy: bool | None) -> bool:
         """`output_hierarchy` defaults to eval mode: the pixel hierarchy feeds no training loss, and each forward in

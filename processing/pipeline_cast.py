@@ -70,6 +70,13 @@ class HierarchicalSegmentationPipeline(Pipeline):
             and segment count); with `captions=True` the captions name the model's level numbers, also for a subset
             of `levels`. Implies `render=True`.
         timeout (`float`, *optional*): seconds to wait for images fetched from the web.
+        adaptation_steps (`int`, *optional*, defaults to 0): test-time adaptation steps per image (0 = off): the
+            model adapts to each image with its recognition objective before segmenting it, and is restored after
+            (see `modeling_cast.adaptation_cast.adapt_to_images`). The result then has `"adaptation"`:
+            `{"steps", "changed_levels", "losses"}` (the levels where some pixel changed segment). Needs a model
+            with a recognition head (a classifier or pretraining model, e.g. passed as `model=` object).
+        adaptation_options (`dict`, *optional*): the other adaptation arguments (`objective`, `learning_rate`,
+            `num_views`, `parameters`, `crop_scale`, `pseudo_label_threshold`, `seed`).
     """
 
     _load_processor = False
@@ -80,12 +87,16 @@ class HierarchicalSegmentationPipeline(Pipeline):
     # a registered task served by this class needs no `custom_pipelines` entry in a loaded config
     serves_cast_models = True
 
-    def _sanitize_parameters(self, levels=None, render=None, render_options=None, timeout=None, **kwargs):
+    def _sanitize_parameters(
+        self, levels=None, render=None, render_options=None, timeout=None, adaptation_steps=None,
+        adaptation_options=None, **kwargs,
+    ):
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}; it accepts `levels`, `render`, "
-                "`render_options` and `timeout`"
+                "`render_options`, `timeout`, `adaptation_steps` and `adaptation_options`"
             )
+        forward_kwargs = _adaptation_parameters(adaptation_steps, adaptation_options)
         preprocess_kwargs, postprocess_kwargs = {}, {}
         if timeout is not None:
             preprocess_kwargs["timeout"] = timeout
@@ -104,7 +115,7 @@ class HierarchicalSegmentationPipeline(Pipeline):
             postprocess_kwargs["render"] = render
         if levels is not None:
             postprocess_kwargs["levels"] = levels
-        return preprocess_kwargs, {}, postprocess_kwargs
+        return preprocess_kwargs, forward_kwargs, postprocess_kwargs
 
     def __call__(self, inputs, **kwargs: Any) -> dict[str, Any] | list[dict[str, Any]]:
         """Segment one image (a PIL image, path or URL), or a list of them; see the class docstring for the
@@ -121,16 +132,19 @@ class HierarchicalSegmentationPipeline(Pipeline):
             inputs["image"] = image
         return inputs
 
-    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+    def _forward(
+        self, model_inputs: dict[str, Any], adaptation_steps: int = 0, adaptation_options: dict | None = None
+    ) -> dict[str, Any]:
         target_size = model_inputs.pop("target_size")
         image = model_inputs.pop("image", None)
-        outputs = self.model(**model_inputs)
+        outputs, adaptation = _run_model(self.model, model_inputs, adaptation_steps, adaptation_options)
         # only what post-processing reads: tensors that the pipeline can un-batch, plus the carried values
         return {
             "hierarchy": outputs.get("hierarchy"),
             "hierarchy_scores": outputs.get("hierarchy_scores"),
             "target_size": target_size,
             "image": image,
+            "adaptation": adaptation,
         }
 
     def postprocess(
@@ -140,6 +154,8 @@ class HierarchicalSegmentationPipeline(Pipeline):
             model_outputs, target_sizes=model_outputs["target_size"], levels=levels, return_scores=True
         )[0]
         output = {"levels": list(result["segmentation"]), "segments_info": result["segments_info"]}
+        if model_outputs.get("adaptation") is not None:
+            output["adaptation"] = model_outputs["adaptation"]
         if render:
             level_indices = [level_info[0]["level"] for level_info in result["segments_info"]]
             output["picture"] = _render(
@@ -156,7 +172,9 @@ class CastImageSegmentationPipeline(ImageSegmentationPipeline):
     panoptic and instance subtasks (the default) are drawn by [`segment_masks`]: transformers compares the int64
     segmentation with every segment id, multiplies by 255 into a new int64 map and converts that to 8 bits, three
     full-size passes per segment that took more time than the model's post-processing itself. The masks, labels and
-    scores are identical.
+    scores are identical. One more call argument, `adaptation_steps` (and `adaptation_options`), adapts the model
+    to the image first, as in [`HierarchicalSegmentationPipeline`]: every returned segment dict then also has
+    `"adaptation"`: `{"steps", "changed_levels", "losses"}`.
     """
 
     serves_cast_models = True
@@ -168,9 +186,30 @@ class CastImageSegmentationPipeline(ImageSegmentationPipeline):
         inputs["target_size"] = [(image.height, image.width)]
         return inputs
 
+    def _sanitize_parameters(self, adaptation_steps=None, adaptation_options=None, **kwargs):
+        preprocess_kwargs, forward_kwargs, postprocess_kwargs = super()._sanitize_parameters(**kwargs)
+        forward_kwargs = {**forward_kwargs, **_adaptation_parameters(adaptation_steps, adaptation_options)}
+        return preprocess_kwargs, forward_kwargs, postprocess_kwargs
+
+    def _forward(self, model_inputs, adaptation_steps: int = 0, adaptation_options: dict | None = None):
+        if not adaptation_steps:
+            return super()._forward(model_inputs)
+        target_size = model_inputs.pop("target_size")
+        model_outputs, adaptation = _run_model(self.model, model_inputs, adaptation_steps, adaptation_options)
+        model_outputs["target_size"] = target_size
+        model_outputs["adaptation"] = adaptation
+        return model_outputs
+
     def postprocess(
         self, model_outputs, subtask=None, threshold=0.9, mask_threshold=0.5, overlap_mask_area_threshold=0.5
     ):
+        annotation = self._annotation(model_outputs, subtask, threshold, mask_threshold, overlap_mask_area_threshold)
+        adaptation = model_outputs.get("adaptation")
+        if adaptation is not None:
+            annotation = [dict(segment, adaptation=adaptation) for segment in annotation]
+        return annotation
+
+    def _annotation(self, model_outputs, subtask, threshold, mask_threshold, overlap_mask_area_threshold):
         method = _SEGMENT_SUBTASKS.get(subtask)
         if method is None:  # semantic: transformers' own drawing
             return super().postprocess(model_outputs, subtask, threshold, mask_threshold, overlap_mask_area_threshold)
@@ -203,6 +242,49 @@ class CastImageClassificationPipeline(ImageClassificationPipeline):
         if not isinstance(image, (np.ndarray, torch.Tensor)):
             image = load_image(image, timeout=timeout)
         return self.image_processor(images=image, return_tensors="pt").to(self.dtype)
+
+
+# `adapt_to_images` arguments a pipeline call may set (labels are per image, not a pipeline setting)
+_ADAPTATION_OPTIONS = (
+    "objective", "learning_rate", "num_views", "parameters", "crop_scale", "pseudo_label_threshold", "seed"
+)
+
+
+def _adaptation_parameters(adaptation_steps, adaptation_options) -> dict[str, Any]:
+    """The forward parameters of the adaptation call arguments, checked (the option values are checked by the
+    adaptation itself, before it changes anything)."""
+    if adaptation_steps is None and adaptation_options is None:
+        return {}
+    steps = 0 if adaptation_steps is None else adaptation_steps
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise TypeError(f"`adaptation_steps` must be an integer, got {type(steps).__name__} {steps!r}")
+    if steps < 0:
+        raise ValueError(f"`adaptation_steps` must be >= 0 (0 = no adaptation), got {steps}")
+    options = {} if adaptation_options is None else adaptation_options
+    if not isinstance(options, dict):
+        raise TypeError(f"`adaptation_options` must be a dict, got {type(options).__name__}")
+    unknown = sorted(set(options) - set(_ADAPTATION_OPTIONS))
+    if unknown:
+        raise ValueError(f"`adaptation_options` accepts the keys {list(_ADAPTATION_OPTIONS)}, got unknown keys {unknown}")
+    return {"adaptation_steps": steps, "adaptation_options": dict(options)}
+
+
+def _run_model(model, model_inputs: dict[str, Any], steps: int, options: dict | None) -> tuple[Any, dict | None]:
+    """The model's outputs, adapted to the image first when `steps` > 0, and the adaptation summary (or None)."""
+    if not steps:
+        return model(**model_inputs), None
+    if not callable(getattr(model, "adapt", None)):
+        raise ValueError(f"`adaptation_steps` needs a CAST model (with `adapt`), got {type(model).__name__}")
+    # pipelines run the forward without gradients; adaptation needs them, on tensors made outside that context
+    with torch.inference_mode(False), torch.enable_grad():
+        inputs = {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in model_inputs.items()}
+        result = model.adapt(**inputs, steps=steps, **(options or {}))
+    summary = {
+        "steps": steps,
+        "changed_levels": result.changed_levels[0] if result.changed_levels else [],
+        "losses": result.losses[0].tolist(),
+    }
+    return result.outputs, summary
 
 
 def is_cast_model(model) -> bool:

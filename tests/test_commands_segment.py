@@ -281,3 +281,39 @@ def test_cast_segment_console_script_is_installed():
     assert result.returncode == 0, result.stderr
     assert "usage: cast-segment" in result.stdout
     assert "--n-segments" in result.stdout
+
+
+def test_cast_segment_adaptation_steps_adapt_each_image_deterministically(model_dir, image_files, tmp_path):
+    arguments = [str(image_files["chelsea"]), "--model", str(model_dir), "--n-segments", "12", "--adaptation-steps", "1"]
+    for run in ("first", "second"):
+        assert segment_command.main([*arguments, "--output-dir", str(tmp_path / run)]) == 0
+    summaries = [json.loads((tmp_path / run / "chelsea_segments.json").read_text()) for run in ("first", "second")]
+    adaptation = summaries[0]["adaptation"]
+    assert adaptation["steps"] == 1 and len(adaptation["losses"]) == 1
+    assert set(adaptation["changed_levels"]) <= set(range(len(NUM_SEGMENTS)))
+    assert summaries[0] == summaries[1]
+    for level in range(len(NUM_SEGMENTS)):
+        first, second = (np.array(Image.open(tmp_path / run / f"chelsea_level{level}.png")) for run in ("first", "second"))
+        assert np.array_equal(first, second)
+    # without the option the summary has no adaptation
+    assert segment_command.main([*arguments[:-2], "--output-dir", str(tmp_path / "plain")]) == 0
+    assert "adaptation" not in json.loads((tmp_path / "plain" / "chelsea_segments.json").read_text())
+
+
+def test_cast_segment_adaptation_needs_a_recognition_head_and_a_valid_step_count(
+    model_dir, image_files, tmp_path, capsys
+):
+    from modeling_cast import CastModel
+
+    backbone_dir = tmp_path / "backbone"
+    CastModel.from_pretrained(model_dir).save_pretrained(backbone_dir)
+    shutil.copy(model_dir / "preprocessor_config.json", backbone_dir)
+    arguments = [str(image_files["chelsea"]), "--output-dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit_info:
+        segment_command.main([*arguments, "--model", str(backbone_dir), "--adaptation-steps", "2"])
+    assert exit_info.value.code == 2
+    assert "test-time adaptation needs a classifier or pretraining checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        segment_command.main([*arguments, "--model", str(model_dir), "--adaptation-steps", "-1"])
+    assert exit_info.value.code == 2
+    assert "--adaptation-steps: expected a non-negative integer, got -1" in capsys.readouterr().err

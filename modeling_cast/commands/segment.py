@@ -10,7 +10,11 @@ For every input image `<stem>.<ext>` the output directory receives:
 - `<stem>_level<l>_color.png`: the same label map for people: an indexed-palette PNG whose pixel values are still the
   segment ids and whose palette holds the picture's colors (an RGB PNG when the ids do not fit in a palette);
 - `<stem>_segments.json`: image size, model, and per level the id, score (mean assignment probability) and area of
-  every segment.
+  every segment; with `--adaptation-steps N`, also `"adaptation"`: the steps, the levels that changed and the losses.
+
+`--adaptation-steps N` adapts the model to every image first (test-time adaptation with the checkpoint's recognition
+objective, `modeling_cast.adaptation_cast`), which needs a classifier or pretraining checkpoint; the model is restored
+after each image.
 
 Images that cannot be read or segmented are reported on stderr, one line each, and skipped; the others are still
 written. Exit status: 0 when every image was segmented, 1 when some failed, 2 for bad arguments (including a model
@@ -32,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
-from transformers import AutoImageProcessor, AutoModel
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, AutoModelForPreTraining
 from transformers.utils import logging as transformers_logging
 
 from processing.image_inputs_cast import rgb_uint8_image
@@ -49,6 +53,11 @@ _UINT8_LABELS = 256  # label maps with at most this many ids fit in 8 bits
 _UINT16_LABELS = 65536
 _DEVICES = ("cpu", "cuda")
 CAST_MODEL_TYPE = "cast"
+# the heads whose recognition objective test-time adaptation uses, by the architecture a checkpoint was saved as
+_ADAPTABLE_ARCHITECTURES = {
+    "CastForImageClassification": AutoModelForImageClassification,
+    "CastForPreTraining": AutoModelForPreTraining,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="approximate number of superpixels per image (default: the image processor's n_segments)",
     )
     parser.add_argument("--device", choices=_DEVICES, default="cpu", help="where to run the model (default: cpu)")
+    parser.add_argument(
+        "--adaptation-steps",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help=(
+            "test-time adaptation: N optimizer steps on augmented views of each image with the checkpoint's "
+            "recognition objective before segmenting it (needs a classifier or pretraining checkpoint; default: 0, off)"
+        ),
+    )
+    parser.add_argument(
+        "--adaptation-seed", type=_non_negative_int, default=0, metavar="S", help="seed of the adaptation's views"
+    )
     return parser
 
 
@@ -125,7 +147,7 @@ def _load_checked_model(parser: argparse.ArgumentParser, args: argparse.Namespac
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available on this machine")
     try:
-        model, processor = load_cast_model(args.model)
+        model, processor = load_cast_model(args.model, with_head=args.adaptation_steps > 0)
     except ValueError as error:
         parser.error(f"--model {args.model}: {error}")
     num_levels = len(model.config.num_segments)
@@ -153,6 +175,8 @@ class _Segmenter:
         self.processor_overrides = {} if args.n_segments is None else {"n_segments": args.n_segments}
         num_levels = len(model.config.num_segments)
         self.levels = list(range(num_levels)) if args.level is None else [args.level % num_levels]
+        self.adaptation_steps, self.adaptation_seed = args.adaptation_steps, args.adaptation_seed
+        self.adaptation: dict | None = None  # the summary of the last image's adaptation
 
     def segment_file(self, image_path: Path, stem: str) -> str | None:
         try:
@@ -176,8 +200,17 @@ class _Segmenter:
             images=pixels, input_data_format="channels_last", return_tensors="pt", **self.processor_overrides
         )
         num_superpixels = int(inputs["superpixels"].max()) + 1
-        with torch.inference_mode():
-            outputs = self.model(**inputs.to(self.device))
+        if self.adaptation_steps:
+            result = self.model.adapt(**inputs.to(self.device), steps=self.adaptation_steps, seed=self.adaptation_seed)
+            outputs = result.outputs
+            self.adaptation = {
+                "steps": self.adaptation_steps,
+                "changed_levels": result.changed_levels[0],
+                "losses": result.losses[0].tolist(),
+            }
+        else:
+            with torch.inference_mode():
+                outputs = self.model(**inputs.to(self.device))
         result = self.processor.post_process_hierarchical_segmentation(
             outputs, target_sizes=[pixels.shape[:2]], return_scores=True
         )[0]
@@ -221,12 +254,14 @@ class _Segmenter:
             "overlay_picture": overlay_name,
             "levels": levels,
         }
+        if self.adaptation is not None:
+            summary["adaptation"] = self.adaptation
         with open(self.output_dir / f"{stem}_segments.json", "w", encoding="utf-8") as file:
             json.dump(summary, file, indent=2)
             file.write("\n")
 
 
-def _load_model_and_processor(name: str) -> tuple:
+def _load_model_and_processor(name: str, auto_class=AutoModel) -> tuple:
     """Load the backbone (any CAST checkpoint: heads are not needed) and its processor; also return the names of
     backbone weights the checkpoint lacks and `(name, checkpoint shape, config shape)` of those whose shapes do not
     fit the config. transformers' load report and progress bars are silenced because a classifier checkpoint would
@@ -237,7 +272,7 @@ def _load_model_and_processor(name: str) -> tuple:
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     try:
-        model, loading_info = AutoModel.from_pretrained(name, output_loading_info=True, ignore_mismatched_sizes=True)
+        model, loading_info = auto_class.from_pretrained(name, output_loading_info=True, ignore_mismatched_sizes=True)
         processor = AutoImageProcessor.from_pretrained(name)
     finally:
         transformers_logging.set_verbosity(verbosity)
@@ -246,12 +281,27 @@ def _load_model_and_processor(name: str) -> tuple:
     return model, processor, set(loading_info["missing_keys"]), list(loading_info["mismatched_keys"])
 
 
-def load_cast_model(name: str) -> tuple:
-    """The CAST backbone and image processor of a folder or installed name, for segmenting. Raises `ValueError`
-    saying why when it cannot be loaded, is not a CAST model, or its weights do not give a trained backbone (shapes
-    that do not fit its config, backbone weights missing): its segments would be random."""
+def load_cast_model(name: str, with_head: bool = False) -> tuple:
+    """The CAST backbone and image processor of a folder or installed name, for segmenting (with `with_head`, the
+    checkpoint's classifier or pretraining model instead, whose objective test-time adaptation needs). Raises
+    `ValueError` saying why when it cannot be loaded, is not a CAST model (or has no such head), or its weights do
+    not give a trained model (shapes that do not fit its config, weights missing): its segments would be random."""
+    auto_class = AutoModel
+    if with_head:
+        try:
+            config = AutoConfig.from_pretrained(name)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot load a CAST model config ({error})") from None
+        architectures = getattr(config, "architectures", None) or []
+        heads = [_ADAPTABLE_ARCHITECTURES[head] for head in architectures if head in _ADAPTABLE_ARCHITECTURES]
+        if not heads:
+            raise ValueError(
+                f"test-time adaptation needs a classifier or pretraining checkpoint ({sorted(_ADAPTABLE_ARCHITECTURES)}) "
+                f"for its recognition objective, got architectures {architectures}"
+            )
+        auto_class = heads[0]
     try:
-        model, processor, missing_keys, mismatched = _load_model_and_processor(name)
+        model, processor, missing_keys, mismatched = _load_model_and_processor(name, auto_class)
     except (OSError, ValueError, RuntimeError) as error:
         raise ValueError(f"cannot load a CAST model and image processor ({error})") from None
     if getattr(model.config, "model_type", None) != CAST_MODEL_TYPE:
@@ -265,8 +315,8 @@ def load_cast_model(name: str) -> tuple:
         )
     if missing_keys:
         raise ValueError(
-            f"the checkpoint lacks {len(missing_keys)} weight(s) of the CAST backbone (e.g. {min(missing_keys)!r}), "
-            "so its segmentation would be random"
+            f"the checkpoint lacks {len(missing_keys)} weight(s) of the CAST {'model' if with_head else 'backbone'} "
+            f"(e.g. {min(missing_keys)!r}), so its segmentation would be random"
         )
     return model, processor
 
@@ -318,11 +368,20 @@ def _unique_stems(image_paths: list[Path]) -> list[tuple[Path, str]]:
     return stems
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_at_least(minimum: int, expectation: str):
+    """An argparse `type` that accepts integers >= `minimum`; its errors say `expected <expectation>`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expectation}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {expectation}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1, "a positive integer")
+_non_negative_int = _int_at_least(0, "a non-negative integer")
