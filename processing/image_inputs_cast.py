@@ -15,13 +15,16 @@ Hub-flat: imports only numpy, PIL, torch and the public `transformers` API.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import os
+import urllib.request
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 from transformers.image_utils import ChannelDimension, is_valid_image
-from transformers.image_utils import load_image as transformers_load_image
 from transformers.utils import logging
 
 
@@ -130,24 +133,48 @@ def decode_image(
 
 def load_image(image, timeout: float | None = None) -> Image.Image:
     """
-    Open an image file, upright as viewers show it, keeping its bit depth: transformers' `load_image` converts
-    every image to 8-bit RGB, which saturates 16-bit files (every pixel of a 16-bit PNG becomes 255); [`decode_image`]
-    scales them instead.
+    Open an image, upright as viewers show it, keeping its bit depth: transformers' `load_image` converts every image
+    to 8-bit RGB, which saturates 16-bit files (every pixel of a 16-bit PNG becomes 255); [`decode_image`] scales
+    them instead.
 
     Args:
         image (`str` or `PIL.Image.Image`):
-            A path to a local file or a PIL image (kept in its mode); URLs and base64 strings are fetched by
-            transformers' `load_image` (hence as 8-bit RGB).
+            A path to a local file, an `http://` or `https://` URL, a base64 string (optionally with a
+            `data:image/...;base64,` prefix) or a PIL image (kept in its mode).
         timeout (`float`, *optional*):
             Seconds to wait for an image fetched from the web.
     """
-    if isinstance(image, str) and os.path.isfile(image):
+    if isinstance(image, Image.Image):
+        return ImageOps.exif_transpose(image)
+    if not isinstance(image, str):
+        raise TypeError(
+            f"`image` must be a path, a URL, a base64 string or a PIL image, got {type(image).__name__}"
+        )
+    if image.startswith(("http://", "https://")):
+        # the standard library's client: remote code may rely on nothing else, and it hands over the file's bytes
+        with urllib.request.urlopen(image, timeout=timeout) as response:
+            return _open_image_bytes(response.read(), image)
+    if os.path.isfile(image):
         with Image.open(image) as opened:
             opened.load()  # truncated files fail here, not later
             return ImageOps.exif_transpose(opened)
-    if isinstance(image, Image.Image):
-        return ImageOps.exif_transpose(image)
-    return transformers_load_image(image, timeout=timeout)
+    encoded = image.split(",", 1)[1] if image.startswith("data:image/") else image
+    try:
+        data = base64.b64decode(encoded)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            f"`image` must be an existing file, an http(s) URL or a base64-encoded image, got {image[:80]!r}"
+        ) from None
+    return _open_image_bytes(data, "the base64 string")
+
+
+def _open_image_bytes(data: bytes, source: str) -> Image.Image:
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+            return ImageOps.exif_transpose(opened)
+    except (OSError, SyntaxError) as error:  # PIL's errors for unreadable and truncated images
+        raise ValueError(f"`image` from {source} is not a readable image: {error}") from None
 
 
 def rgb_uint8_image(image, *, argument: str = "image", allow_float: bool = True) -> np.ndarray:

@@ -4,7 +4,12 @@ the registered "hierarchical-segmentation" task, "image-classification" and "ima
 
 from __future__ import annotations
 
+import base64
+import functools
+import http.server
 import logging
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -353,6 +358,38 @@ def test_image_segmentation_reads_16_bit_files_like_their_8_bit_versions(checkpo
 
     assert sixteen == eight
     assert sixteen != white
+
+
+@pytest.fixture
+def local_image_server(sixteen_bit_files):
+    """An HTTP server on 127.0.0.1 serving the 16-bit files' folder (no network: the loopback interface only)."""
+    folder = os.path.dirname(sixteen_bit_files["sixteen"])
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_image_segmentation_reads_16_bit_urls_and_base64_at_their_depth(
+    checkpoints, sixteen_bit_files, local_image_server, monkeypatch
+):
+    """URLs and base64 strings of a 16-bit file give the file's segments (transformers' loader saturates both)."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    segmenter = pipeline("image-segmentation", model=checkpoints["backbone"])
+    expected = _segment_masks(segmenter(sixteen_bit_files["sixteen"]))
+    with open(sixteen_bit_files["sixteen"], "rb") as file:
+        encoded = base64.b64encode(file.read()).decode("ascii")
+
+    assert _segment_masks(segmenter(f"{local_image_server}/sixteen.png")) == expected
+    assert _segment_masks(segmenter(encoded)) == expected
+    assert _segment_masks(segmenter(f"data:image/png;base64,{encoded}")) == expected
+    with pytest.raises(ValueError, match="`image` must be an existing file, an http"):
+        segmenter("no such file.png")
 
 
 def test_image_classification_reads_16_bit_files_like_their_8_bit_versions(checkpoints, sixteen_bit_files):
