@@ -337,7 +337,7 @@ REMOTE_BACKBONE_SCRIPT = textwrap.dedent(
     import sys, torch
     from transformers import AutoBackbone, AutoConfig, DepthAnythingConfig, DepthAnythingForDepthEstimation
     folder, inputs_path = sys.argv[1:3]
-    inputs = torch.load(inputs_path)
+    inputs = torch.load(inputs_path, weights_only=True)
     config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
     backbone_class = type(AutoBackbone.from_config(config, trust_remote_code=True))
     backbone = backbone_class.from_pretrained(folder, out_features=["stem", "stage2"]).eval()
@@ -363,7 +363,7 @@ def test_remote_code_builds_the_backbone_without_the_package(tmp_path):
     backbone = CastBackbone.from_pretrained(tmp_path / "checkpoint", out_features=["stem", "stage2"]).eval()
     with torch.no_grad():
         expected = backbone(pixel_values, superpixels).feature_maps
-    for remote, local in zip(torch.load(tmp_path / "inputs.pt.out"), expected):
+    for remote, local in zip(torch.load(tmp_path / "inputs.pt.out", weights_only=True), expected):
         torch.testing.assert_close(remote, local, rtol=0, atol=0)
 
 
