@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -94,6 +95,15 @@ TINY_SCRIPT_OPTIONS = {
     "--image_size": 48, "--n_segments": 24, "--hidden_size": 24, "--num_attention_heads": 2, "--depths": "1 1",
     "--num_segments": "8 4", "--max_steps": 2, "--batch_size": 4,
 }
+
+
+def import_script(folder: str, name: str):
+    """Import the script `name` (a module name, no `.py`) of the repository folder `folder` (e.g. "benchmarks"), with
+    that folder on `sys.path` so the script's own sibling imports resolve as when it runs from the command line."""
+    directory = str(REPO_ROOT / folder)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    return importlib.import_module(name)
 
 
 def script_argv(options: dict) -> list[str]:

@@ -4,18 +4,12 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 
 import pytest
-from conftest import REPO_ROOT, TINY_SCRIPT_OPTIONS, script_argv
+from conftest import TINY_SCRIPT_OPTIONS, import_script, script_argv
 
-BENCHMARK_DIR = REPO_ROOT / "benchmarks" / "part_whole"
-if str(BENCHMARK_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCHMARK_DIR))
-
-benchmark = importlib.import_module("run_adaptation_benchmark")
+benchmark = import_script("benchmarks/part_whole", "run_adaptation_benchmark")
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 

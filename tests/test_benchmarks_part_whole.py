@@ -4,19 +4,13 @@ the ViT baseline's spherical k-means on hand-made features."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 
 import pytest
 import torch
-from conftest import REPO_ROOT, TINY_SCRIPT_OPTIONS, script_argv
+from conftest import TINY_SCRIPT_OPTIONS, import_script, script_argv
 
-BENCHMARK_DIR = REPO_ROOT / "benchmarks" / "part_whole"
-if str(BENCHMARK_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCHMARK_DIR))
-
-benchmark = importlib.import_module("run_part_whole_benchmark")
+benchmark = import_script("benchmarks/part_whole", "run_part_whole_benchmark")
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 

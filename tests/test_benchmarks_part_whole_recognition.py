@@ -5,19 +5,13 @@ hand-made hierarchies, and a tiny end-to-end run (two seeds, a checkpoint, the M
 from __future__ import annotations
 
 import csv
-import importlib
 import json
-import sys
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import import_script
 
-BENCHMARK_DIR = REPO_ROOT / "benchmarks" / "part_whole"
-if str(BENCHMARK_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCHMARK_DIR))
-
-benchmark = importlib.import_module("run_recognition_benchmark")
+benchmark = import_script("benchmarks/part_whole", "run_recognition_benchmark")
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 from processing.synthetic.part_whole import SOUP_LABEL, render_part_whole_sample  # noqa: E402

@@ -3,20 +3,13 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-
 import pytest
 import torch
-from conftest import REPO_ROOT
+from conftest import import_script
 
 import processing.image_processing_cast as cast_processing_module
 
-BENCHMARK_DIR = REPO_ROOT / "benchmarks"
-if str(BENCHMARK_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCHMARK_DIR))
-
-benchmark = importlib.import_module("bench_pipeline")
+benchmark = import_script("benchmarks", "bench_pipeline")
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 TINY_RUN = ["--tiny", "--models", "cast-small", "--methods", "slic", "in-model", "--photos", "2", "--repeats", "1",

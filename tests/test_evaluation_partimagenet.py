@@ -5,15 +5,13 @@ dataset in PartImageNet's layout, with a tiny randomly initialized CLIP and a ti
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, smooth_image, tiny_config_kwargs
+from conftest import import_script, smooth_image, tiny_config_kwargs
 from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
 
@@ -32,10 +30,7 @@ from processing.evaluation.partimagenet import (
 
 pytest.importorskip("pycocotools", reason="PartImageNet annotations need pycocotools (in the test extra)")
 
-BENCHMARK_DIR = REPO_ROOT / "benchmarks" / "part_whole"
-if str(BENCHMARK_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCHMARK_DIR))
-script = importlib.import_module("evaluate_partimagenet")
+script = import_script("benchmarks/part_whole", "evaluate_partimagenet")
 CROP_SIZE = 32  # the tiny CLIP's input size, hence the protocol's crop
 # PartImageNet's layout: parts (`name`) of objects (`supercategory`), objects in order of first appearance
 CATEGORIES = [
