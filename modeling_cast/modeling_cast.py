@@ -150,7 +150,10 @@ class CastModelOutput(_CastSegmentationFields, BaseModelOutputWithPooling):
             The class token after the final LayerNorm: the image feature that the classifier reads.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             Input of the first transformer block and output of every block, each of shape
-            `(batch_size, 1 + num_tokens, hidden_size)`; the token count shrinks from stage to stage.
+            `(batch_size, 1 + num_tokens, hidden_size)`; the token count shrinks from stage to stage. In the first
+            stage it is the batch's superpixel token count in an eager forward given `superpixels` (padding rows that
+            every image would mask are not computed), and the static budget `config.max_superpixel_tokens` otherwise
+            (compiled, exported, or superpixels computed by the model).
         attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True` (eager attention)):
             Attention probabilities of every transformer block, `(batch_size, num_heads, 1 + num_tokens, 1 + num_tokens)`.
         hierarchy (`torch.LongTensor` of shape `(batch_size, num_levels, height, width)`, *optional*, returned when
@@ -400,11 +403,13 @@ class CastEmbeddings(nn.Module):
             self.register_buffer("position_embeddings", table, persistent=True)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def map_superpixels(self, superpixels: torch.Tensor, with_pixel_tokens: bool = False) -> SuperpixelTokens:
-        """The token of every pooling cell (and, if asked, of every pixel) of `superpixels` (B, H, W), int64."""
-        return map_superpixels_to_tokens(
-            superpixels, self.pooling_stride, self.max_superpixel_tokens, with_pixel_tokens=with_pixel_tokens
-        )
+    def map_superpixels(
+        self, superpixels: torch.Tensor, num_tokens: int | None = None, with_pixel_tokens: bool = False
+    ) -> SuperpixelTokens:
+        """The token of every pooling cell (and, if asked, of every pixel) of `superpixels` (B, H, W), int64, with
+        `num_tokens` token rows per image (default: the static budget `max_superpixel_tokens`)."""
+        num_tokens = self.max_superpixel_tokens if num_tokens is None else num_tokens
+        return map_superpixels_to_tokens(superpixels, self.pooling_stride, num_tokens, with_pixel_tokens=with_pixel_tokens)
 
     def position_embedding(self, height: int, width: int, resize_training_table: bool = False) -> torch.Tensor:
         """Position embedding of a (height, width) grid in raster order, (height * width, C).
@@ -744,14 +749,19 @@ def _check_pixel_values(pixel_values: torch.Tensor | None, config: CastConfig) -
     return height, width
 
 
-def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor | None, config: CastConfig) -> None:
-    """Model entry: types and shapes (known on the host, free), then the values (one read, eager mode only)."""
+def _check_inputs(
+    pixel_values: torch.Tensor | None, superpixels: torch.Tensor | None, config: CastConfig
+) -> int | None:
+    """Model entry: types and shapes (known on the host, free), then the values (one read, eager mode only).
+
+    Returns the batch's superpixel token count (its largest id on the pooling grid plus one) when that read took
+    place, else None (superpixels computed by the model, or tracing/compiling)."""
     height, width = _check_pixel_values(pixel_values, config)
     if superpixels is None:
         # the model computes them (`compute_superpixels`): valid by construction, only the pixels need a look
         if not is_tracing(pixel_values) and not bool(torch.isfinite(pixel_values).all()):
             raise ValueError("`pixel_values` must be finite, got NaN or infinite values")
-        return
+        return None
     if not isinstance(superpixels, torch.Tensor):
         raise TypeError(f"`superpixels` must be a torch.Tensor, got {type(superpixels).__name__}")
     if superpixels.is_floating_point() or superpixels.is_complex() or superpixels.dtype == torch.bool:
@@ -764,7 +774,7 @@ def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor |
         )
     if is_tracing(superpixels):
         # (compiling, exporting or tracing: the values are not known, and reading them would break the graph)
-        return
+        return None
     # Worth its one host read (four numbers, eager mode only): a negative id would be pooled into a batch-mate's
     # tokens or index out of bounds (a device-side assert on CUDA), an id of height*width or more cannot come from a
     # map of that size, a token id at or above the budget has no row in the token tensors, and non-finite pixels
@@ -796,6 +806,7 @@ def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor |
         )
     if not finite:
         raise ValueError("`pixel_values` must be finite, got NaN or infinite values")
+    return largest_token + 1
 
 
 class CastModel(CastPreTrainedModel):
@@ -834,11 +845,19 @@ class CastModel(CastPreTrainedModel):
         """Validate the inputs, compute the superpixels if none are given, map them to tokens, run the embeddings
         and the stages, and compose the pixel hierarchy if `output_hierarchy` (shared by every head).
         `output_pixel_tokens` keeps the token of every pixel in the mapping (the hierarchy builds it anyway)."""
-        _check_inputs(pixel_values, superpixels, self.config)
+        token_count = _check_inputs(pixel_values, superpixels, self.config)
         if superpixels is None:
             superpixels = self.compute_superpixels(pixel_values)
+        # Traced, compiled and exported graphs run every image at the static budget. An eager forward has already read
+        # the batch's token count for the input check, so it leaves out the token rows that would be padding in every
+        # image (~20% of the first stage's work with 196 SLIC superpixels), which changes no result: padding is masked
+        # everywhere (tests/test_modeling_cast.py checks both). Never fewer rows than first-level segments, for which
+        # farthest point sampling needs candidates.
+        num_tokens = self.config.max_superpixel_tokens
+        if token_count is not None:
+            num_tokens = min(num_tokens, max(token_count, self.config.num_segments[0]))
         superpixel_tokens = self.embeddings.map_superpixels(
-            superpixels.long(), with_pixel_tokens=output_hierarchy or output_pixel_tokens
+            superpixels.long(), num_tokens, with_pixel_tokens=output_hierarchy or output_pixel_tokens
         )
         embeddings = self.embeddings(pixel_values, superpixel_tokens)
         stage_hidden_states, groupings = self.encoder(embeddings, superpixel_tokens, **kwargs)
@@ -880,14 +899,23 @@ class CastModel(CastPreTrainedModel):
         if self.layernorm is not None:
             last_hidden_state = self.layernorm(last_hidden_state)
         groupings = encoding.groupings
-        return_assignments = bool(output_assignments)
+        assignment_logits = seed_indices = None
+        if output_assignments:
+            assignment_logits = [grouping.assignment_logits for grouping in groupings]
+            # the documented shape, one for every batch: the first level's rows at the static budget (an eager
+            # forward computed only the batch's own; the others are padding, 0 as in a traced graph)
+            missing_rows = self.config.max_superpixel_tokens - assignment_logits[0].shape[1]
+            if missing_rows:
+                assignment_logits[0] = F.pad(assignment_logits[0], (0, 0, 0, missing_rows))
+            assignment_logits = tuple(assignment_logits)
+            seed_indices = tuple(grouping.seed_indices for grouping in groupings)
         return CastModelOutput(
             last_hidden_state=last_hidden_state,
             pooler_output=last_hidden_state[:, 0],
             hierarchy=encoding.hierarchy,
             hierarchy_scores=encoding.hierarchy_scores,
-            assignment_logits=tuple(g.assignment_logits for g in groupings) if return_assignments else None,
-            seed_indices=tuple(g.seed_indices for g in groupings) if return_assignments else None,
+            assignment_logits=assignment_logits,
+            seed_indices=seed_indices,
         )
 
 

@@ -334,17 +334,38 @@ def test_model_superpixels_over_the_token_budget_raise():
 
 
 def test_model_padding_to_the_budget_changes_nothing():
-    """The same weights with a budget of exactly the image's tokens and a larger one: same seeds, hierarchy, logits."""
+    """A compiled graph runs every image at the static budget (here 96 token rows for 64 tokens); an eager forward
+    computes only the batch's own rows. Same seeds, hierarchy and logits, and the same documented output shapes."""
     inputs = _static_inputs(CastForImageClassification, 2, 1, 0)
-    exact = _static_model(CastForImageClassification)
-    padded = _static_model(CastForImageClassification, max_superpixel_tokens=96)
-    padded.load_state_dict(exact.state_dict())
+    model = _static_model(CastForImageClassification, max_superpixel_tokens=96)
+    torch._dynamo.reset()
+    static = torch.compile(model, fullgraph=True, backend="eager")
     with torch.no_grad():
-        out_exact, out_padded = exact(**inputs, output_assignments=True), padded(**inputs, output_assignments=True)
-    assert torch.equal(out_exact.hierarchy, out_padded.hierarchy)
-    assert all(torch.equal(a, b) for a, b in zip(out_exact.seed_indices, out_padded.seed_indices))
-    torch.testing.assert_close(out_exact.logits, out_padded.logits, atol=1e-5, rtol=1e-5)
-    assert out_padded.assignment_logits[0].shape[1] == 96 and not out_padded.assignment_logits[0][:, 64:].any()
+        eager = model(**inputs, output_assignments=True, output_hidden_states=True)
+        padded = static(**inputs, output_assignments=True, output_hidden_states=True)
+    assert eager.hidden_states[0].shape[1] == 1 + 64 and padded.hidden_states[0].shape[1] == 1 + 96
+    assert torch.equal(eager.hierarchy, padded.hierarchy)
+    assert all(torch.equal(a, b) for a, b in zip(eager.seed_indices, padded.seed_indices))
+    torch.testing.assert_close(eager.logits, padded.logits, atol=1e-5, rtol=1e-5)
+    for out in (eager, padded):
+        assert out.assignment_logits[0].shape[1] == 96 and not out.assignment_logits[0][:, 64:].any()
+    torch.testing.assert_close(eager.assignment_logits[0], padded.assignment_logits[0], atol=1e-5, rtol=1e-5)
+
+
+def test_model_eager_forward_keeps_the_first_level_segments_candidates():
+    """With fewer tokens than first-level segments, the eager forward keeps that many rows (farthest point sampling
+    needs them): the same result as at the full budget, and the surplus segments stay empty."""
+    model = _static_model(CastModel, num_segments=[24, 4])
+    superpixels = block_superpixels(1, 64, 64) // 4  # 16 tokens, 24 segments
+    pixel_values = torch.randn(1, 3, 64, 64)
+    torch._dynamo.reset()
+    static = torch.compile(model, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        eager = model(pixel_values, superpixels, output_assignments=True, output_hidden_states=True)
+        padded = static(pixel_values, superpixels, output_assignments=True)
+    assert eager.hidden_states[0].shape[1] == 1 + 24
+    assert torch.equal(eager.hierarchy, padded.hierarchy)
+    assert all(torch.equal(a, b) for a, b in zip(eager.seed_indices, padded.seed_indices))
 
 
 @pytest.mark.parametrize("cls", STATIC_HEADS)
