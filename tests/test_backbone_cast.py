@@ -293,7 +293,9 @@ def test_hidden_states_attentions_and_tuple_output_as_any_backbone():
         )
     num_blocks = backbone.config.num_hidden_layers
     assert len(outputs.hidden_states) == num_blocks + 1 and len(outputs.attentions) == num_blocks
-    assert outputs.hidden_states[0].shape == (2, 1 + backbone.config.max_superpixel_tokens, 32)
+    # (an eager forward given superpixels runs the batch's own tokens: its largest id on the stem grid plus one)
+    num_tokens = int(superpixels[:, :: backbone.config.patch_size, :: backbone.config.patch_size].max()) + 1
+    assert outputs.hidden_states[0].shape == (2, 1 + num_tokens, 32)
     assert len(as_tuple) == 3
     for expected, value in zip(outputs.to_tuple(), as_tuple):
         for expected_tensor, tensor in zip(expected, value):
@@ -392,8 +394,9 @@ def test_backbone_computes_superpixels_when_given_only_pixel_values():
     with torch.no_grad():
         computed = backbone(pixel_values).feature_maps
         given = backbone(pixel_values, backbone.cast.compute_superpixels(pixel_values)).feature_maps
+    # (the given superpixels' forward computes only the batch's own token rows: equal up to float rounding)
     for computed_map, given_map in zip(computed, given):
-        assert torch.equal(computed_map, given_map)
+        torch.testing.assert_close(computed_map, given_map, atol=1e-5, rtol=1e-5)
 
 
 def test_depth_anything_predicts_depth_at_the_input_size_and_reloads(tmp_path):
