@@ -79,7 +79,8 @@ AutoModelForSemanticSegmentation.register(CastConfig, CastForSemanticSegmentatio
 # AutoBackbone: transformers' dense heads (UperNet, DPT, Depth Anything) build CAST from a `backbone_config`
 AutoBackbone.register(CastConfig, CastBackbone, exist_ok=True)
 # pipeline("image-segmentation") loads through AutoModelForImageSegmentation first: CastForImageSegmentation builds
-# CastForSemanticSegmentation for segmentation checkpoints and the backbone (hierarchy segments) for the others
+# CastForSemanticSegmentation for segmentation checkpoints, CastForImageClassification for classifiers (so that
+# `adaptation_steps` has a head to optimize) and the backbone (hierarchy segments) for the others
 AutoModelForImageSegmentation.register(CastConfig, CastForImageSegmentation, exist_ok=True)
 AutoImageProcessor.register(CastConfig, image_processor_classes={"pil": CastImageProcessor}, exist_ok=True)
 # CAST has no video processor. Saying so stops every pipeline from guessing one from the image processor's

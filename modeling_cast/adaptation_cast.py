@@ -59,8 +59,8 @@ _NORM_TYPES = (nn.LayerNorm, nn.modules.batchnorm._BatchNorm, nn.GroupNorm)
 _CLASSIFICATION_LOGITS_NDIM = 2
 _MIN_MOCO_VIEWS = 4  # two pairs: one positive and at least one negative key per query
 
-# Defaults: the learning rate from the part-whole pilot's sweep (benchmarks/part_whole/ADAPTATION.md: the smallest
-# rate that moved the prediction; none improved the segments there); steps and views chosen for cost.
+# Defaults: kept by the sweep of learning rate, steps and views in benchmarks/part_whole/ADAPTATION.md (no setting
+# beat them there; weak evidence: the classifiers of that run were still at chance).
 DEFAULT_STEPS = 3
 DEFAULT_LEARNING_RATE = 1e-4
 DEFAULT_NUM_VIEWS = 8

@@ -1126,16 +1126,22 @@ class CastForSemanticSegmentation(CastPreTrainedModel):
 
 
 class CastForImageSegmentation:
-    """Auto-class entry of `pipeline("image-segmentation")`, which loads through `AutoModelForImageSegmentation`
-    first: builds the architecture a checkpoint was saved with, [`CastForSemanticSegmentation`] for segmentation
-    checkpoints and [`CastModel`] (segments from the hierarchy) for every other CAST checkpoint."""
+    """Auto-class entry of `pipeline("image-segmentation")` and `pipeline("hierarchical-segmentation")`, which load
+    through `AutoModelForImageSegmentation` first: builds the architecture a checkpoint was saved with,
+    [`CastForSemanticSegmentation`] for segmentation checkpoints, [`CastForImageClassification`] for classifiers (its
+    head is what test-time adaptation optimizes, `adaptation_steps`; one linear layer more than the backbone, so
+    segmenting without adaptation costs the same) and [`CastModel`] (segments from the hierarchy) for every other CAST
+    checkpoint."""
 
     config_class = CastConfig
 
     @staticmethod
     def architecture(config: CastConfig) -> type[CastPreTrainedModel]:
-        if "CastForSemanticSegmentation" in (getattr(config, "architectures", None) or []):
+        architectures = getattr(config, "architectures", None) or []
+        if "CastForSemanticSegmentation" in architectures:
             return CastForSemanticSegmentation
+        if "CastForImageClassification" in architectures:
+            return CastForImageClassification
         return CastModel
 
     @classmethod

@@ -18,7 +18,8 @@ def test_adaptation_benchmark_tiny_run_checks_the_lr0_control(tmp_path):
     options = {**TINY_SCRIPT_OPTIONS, "--output_dir": output_dir, "--train_samples": 8, "--eval_samples": 2,
                "--tuning_samples": 1, "--lr0_samples": 1, "--adaptation_steps": 1, "--num_views": 2,
                "--bootstrap_samples": 20, "--sweep_learning_rates": "1e-3", "--kmeans_iterations": 3,
-               "--warmup_steps": 0}
+               "--warmup_steps": 0, "--sweep_steps": 2, "--sweep_views": 4, "--recognizer_samples": 5,
+               "--recognizer_epochs": 1}
     report = benchmark.main(script_argv(options))
 
     saved = json.loads((output_dir / "results.json").read_text())
@@ -27,13 +28,16 @@ def test_adaptation_benchmark_tiny_run_checks_the_lr0_control(tmp_path):
         assert split["lr0_identical"] == {"cast": True, "vit": True}
         for model in ("cast", "vit"):
             summary = split[model]["summary"]
-            assert set(summary) == {"best_segment_iou", "object_miou", "object_boundary_f", "accuracy"}
+            assert set(summary) == {"best_segment_iou", "recognized_object_miou", "object_miou", "object_boundary_f",
+                                    "accuracy"}
+            assert all(0 <= value <= 1 for value in summary["recognized_object_miou"]["before"])
             for condition in ("entropy", "true_label", "wrong_label"):
                 for mean, low, high in summary["best_segment_iou"][condition]:
                     assert low <= mean <= high
             assert all(0 <= value <= 1 for value in summary["best_segment_iou"]["before"])
     assert "| cast | best_segment_iou |" in (output_dir / "results.md").read_text()
-    assert report["sweep"].keys() == {"0.001"}
+    assert report["sweep"].keys() == {"learning_rate=0.001", "steps=2", "num_views=4"}
+    assert report["recognizer"]["num_segments"] > 0
 
 
 def test_adaptation_benchmark_rejects_an_unknown_data_mode():

@@ -87,3 +87,27 @@ def test_benchmark_rejects_mismatched_levels():
         benchmark.BenchmarkArguments(depths=[1, 1], num_segments=[8, 4, 2])
     with pytest.raises(ValueError, match="--object_level must index one of the 2 levels"):
         benchmark.BenchmarkArguments(depths=[1, 1], num_segments=[8, 4], object_level=3)
+
+
+def test_training_path_fits_a_tiny_easy_set(tmp_path):
+    # The benchmark's own data, models and Trainer recipe must at least memorize 16 classic images: a training path
+    # that drops the labels, ignores the model's outputs, freezes the weights or misaligns images and superpixels
+    # stays at chance here (the issue-18 runs ended at exactly ln(num_classes)).
+    args = benchmark.BenchmarkArguments(
+        output_dir=str(tmp_path), image_size=32, n_segments=16, hidden_size=32, num_attention_heads=2, depths=[1, 1],
+        num_segments=[8, 4], max_steps=60, batch_size=16, learning_rate=1e-3, warmup_steps=5, figure_images=0,
+    )
+    processor = benchmark.CastImageProcessor(size={"height": 32, "width": 32}, n_segments=args.n_segments)
+    pixel_values, superpixels, labels, samples = benchmark._generate(16, 32, 0, processor)
+    assert labels.tolist() == [sample.label for sample in samples]
+    cast, vit = benchmark.build_models(args)
+    for name, model in (("cast", cast), ("vit", vit)):
+        training = benchmark._train(model, benchmark.PartWholeTensors(pixel_values, superpixels, labels, flip=False), args, name)
+        model.eval()
+        with torch.no_grad():
+            inputs = {"pixel_values": pixel_values.float()}
+            if name == "cast":
+                inputs["superpixels"] = superpixels.long()
+            accuracy = float((model(**inputs).logits.argmax(-1) == labels).float().mean())
+        assert training["final_loss"] < 0.5 * training["first_loss"], (name, training)
+        assert accuracy >= 0.9, (name, accuracy)

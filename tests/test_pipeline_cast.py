@@ -514,3 +514,25 @@ def test_half_precision_pipelines_run(tmp_path, task):
     runner = pipeline(task, model=str(tmp_path), dtype=torch.bfloat16)
     assert runner.model.dtype == torch.bfloat16
     assert runner(Image.fromarray(smooth_image(40, 48, 0)))
+
+
+@pytest.mark.parametrize("task", ["image-segmentation", "hierarchical-segmentation"])
+def test_segmentation_pipelines_load_a_classifier_folder_with_its_head_so_it_can_adapt(checkpoints, images, task):
+    # A classifier's folder loads its head (test-time adaptation optimizes the prediction); a backbone folder still
+    # loads the bare model; without adaptation the classifier's segments are the backbone's of the same weights.
+    segmenter = pipeline(task, model=checkpoints["classifier"])
+    assert type(segmenter.model) is CastForImageClassification
+    assert type(pipeline(task, model=checkpoints["backbone"]).model) is CastModel
+
+    adapted = segmenter(images[0], adaptation_steps=2)
+    plain = segmenter(images[0])
+    annotation = adapted[0] if task == "image-segmentation" else adapted
+    assert annotation["adaptation"]["steps"] == 2 and len(annotation["adaptation"]["losses"]) == 2
+    backbone = CastModel.from_pretrained(checkpoints["classifier"]).eval()
+    reference = pipeline(task, model=backbone, image_processor=segmenter.image_processor)(images[0])
+    if task == "image-segmentation":
+        assert [(item["label"], _mask_array(item["mask"]).tobytes()) for item in plain] == [
+            (item["label"], _mask_array(item["mask"]).tobytes()) for item in reference
+        ]
+    else:
+        assert all(torch.equal(torch.as_tensor(a), torch.as_tensor(b)) for a, b in zip(plain["levels"], reference["levels"]))

@@ -14,9 +14,12 @@ with lower contrast and added noise), scores every image before and after `model
   paper's mechanism says, the object's grouping should get worse.
 
 Metrics, per image, at the two coarsest levels: the primary one, best-segment IoU of the object (the IoU of the single
-segment that best covers the whole object), then the oracle-labeled object mIoU and the object boundary F of
-`processing.evaluation.metrics`, and classification accuracy. Paired bootstrap 95% intervals of the mean change.
-A small learning-rate sweep on separate tuning images (entropy objective) is reported with them: it is what the
+segment that best covers the whole object), then the recognizer-labeled object mIoU (a small CNN trained on the
+ground-truth masked segments of a labeled split names every segment background or a class, as the recognition
+benchmark does: `processing.evaluation.segment_recognizer`), the oracle-labeled object mIoU and the object boundary F of
+`processing.evaluation.metrics`, and classification accuracy. Object metrics are NaN on part-soup images (no object)
+and dropped there. Paired bootstrap 95% intervals of the mean change. A small sweep of the learning rate, the steps
+and the views on separate tuning images (entropy objective, the trained CAST) is reported with them: it is what the
 defaults of `adapt_to_images` rest on.
 
     HF_HUB_OFFLINE=1 nice -n 5 python benchmarks/part_whole/run_adaptation_benchmark.py
@@ -48,8 +51,16 @@ for folder in (_HERE.parents[1], _HERE):  # the repository (the package) and thi
 from modeling_cast import CastImageProcessor  # noqa: E402
 from modeling_cast.adaptation_cast import adapt_to_images  # noqa: E402
 from processing.evaluation.metrics import boundary_f_score, oracle_segment_labels, region_mean_iou  # noqa: E402
-from processing.evaluation.segment_scores import best_segment_iou, bootstrap_interval  # noqa: E402
-from processing.synthetic.part_whole import HELD_OUT_SEED_OFFSET, MODES, classes_of_mode  # noqa: E402
+from processing.evaluation.segment_recognizer import label_segment_maps, train_segment_recognizer  # noqa: E402
+from processing.evaluation.segment_scores import best_segment_iou, bootstrap_interval, per_image_mean_iou  # noqa: E402
+from processing.synthetic.part_whole import (  # noqa: E402
+    HELD_OUT_SEED_OFFSET,
+    MODES,
+    PART_NAMES,
+    PART_WHOLE_CLASSES,
+    PARTS_OF_CLASS,
+    classes_of_mode,
+)
 from run_part_whole_benchmark import (  # noqa: E402
     BenchmarkArguments,
     PartWholeTensors,
@@ -67,31 +78,32 @@ logger = logging.getLogger(__name__)
 _VIT_PATCH_SIZE = 8
 _SHIFT_SEED_OFFSET = 2 * HELD_OUT_SEED_OFFSET
 _TUNING_SEED_OFFSET = 3 * HELD_OUT_SEED_OFFSET
+_RECOGNIZER_SEED_OFFSET = 4 * HELD_OUT_SEED_OFFSET  # the recognizer's labeled split: no test, tuning or training image
 _MAX_UINT8 = 255.0
 CONDITIONS = ("entropy", "lr0", "true_label", "wrong_label")
 SCORED_CONDITIONS = ("entropy", "true_label", "wrong_label")
-METRICS = ("best_segment_iou", "object_miou", "object_boundary_f")
+METRICS = ("best_segment_iou", "recognized_object_miou", "object_miou", "object_boundary_f")
 
 
 @dataclass
 class AdaptationBenchmarkArguments:
-    """Size of the experiment; the defaults are the run of benchmarks/part_whole/ADAPTATION.md (about 15 minutes on
-    two shared CPU cores)."""
+    """Size of the experiment; the defaults are the run of benchmarks/part_whole/ADAPTATION.md."""
 
     output_dir: str = field(default="outputs/adaptation_benchmark", metadata={"help": "Where the results go."})
-    train_samples: int = field(default=2000, metadata={"help": "Generated training images."})
-    eval_samples: int = field(default=12, metadata={"help": "Images of each test split (held-out, shifted)."})
-    tuning_samples: int = field(default=6, metadata={"help": "Images of the learning-rate sweep (own seed)."})
+    train_samples: int = field(default=4000, metadata={"help": "Generated training images."})
+    eval_samples: int = field(default=40, metadata={"help": "Images of each test split (held-out, shifted)."})
+    tuning_samples: int = field(default=20, metadata={"help": "Images of the adaptation sweep (own seed)."})
     image_size: int = field(default=48, metadata={"help": "Image side (a multiple of 8)."})
     n_segments: int = field(default=24, metadata={"help": "SLIC superpixels requested per image."})
     hidden_size: int = field(default=48, metadata={"help": "Width of both models."})
     num_attention_heads: int = field(default=2, metadata={"help": "Attention heads of both models."})
     depths: list[int] = field(default_factory=lambda: [1, 1, 1], metadata={"help": "CAST blocks per stage."})
     num_segments: list[int] = field(default_factory=lambda: [12, 6, 3], metadata={"help": "Segments per level."})
-    max_steps: int = field(default=250, metadata={"help": "Training steps of each model."})
+    max_steps: int = field(default=1500, metadata={"help": "Training steps of each model."})
     batch_size: int = field(default=32, metadata={"help": "Training batch size."})
-    learning_rate: float = field(default=2e-3, metadata={"help": "Training peak learning rate (AdamW)."})
-    warmup_steps: int = field(default=25, metadata={"help": "Training warm-up steps."})
+    # (2e-3, the earlier default, collapses both transformers to an input-independent prediction: loss ln(classes))
+    learning_rate: float = field(default=1e-3, metadata={"help": "Training peak learning rate (AdamW)."})
+    warmup_steps: int = field(default=150, metadata={"help": "Training warm-up steps."})
     adaptation_steps: int = field(default=3, metadata={"help": "Adaptation steps per image."})
     adaptation_learning_rate: float = field(default=1e-4, metadata={"help": "Adaptation learning rate (Adam)."})
     num_views: int = field(default=8, metadata={"help": "Augmented views per adaptation step."})
@@ -99,14 +111,18 @@ class AdaptationBenchmarkArguments:
     sweep_learning_rates: list[float] = field(
         default_factory=lambda: [1e-5, 1e-4, 1e-3], metadata={"help": "Learning rates of the tuning sweep."}
     )
+    sweep_steps: list[int] = field(default_factory=lambda: [1, 10], metadata={"help": "Steps of the tuning sweep."})
+    sweep_views: list[int] = field(default_factory=lambda: [4, 16], metadata={"help": "Views of the tuning sweep."})
+    recognizer_samples: int = field(default=120, metadata={"help": "Labeled split the segment recognizer learns from."})
+    recognizer_epochs: int = field(default=6, metadata={"help": "Epochs of the segment recognizer."})
     contrast: float = field(default=0.6, metadata={"help": "Contrast factor of the shifted split."})
     noise_std: float = field(default=20.0, metadata={"help": "Gaussian noise (0-255 units) of the shifted split."})
     lr0_samples: int = field(default=4, metadata={"help": "Images of each split the lr-0 control runs on."})
     bootstrap_samples: int = field(default=2000, metadata={"help": "Paired bootstrap resamples."})
     kmeans_iterations: int = field(default=30, metadata={"help": "Lloyd iterations of the ViT's k-means."})
     data_mode: str = field(
-        default="classic",
-        metadata={"help": "Generator mode: classic (the reported run) or recognition (shared palette, part soup)."},
+        default="recognition",
+        metadata={"help": "Generator mode: recognition (the reported run: shared palette, part soup) or classic."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of data, models, views and k-means."})
     num_threads: int = field(default=2, metadata={"help": "torch threads."})
@@ -143,15 +159,31 @@ class ViTWithFeatures(nn.Module):
         return ModelOutput(logits=self.vit.classifier(tokens[:, 0]), last_hidden_state=tokens)
 
 
-def _image_scores(hierarchy: np.ndarray, object_mask: np.ndarray, levels: list[int]) -> dict[str, list[float]]:
-    scores = {metric: [] for metric in METRICS}
-    reference = object_mask.astype(np.int64)
-    for level in levels:
-        segments = hierarchy[level]
-        scores["best_segment_iou"].append(best_segment_iou(segments, reference))
-        scores["object_miou"].append(region_mean_iou([segments], [reference])["mean_iou"])
-        labeled = oracle_segment_labels(segments, reference)
-        scores["object_boundary_f"].append(boundary_f_score([labeled], [reference])["f_score"])
+@dataclass
+class Truth:
+    """What a split's segments are scored against: the object masks (0 background, class + 1 on the object), the
+    uint8 images the recognizer reads (the shifted pixels for the shifted split) and the segment recognizer."""
+
+    object_masks: list
+    images: list
+    recognizer: nn.Module
+
+
+def _level_scores(segments: list[np.ndarray], truth: Truth) -> dict[str, np.ndarray]:
+    """Per image, every metric of one level's segment maps; NaN on images without an object (part soup)."""
+    references = [mask.astype(np.int64) for mask in truth.object_masks]
+    recognized = per_image_mean_iou(
+        [item[0] for item in label_segment_maps(truth.recognizer, truth.images, segments, PARTS_OF_CLASS)], references
+    )
+    scores = {metric: np.full(len(segments), np.nan) for metric in METRICS}
+    for row, (segment_map, reference) in enumerate(zip(segments, references)):
+        if not reference.any():
+            continue
+        scores["best_segment_iou"][row] = best_segment_iou(segment_map, reference)
+        scores["recognized_object_miou"][row] = recognized[row]
+        scores["object_miou"][row] = region_mean_iou([segment_map], [reference])["mean_iou"]
+        labeled = oracle_segment_labels(segment_map, reference)
+        scores["object_boundary_f"][row] = boundary_f_score([labeled], [reference])["f_score"]
     return scores
 
 
@@ -171,19 +203,22 @@ def _hierarchies(name: str, outputs, processor, args, image_indices) -> list[np.
     ]
 
 
-def _score_outputs(name, outputs, labels, masks, processor, args, image_indices) -> dict[str, np.ndarray]:
-    levels = [len(args.num_segments) - 2, len(args.num_segments) - 1]
-    per_image = [_image_scores(h, m, levels) for h, m in zip(_hierarchies(name, outputs, processor, args, image_indices), masks)]
-    scores = {metric: np.array([item[metric] for item in per_image]) for metric in METRICS}  # (images, 2 levels)
+def _score_outputs(name, outputs, labels, truth: Truth, processor, args, image_indices) -> dict[str, np.ndarray]:
+    hierarchies = _hierarchies(name, outputs, processor, args, image_indices)
+    levels = [_level_scores([hierarchy[level] for hierarchy in hierarchies], truth)
+              for level in (len(args.num_segments) - 2, len(args.num_segments) - 1)]
+    scores = {metric: np.stack([level[metric] for level in levels], axis=1) for metric in METRICS}  # (images, 2 levels)
     scores["accuracy"] = (outputs["logits"].argmax(-1) == labels).float().numpy()[:, None]
     return scores
 
 
-def _run_condition(model, name, condition, data, args, learning_rate=None, chunk: int = 4):
-    """Adapt to every image of `data` under `condition`; returns (initial outputs, adapted outputs, seconds)."""
+def _run_condition(model, name, condition, data, args, learning_rate=None, steps=None, num_views=None, chunk: int = 4):
+    """Adapt to every image of `data` under `condition` (the arguments' learning rate, steps and views unless given);
+    returns (initial outputs, adapted outputs, seconds)."""
     pixel_values, superpixels, labels = data
     options = dict(
-        steps=args.adaptation_steps, num_views=args.num_views, parameters=args.parameters, seed=args.seed,
+        steps=args.adaptation_steps if steps is None else steps,
+        num_views=args.num_views if num_views is None else num_views, parameters=args.parameters, seed=args.seed,
         learning_rate=args.adaptation_learning_rate if learning_rate is None else learning_rate,
     )
     if condition == "lr0":
@@ -212,7 +247,7 @@ def _join(outputs: list) -> dict[str, torch.Tensor]:
     return {key: torch.cat([output[key] for output in outputs]) for key in keys}
 
 
-def _evaluate_split(models, split, data, masks, processor, args) -> dict:
+def _evaluate_split(models, split, data, truth, processor, args) -> dict:
     pixel_values, superpixels, labels = data
     indices = np.arange(len(labels))
     report = {}
@@ -232,8 +267,8 @@ def _evaluate_split(models, split, data, masks, processor, args) -> dict:
             initial, adapted, seconds = _run_condition(model, name, condition, data, args)
             timing[condition] = seconds / len(labels)
             if "before" not in scores:
-                scores["before"] = _score_outputs(name, initial, labels, masks, processor, args, indices)
-            scores[condition] = _score_outputs(name, adapted, labels, masks, processor, args, indices)
+                scores["before"] = _score_outputs(name, initial, labels, truth, processor, args, indices)
+            scores[condition] = _score_outputs(name, adapted, labels, truth, processor, args, indices)
             logger.info(f"{split} {name} {condition}: {seconds:.0f} s")
         report[name] = {"scores": {key: {m: v.tolist() for m, v in value.items()} for key, value in scores.items()},
                         "seconds_per_image": timing, "summary": _summary(scores, args)}
@@ -259,17 +294,26 @@ def _summary(scores: dict, args) -> dict:
     return summary
 
 
-def _sweep(cast, data, masks, processor, args) -> dict:
-    """Entropy adaptation of CAST on the tuning images at each learning rate: mean change of the primary metric."""
+_SWEEP_METRICS = ("best_segment_iou", "recognized_object_miou", "accuracy")
+
+
+def _sweep(cast, data, truth: Truth, processor, args) -> dict:
+    """Entropy adaptation of the trained CAST on the tuning images, one setting changed at a time from the arguments'
+    (learning rate, then steps, then views): mean change of the primary metric, the recognized mIoU and accuracy,
+    and the cost per image."""
     indices = np.arange(len(data[2]))
-    results = {}
-    for learning_rate in args.sweep_learning_rates:
-        initial, adapted, seconds = _run_condition(cast, "cast", "entropy", data, args, learning_rate=learning_rate)
-        before = _score_outputs("cast", initial, data[2], masks, processor, args, indices)
-        after = _score_outputs("cast", adapted, data[2], masks, processor, args, indices)
-        logger.info(f"sweep lr {learning_rate}: {seconds:.0f} s")
-        results[str(learning_rate)] = {
-            metric: np.nanmean(after[metric] - before[metric], axis=0).tolist() for metric in ("best_segment_iou", "accuracy")
+    settings = [("learning_rate", value) for value in args.sweep_learning_rates]
+    settings += [("steps", value) for value in args.sweep_steps] + [("num_views", value) for value in args.sweep_views]
+    results, before = {}, None
+    for knob, value in settings:
+        initial, adapted, seconds = _run_condition(cast, "cast", "entropy", data, args, **{knob: value})
+        if before is None:
+            before = _score_outputs("cast", initial, data[2], truth, processor, args, indices)
+        after = _score_outputs("cast", adapted, data[2], truth, processor, args, indices)
+        logger.info(f"sweep {knob}={value}: {seconds:.0f} s")
+        results[f"{knob}={value}"] = {
+            **{metric: np.nanmean(after[metric] - before[metric], axis=0).tolist() for metric in _SWEEP_METRICS},
+            "seconds_per_image": seconds / len(indices),
         }
     return results
 
@@ -282,6 +326,14 @@ def _shift(pixel_values: torch.Tensor, processor: CastImageProcessor, args, seed
     mean = pixel_values.mean(dim=(-2, -1), keepdim=True)
     noise = torch.randn(pixel_values.shape, generator=generator) * (args.noise_std / _MAX_UINT8) / std
     return (mean + args.contrast * (pixel_values - mean) + noise).float()
+
+
+def _to_uint8(pixel_values: torch.Tensor, processor: CastImageProcessor) -> list[np.ndarray]:
+    """Normalized images back to (H, W, 3) uint8 pixels."""
+    mean = torch.tensor(processor.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
+    pixels = ((pixel_values * std + mean) * _MAX_UINT8).round().clamp(0, _MAX_UINT8).to(torch.uint8)
+    return list(pixels.permute(0, 2, 3, 1).numpy())
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -302,11 +354,19 @@ def main(argv: list[str] | None = None) -> dict:
         "shifted": _generate(args.eval_samples, args.image_size, args.seed + _SHIFT_SEED_OFFSET, processor, mode=mode),
     }
     tuning = _generate(args.tuning_samples, args.image_size, args.seed + _TUNING_SEED_OFFSET, processor, mode=mode)
+    labeled = _generate(args.recognizer_samples, args.image_size, args.seed + _RECOGNIZER_SEED_OFFSET, processor, mode=mode)
     runtime["data"] = time.perf_counter() - clock
     logger.info(f"data in {runtime['data']:.0f} s")
 
+    clock = time.perf_counter()
+    recognizer, recognizer_info = train_segment_recognizer(
+        labeled[3], num_object_labels=len(PART_WHOLE_CLASSES) + 1, num_part_labels=len(PART_NAMES),
+        epochs=args.recognizer_epochs, seed=args.seed,
+    )
+    runtime["recognizer"] = time.perf_counter() - clock
+
     cast, vit = build_models(training_args, classes_of_mode(mode))
-    report = {"arguments": asdict(args), "training": {}, "splits": {}}
+    report = {"arguments": asdict(args), "training": {}, "splits": {}, "recognizer": recognizer_info}
     for name, model in (("cast", cast), ("vit", vit)):
         clock = time.perf_counter()
         report["training"][name] = _train(model, PartWholeTensors(*train[:3], flip=True), training_args, name)
@@ -316,16 +376,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     clock = time.perf_counter()
     tuning_data = (tuning[0].float(), tuning[1].long(), tuning[2])
-    report["sweep"] = _sweep(cast, tuning_data, [s.object_mask for s in tuning[3]], processor, args)
+    tuning_truth = Truth([s.object_mask for s in tuning[3]], [s.image for s in tuning[3]], recognizer)
+    report["sweep"] = _sweep(cast, tuning_data, tuning_truth, processor, args)
     runtime["sweep"] = time.perf_counter() - clock
     for split, (pixel_values, superpixels, labels, samples) in splits.items():
         clock = time.perf_counter()
         pixel_values = pixel_values.float()
+        images = [sample.image for sample in samples]
         if split == "shifted":
             pixel_values = _shift(pixel_values, processor, args, args.seed + _SHIFT_SEED_OFFSET)
+            images = _to_uint8(pixel_values, processor)  # the recognizer reads the shifted pixels too
         data = (pixel_values, superpixels.long(), labels)
-        masks = [sample.object_mask for sample in samples]
-        report["splits"][split] = _evaluate_split(models, split, data, masks, processor, args)
+        truth = Truth([sample.object_mask for sample in samples], images, recognizer)
+        report["splits"][split] = _evaluate_split(models, split, data, truth, processor, args)
         runtime[split] = time.perf_counter() - clock
     runtime["total"] = time.perf_counter() - started
     report.update(runtime_s=runtime, machine=_machine())
@@ -347,15 +410,18 @@ def results_markdown(report: dict, args) -> str:
     lines = [
         f"Runtime {report['runtime_s']['total'] / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, v in report['runtime_s'].items())}).",
         "",
-        "Learning-rate sweep (CAST, entropy, tuning images; mean change of best-segment IoU at "
-        f"{coarse}, and of accuracy):",
+        f"Training: {json.dumps(report['training'])}; segment recognizer: {json.dumps(report['recognizer'])}.",
         "",
-        "| learning rate | best-segment IoU change | accuracy change |",
-        "|---|---|---|",
+        f"Sweep (trained CAST, entropy, {args.tuning_samples} tuning images; one setting changed from learning rate "
+        f"{args.adaptation_learning_rate}, {args.adaptation_steps} steps, {args.num_views} views; mean change at {coarse}):",
+        "",
+        "| setting | best-segment IoU change | recognized object mIoU change | accuracy change | seconds per image |",
+        "|---|---|---|---|---|",
     ]
-    for learning_rate, entry in report["sweep"].items():
-        lines.append(f"| {learning_rate} | {' / '.join(f'{v:+.3f}' for v in entry['best_segment_iou'])} | "
-                     f"{entry['accuracy'][0]:+.3f} |")
+    for setting, entry in report["sweep"].items():
+        lines.append(f"| {setting} | {' / '.join(f'{v:+.3f}' for v in entry['best_segment_iou'])} | "
+                     f"{' / '.join(f'{v:+.3f}' for v in entry['recognized_object_miou'])} | "
+                     f"{entry['accuracy'][0]:+.3f} | {entry['seconds_per_image']:.2f} |")
     for split, split_report in report["splits"].items():
         lines += ["", f"### {split} images (lr 0 identical to no adaptation: {split_report['lr0_identical']})", ""]
         lines += ["| model | metric | segments | before | " + " | ".join(SCORED_CONDITIONS) + " |",
