@@ -151,9 +151,9 @@ class CastModelOutput(_CastSegmentationFields, BaseModelOutputWithPooling):
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             Input of the first transformer block and output of every block, each of shape
             `(batch_size, 1 + num_tokens, hidden_size)`; the token count shrinks from stage to stage. In the first
-            stage it is the batch's superpixel token count in an eager forward given `superpixels` (padding rows that
-            every image would mask are not computed), and the static budget `config.max_superpixel_tokens` otherwise
-            (compiled, exported, or superpixels computed by the model).
+            stage it is the batch's superpixel token count in an eager forward (padding rows that every image would
+            mask are not computed), and the static budget `config.max_superpixel_tokens` in compiled, exported or
+            traced graphs.
         attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True` (eager attention)):
             Attention probabilities of every transformer block, `(batch_size, num_heads, 1 + num_tokens, 1 + num_tokens)`.
         hierarchy (`torch.LongTensor` of shape `(batch_size, num_levels, height, width)`, *optional*, returned when
@@ -749,19 +749,11 @@ def _check_pixel_values(pixel_values: torch.Tensor | None, config: CastConfig) -
     return height, width
 
 
-def _check_inputs(
-    pixel_values: torch.Tensor | None, superpixels: torch.Tensor | None, config: CastConfig
-) -> int | None:
-    """Model entry: types and shapes (known on the host, free), then the values (one read, eager mode only).
-
-    Returns the batch's superpixel token count (its largest id on the pooling grid plus one) when that read took
-    place, else None (superpixels computed by the model, or tracing/compiling)."""
+def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor | None, config: CastConfig) -> None:
+    """Model entry, part one: the inputs' types and shapes (known on the host: free, also while tracing)."""
     height, width = _check_pixel_values(pixel_values, config)
-    if superpixels is None:
-        # the model computes them (`compute_superpixels`): valid by construction, only the pixels need a look
-        if not is_tracing(pixel_values) and not bool(torch.isfinite(pixel_values).all()):
-            raise ValueError("`pixel_values` must be finite, got NaN or infinite values")
-        return None
+    if superpixels is None:  # the model computes them (`compute_superpixels`)
+        return
     if not isinstance(superpixels, torch.Tensor):
         raise TypeError(f"`superpixels` must be a torch.Tensor, got {type(superpixels).__name__}")
     if superpixels.is_floating_point() or superpixels.is_complex() or superpixels.dtype == torch.bool:
@@ -772,14 +764,22 @@ def _check_inputs(
             f"`superpixels` must have shape (batch, height, width) = {expected} to match `pixel_values`, "
             f"got {tuple(superpixels.shape)}"
         )
+
+
+def _read_input_values(pixel_values: torch.Tensor, superpixels: torch.Tensor, config: CastConfig) -> int | None:
+    """Model entry, part two: the values, in one host read of four numbers, in eager mode only (compiling, exporting
+    or tracing, the values are not known and reading them would break the graph: returns None).
+
+    Returns the batch's superpixel token count, its largest id on the pooling grid plus one, which the eager forward
+    sizes its first-stage token rows by. The superpixels are the caller's or the model's own (`compute_superpixels`,
+    valid by construction: checking them as well costs one pass over the map, and both paths then run alike)."""
     if is_tracing(superpixels):
-        # (compiling, exporting or tracing: the values are not known, and reading them would break the graph)
         return None
-    # Worth its one host read (four numbers, eager mode only): a negative id would be pooled into a batch-mate's
-    # tokens or index out of bounds (a device-side assert on CUDA), an id of height*width or more cannot come from a
-    # map of that size, a token id at or above the budget has no row in the token tensors, and non-finite pixels
-    # make every token NaN, after which farthest point sampling picks arbitrary seeds. CastImageProcessor's ids are
-    # valid by construction; maps and tensors from users may not be.
+    # Worth the read: non-finite pixels make every token NaN, after which farthest point sampling picks arbitrary
+    # seeds; a negative id would be pooled into a batch-mate's tokens or index out of bounds (a device-side assert on
+    # CUDA), an id of height*width or more cannot come from a map of that size, and a token id at or above the budget
+    # has no row in the token tensors. CastImageProcessor's ids are valid by construction; users' maps may not be.
+    height, width = superpixels.shape[-2:]
     stride = 1 if config.token_pooling_resolution == "pixel" else config.patch_size
     # (one pass per tensor: `aminmax` gives both ends, and NaN or an infinity in the pixels shows in their extremes)
     smallest, largest = torch.aminmax(superpixels)
@@ -792,6 +792,8 @@ def _check_inputs(
             (torch.isfinite(darkest) & torch.isfinite(brightest)).long(),
         ]
     ).tolist()
+    if not finite:
+        raise ValueError("`pixel_values` must be finite, got NaN or infinite values")
     if smallest < 0 or largest >= height * width:
         raise ValueError(
             f"`superpixels` ids must lie in [0, height*width) = [0, {height * width}), got ids from {smallest} to {largest}"
@@ -804,8 +806,6 @@ def _check_inputs(
             f"image processor for fewer superpixels (`n_segments`) or build the model with a larger "
             f"`max_superpixel_tokens`"
         )
-    if not finite:
-        raise ValueError("`pixel_values` must be finite, got NaN or infinite values")
     return largest_token + 1
 
 
@@ -845,14 +845,15 @@ class CastModel(CastPreTrainedModel):
         """Validate the inputs, compute the superpixels if none are given, map them to tokens, run the embeddings
         and the stages, and compose the pixel hierarchy if `output_hierarchy` (shared by every head).
         `output_pixel_tokens` keeps the token of every pixel in the mapping (the hierarchy builds it anyway)."""
-        token_count = _check_inputs(pixel_values, superpixels, self.config)
+        _check_inputs(pixel_values, superpixels, self.config)
         if superpixels is None:
             superpixels = self.compute_superpixels(pixel_values)
-        # Traced, compiled and exported graphs run every image at the static budget. An eager forward has already read
-        # the batch's token count for the input check, so it leaves out the token rows that would be padding in every
-        # image (~20% of the first stage's work with 196 SLIC superpixels), which changes no result: padding is masked
-        # everywhere (tests/test_modeling_cast.py checks both). Never fewer rows than first-level segments, for which
-        # farthest point sampling needs candidates.
+        token_count = _read_input_values(pixel_values, superpixels, self.config)
+        # Traced, compiled and exported graphs run every image at the static budget. An eager forward has read the
+        # batch's token count with the input values, so it leaves out the token rows that would be padding in every
+        # image (up to ~20% of the first stage's work with 196 SLIC superpixels), which changes no result: padding is
+        # masked everywhere (tests/test_modeling_cast.py checks both). Never fewer rows than first-level segments,
+        # for which farthest point sampling needs candidates.
         num_tokens = self.config.max_superpixel_tokens
         if token_count is not None:
             num_tokens = min(num_tokens, max(token_count, self.config.num_segments[0]))
