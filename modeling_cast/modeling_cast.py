@@ -386,7 +386,6 @@ class CastEmbeddings(nn.Module):
         self.pixel_pooling = config.token_pooling_resolution == "pixel"
         # size of a pooling cell in pixels: a stem grid cell, or a pixel of the superpixel map
         self.pooling_stride = 1 if self.pixel_pooling else config.patch_size
-        self.max_superpixel_tokens = config.max_superpixel_tokens
         self.patch_embeddings = CastConvStem(config)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         image_size = config.image_size if isinstance(config.image_size, list) else [config.image_size] * 2
@@ -404,11 +403,10 @@ class CastEmbeddings(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def map_superpixels(
-        self, superpixels: torch.Tensor, num_tokens: int | None = None, with_pixel_tokens: bool = False
+        self, superpixels: torch.Tensor, num_tokens: int, with_pixel_tokens: bool = False
     ) -> SuperpixelTokens:
         """The token of every pooling cell (and, if asked, of every pixel) of `superpixels` (B, H, W), int64, with
-        `num_tokens` token rows per image (default: the static budget `max_superpixel_tokens`)."""
-        num_tokens = self.max_superpixel_tokens if num_tokens is None else num_tokens
+        `num_tokens` token rows per image."""
         return map_superpixels_to_tokens(superpixels, self.pooling_stride, num_tokens, with_pixel_tokens=with_pixel_tokens)
 
     def position_embedding(self, height: int, width: int, resize_training_table: bool = False) -> torch.Tensor:
