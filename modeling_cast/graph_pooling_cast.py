@@ -22,6 +22,7 @@ import torch
 
 __all__ = [
     "SuperpixelTokens",
+    "PackedRows",
     "map_superpixels_to_tokens",
     "segment_sizes",
     "segment_mean",
@@ -69,6 +70,42 @@ class SuperpixelTokens:
     def seed_candidate_mask(self) -> torch.BoolTensor:
         """`(batch_size, num_tokens)`, True for tokens that may seed a segment: empty tokens and padding never do."""
         return self.cell_counts > 0
+
+
+@dataclass
+class PackedRows:
+    """The real rows of a padded batch (B, R, ...) as one (M, ...) tensor, and the way back.
+
+    Row-wise layers (norms, linear layers, MLPs) give every row the same result whether it is computed padded or
+    packed, so an eager forward runs them on the M real rows only; attention, which mixes the rows of an image, runs
+    padded. Packing needs M on the host, so only an eager forward that has read the token counts builds one; traced
+    and compiled graphs keep the padded shapes.
+
+    Attributes:
+        index (`torch.LongTensor` of shape `(M,)`): Flat index (b * R + r) of every real row, in order.
+        batch_size (`int`): B.
+        num_rows (`int`): R.
+    """
+
+    index: torch.LongTensor
+    batch_size: int
+    num_rows: int
+
+    @classmethod
+    def from_mask(cls, mask: torch.BoolTensor, num_real_rows: int) -> "PackedRows":
+        """The rows where `mask` (B, R) is True, of which there are `num_real_rows` (known on the host: the index
+        is then built without reading the mask back)."""
+        index = torch.nonzero_static(mask.flatten(), size=num_real_rows).squeeze(1)
+        return cls(index=index, batch_size=mask.shape[0], num_rows=mask.shape[1])
+
+    def pack(self, padded: torch.Tensor) -> torch.Tensor:
+        """(B, R, ...) -> the real rows (M, ...)."""
+        return padded.flatten(0, 1).index_select(0, self.index)
+
+    def unpack(self, rows: torch.Tensor) -> torch.Tensor:
+        """The real rows (M, ...) -> (B, R, ...), zero in the padding rows."""
+        padded = rows.new_zeros(self.batch_size * self.num_rows, *rows.shape[1:])
+        return padded.index_copy(0, self.index, rows).view(self.batch_size, self.num_rows, *rows.shape[1:])
 
 
 def map_superpixels_to_tokens(

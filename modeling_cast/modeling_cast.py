@@ -37,6 +37,7 @@ from .adaptation_cast import AdaptationOutput, adapt_to_images
 from .configuration_cast import CastConfig
 from .tensor_slic_cast import slic_grid, torch_slic
 from .graph_pooling_cast import (
+    PackedRows,
     SuperpixelTokens,
     compose_hierarchy,
     compose_token_labels,
@@ -274,10 +275,20 @@ class CastAttention(nn.Module):
         self.proj_dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs]
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        packed_rows: PackedRows | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        batch_size, num_tokens, hidden_size = hidden_states.shape
-        qkv = self.qkv(hidden_states).view(batch_size, num_tokens, 3, self.num_heads, self.head_dim)
+        """`hidden_states` (B, N, C), or with `packed_rows` the real rows (M, C) of such a batch: the projections
+        then run on those rows only and the output is packed alike; the attention itself runs padded."""
+        qkv = self.qkv(hidden_states)
+        if packed_rows is not None:
+            qkv = packed_rows.unpack(qkv)
+        batch_size, num_tokens = qkv.shape[:2]
+        hidden_size = qkv.shape[-1] // 3
+        qkv = qkv.view(batch_size, num_tokens, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
@@ -293,6 +304,8 @@ class CastAttention(nn.Module):
             **kwargs,
         )
         attn_output = attn_output.reshape(batch_size, num_tokens, hidden_size)
+        if packed_rows is not None:
+            attn_output = packed_rows.pack(attn_output)
         return self.proj_dropout(self.proj(attn_output)), attn_weights
 
 
@@ -321,8 +334,19 @@ class CastLayer(GradientCheckpointingLayer):
         self.mlp = CastMLP(config)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs]
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        packed_rows: PackedRows | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
+        """`hidden_states` (B, N, C) in and out; with `packed_rows`, everything but the attention itself runs on the
+        real rows only (padding rows come out zero)."""
+        if packed_rows is not None:
+            rows = packed_rows.pack(hidden_states)
+            attention_output, _ = self.attention(self.layernorm_before(rows), attention_mask, packed_rows, **kwargs)
+            rows = rows + attention_output
+            return packed_rows.unpack(rows + self.mlp(self.layernorm_after(rows)))
         attention_output, _ = self.attention(self.layernorm_before(hidden_states), attention_mask, **kwargs)
         hidden_states = hidden_states + attention_output
         return hidden_states + self.mlp(self.layernorm_after(hidden_states))
@@ -347,14 +371,64 @@ class CastConvStem(nn.Module):
                 )
             )
         self.projection = nn.Conv2d(config.hidden_size, config.hidden_size, kernel_size=1)
+        # (cache key, [(weight, bias) per layer]): the eval-mode convolutions with their BatchNorms folded in
+        self._folded_layers = None
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The projected stem feature map, (B, C, h, w)."""
+        return self.projection(self.features(pixel_values))
+
+    def features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The feature map before the 1x1 projection, (B, C, h, w). [`CastEmbeddings`] averages it over each
+        superpixel first and projects the averages (the projection is affine, so the order does not change the
+        result, and it then runs on the tokens rather than on every grid cell)."""
         # channels-last runs the convolutions markedly faster on CPU (oneDNN) and GPU (cuDNN), and makes the
         # later (B, C, h, w) -> (B, h*w, C) flattening a free view
         hidden_states = pixel_values.contiguous(memory_format=torch.channels_last)
+        folded = self._eval_folded_layers(pixel_values)
+        if folded is not None:
+            for layer, (weight, bias) in zip(self.layers, folded):
+                convolution = layer[0]
+                hidden_states = F.conv2d(hidden_states, weight, bias, convolution.stride, convolution.padding).relu_()
+            return hidden_states
         for layer in self.layers:
             hidden_states = layer(hidden_states)
-        return self.projection(hidden_states)
+        return hidden_states
+
+    def _eval_folded_layers(self, pixel_values: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """In eval mode a BatchNorm is a fixed per-channel affine map, which folds into the convolution before it:
+        each layer is then one convolution and a ReLU, without the BatchNorm's pass over the feature map (about a
+        quarter of the stem's time on CPU at batch 8). The folded weights are cached until a weight or statistic
+        changes (any in-place update bumps a tensor's version; `to()` gives new storage). None, for the layers as
+        they are, where folding would be wrong or lose something: in training mode (batch statistics), when the
+        stem's parameters need gradients, and in traced, compiled or exported graphs (which must not keep Python
+        state; the compilers fuse the BatchNorm themselves)."""
+        if self.training or is_tracing(pixel_values):
+            return None
+        tensors = []
+        for convolution, norm, _ in self.layers:
+            if norm.running_mean is None:  # (no running statistics: BatchNorm normalizes with the batch's own)
+                return None
+            tensors += [convolution.weight, norm.weight, norm.bias, norm.running_mean, norm.running_var]
+        if any(tensor.is_inference() for tensor in tensors):  # (no version counter to key a cache by)
+            return None
+        if torch.is_grad_enabled() and any(tensor.requires_grad for tensor in tensors):
+            return None
+        key = tuple((tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device) for tensor in tensors)
+        if self._folded_layers is None or self._folded_layers[0] != key:
+            # ordinary tensors even when called under `torch.inference_mode()`, so that later calls with gradients
+            # enabled for the inputs may use them
+            with torch.inference_mode(False), torch.no_grad():
+                folded = []
+                for convolution, norm, _ in self.layers:
+                    scale = norm.weight.float() * torch.rsqrt(norm.running_var.float() + norm.eps)
+                    weight = convolution.weight.float() * scale.view(-1, 1, 1, 1)
+                    bias = norm.bias.float() - norm.running_mean.float() * scale
+                    # (weights in channels-last too: oneDNN otherwise reorders them on every call, ~2 ms at batch 1)
+                    weight = weight.to(convolution.weight.dtype).contiguous(memory_format=torch.channels_last)
+                    folded.append((weight, bias.to(convolution.weight.dtype)))
+            self._folded_layers = (key, folded)
+        return self._folded_layers[1]
 
 
 _SINCOS_TEMPERATURE = 10000.0
@@ -427,8 +501,9 @@ class CastEmbeddings(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, superpixel_tokens: SuperpixelTokens) -> torch.Tensor:
         """The class token followed by the superpixel tokens of `superpixel_tokens`' mapping, (B, 1 + N, C)."""
+        stem = self.patch_embeddings
         # Like ViT and DINOv2, accept float32 processor output in a half-precision model: cast to the stem's dtype.
-        features = self.patch_embeddings(pixel_values.to(self.patch_embeddings.projection.weight.dtype))
+        features = stem.features(pixel_values.to(stem.projection.weight.dtype))
         if self.pixel_pooling:
             # official segmentation variant: average at the superpixel map's resolution, so no superpixel vanishes
             height, width = superpixel_tokens.pooling_ids.shape[-2:]
@@ -436,9 +511,19 @@ class CastEmbeddings(nn.Module):
             position = self.position_embedding(height, width, resize_training_table=True)
         else:
             position = self.position_embedding(*features.shape[-2:])
-        features = features.flatten(2).transpose(1, 2) + position.to(features.dtype)
+        # A token is the mean of (projected stem features + position) over its cells. The 1x1 projection is affine
+        # and the bilinear resize and the mean are averages, so the token is the projection of the mean features
+        # plus the mean position: the projection runs on N tokens instead of h * w cells (a quarter as many with
+        # 196 superpixels on a 28x28 grid). Tokens without cells (empty ids, padding) stay zero, as the mean of
+        # nothing would be.
         pooling_ids = superpixel_tokens.pooling_ids.flatten(1)
-        tokens = self.dropout(segment_mean(features, pooling_ids, superpixel_tokens.cell_counts))
+        cell_counts = superpixel_tokens.cell_counts
+        mean_features = segment_mean(features.flatten(2).transpose(1, 2), pooling_ids, cell_counts)
+        mean_position = segment_mean(position.to(features.dtype).expand(features.shape[0], -1, -1), pooling_ids, cell_counts)
+        projection = stem.projection
+        projected = F.linear(mean_features, projection.weight.flatten(1), projection.bias)
+        tokens = (projected + mean_position) * (cell_counts > 0).unsqueeze(-1).to(projected.dtype)
+        tokens = self.dropout(tokens)
         class_token = self.cls_token
         if self.learned_positions:
             class_token = class_token + self.position_embeddings[:1]
@@ -478,10 +563,12 @@ class CastGraphPooling(nn.Module):
         token_mask: torch.Tensor,
         seed_candidate_mask: torch.Tensor,
         attention_mask: torch.Tensor | None,
+        packed_rows: tuple[PackedRows, PackedRows] | None = None,
     ) -> CastGroupingOutput:
         """`hidden_states` (B, 1 + N, C): the class token followed by the tokens to group; `token_mask` (B, N): True
         for an image's own tokens; `seed_candidate_mask` (B, N): tokens that may become
-        seeds; `attention_mask`: the attention-implementation form of `token_mask`.
+        seeds; `attention_mask`: the attention-implementation form of `token_mask`; `packed_rows`: the real rows of
+        `hidden_states` and of its tokens, where the row-wise layers then run (see [`CastStage`]).
 
         Masks are applied whether or not they hold a False entry: a branch on their values would need a host read
         and would give a traced graph that holds only one of the two paths."""
@@ -491,7 +578,14 @@ class CastGraphPooling(nn.Module):
         # assigned to them and the next stage treats them as padding. (Never the case where the official code runs.)
         seed_indices, segment_mask = farthest_point_sampling(tokens, seed_candidate_mask, self.num_segments)
 
-        attention_output, _ = self.grouping_attention(self.grouping_norm(tokens), attention_mask)
+        if packed_rows is None:
+            attention_output, _ = self.grouping_attention(self.grouping_norm(tokens), attention_mask)
+        else:
+            token_rows = packed_rows[1]
+            attention_output, _ = self.grouping_attention(
+                self.grouping_norm(token_rows.pack(tokens)), attention_mask, token_rows
+            )
+            attention_output = token_rows.unpack(attention_output)
         grouping = tokens + attention_output
         # Grouping in at least float32: cosine similarities / 0.2 in half precision move the argmax of close
         # segments, i.e. the hierarchy itself.
@@ -515,7 +609,10 @@ class CastGraphPooling(nn.Module):
 
         assignment = assignment_logits.softmax(dim=-1) * weights
         # (the class token and the tokens together, as they already lie in `hidden_states`: no concatenated copy)
-        pooled = self.dropout(self.activation(self.feature_projection(self.feature_norm(hidden_states))))
+        rows = hidden_states if packed_rows is None else packed_rows[0].pack(hidden_states)
+        pooled = self.dropout(self.activation(self.feature_projection(self.feature_norm(rows))))
+        if packed_rows is not None:
+            pooled = packed_rows[0].unpack(pooled)
         pooled_class, pooled_tokens = pooled[:, :1], pooled[:, 1:]
         assigned = assignment.sum(dim=1).unsqueeze(-1).clamp(min=torch.finfo(assignment.dtype).tiny)  # 0: empty
         segments = torch.matmul(assignment.transpose(1, 2), pooled_tokens.to(assignment.dtype)) / assigned
@@ -546,6 +643,10 @@ def _attention_mask(config: CastConfig, hidden_states: torch.Tensor, token_mask:
     return create_bidirectional_mask(config, hidden_states, token_mask, allow_is_bidirectional_skip=False)
 
 
+# Packing the real rows costs a gather and a scatter per block; below this share of padding rows it saves less.
+_MIN_PADDING_TO_PACK = 0.05
+
+
 class CastStage(nn.Module):
     """Transformer blocks followed by graph pooling. Padding tokens (beyond an image's own superpixel count at the
     first stage, empty segments later) are masked out of attention and pooling."""
@@ -561,18 +662,27 @@ class CastStage(nn.Module):
         hidden_states: torch.Tensor,
         token_mask: torch.Tensor,
         seed_candidate_mask: torch.Tensor,
+        num_real_tokens: int | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, CastGroupingOutput]:
         """`hidden_states` = `[class token, tokens]` (B, 1 + N, C) after the blocks, and the grouping of the tokens.
 
         `token_mask` (B, N): True for real tokens; `seed_candidate_mask` (B, N): tokens that may become segment seeds.
+        `num_real_tokens`: how many entries of `token_mask` are True, where the eager forward knows it on the host
+        (the first stage); if the padding is a sizeable share of the rows, the row-wise layers then run on the real
+        rows only ([`PackedRows`]). Padding rows of the output are then zero; no real row changes.
         """
         with_class = F.pad(token_mask, (1, 0), value=True)
         block_mask = _attention_mask(self.config, hidden_states, with_class)
         pooling_mask = _attention_mask(self.config, hidden_states[:, 1:], token_mask)
+        packed_rows = block_rows = None
+        if num_real_tokens is not None and num_real_tokens <= (1 - _MIN_PADDING_TO_PACK) * token_mask.numel():
+            block_rows = PackedRows.from_mask(with_class, token_mask.shape[0] + num_real_tokens)
+            packed_rows = (block_rows, PackedRows.from_mask(token_mask, num_real_tokens))
         for layer in self.layers:
-            hidden_states = layer(hidden_states, block_mask, **kwargs)
-        return hidden_states, self.pooling(hidden_states, token_mask, seed_candidate_mask, pooling_mask)
+            hidden_states = layer(hidden_states, block_mask, block_rows, **kwargs)
+        grouping = self.pooling(hidden_states, token_mask, seed_candidate_mask, pooling_mask, packed_rows)
+        return hidden_states, grouping
 
 
 class CastEncoder(nn.Module):
@@ -590,16 +700,23 @@ class CastEncoder(nn.Module):
         )
 
     def forward(
-        self, embeddings: torch.Tensor, superpixel_tokens: SuperpixelTokens, **kwargs: Unpack[TransformersKwargs]
+        self,
+        embeddings: torch.Tensor,
+        superpixel_tokens: SuperpixelTokens,
+        token_counts: list[int] | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[list[torch.Tensor], list[CastGroupingOutput]]:
         """Runs the stages on the `embeddings` (B, 1 + N, C) of `superpixel_tokens`' mapping. Returns each stage's
-        `[class token, tokens]` after its blocks, and each stage's grouping."""
+        `[class token, tokens]` after its blocks, and each stage's grouping. `token_counts`: each image's token
+        count where an eager forward has read them (the first stage may then skip the padding rows)."""
         hidden_states = embeddings
         token_mask = superpixel_tokens.token_mask
         seed_candidate_mask = superpixel_tokens.seed_candidate_mask
+        num_real_tokens = None if token_counts is None else sum(token_counts)
         stage_hidden_states, groupings = [], []
         for stage in self.stages:
-            stage_output, grouping = stage(hidden_states, token_mask, seed_candidate_mask, **kwargs)
+            stage_output, grouping = stage(hidden_states, token_mask, seed_candidate_mask, num_real_tokens, **kwargs)
+            num_real_tokens = None  # (later stages' segment counts are not known on the host)
             stage_hidden_states.append(stage_output)
             groupings.append(grouping)
             if grouping.segment_tokens is not None:
@@ -764,12 +881,14 @@ def _check_inputs(pixel_values: torch.Tensor | None, superpixels: torch.Tensor |
         )
 
 
-def _read_input_values(pixel_values: torch.Tensor, superpixels: torch.Tensor, config: CastConfig) -> int | None:
-    """Model entry, part two: the values, in one host read of four numbers, in eager mode only (compiling, exporting
-    or tracing, the values are not known and reading them would break the graph: returns None).
+def _read_input_values(
+    pixel_values: torch.Tensor, superpixels: torch.Tensor, config: CastConfig
+) -> list[int] | None:
+    """Model entry, part two: the values, in one host read of a few numbers, in eager mode only (compiling,
+    exporting or tracing, the values are not known and reading them would break the graph: returns None).
 
-    Returns the batch's superpixel token count, its largest id on the pooling grid plus one, which the eager forward
-    sizes its first-stage token rows by. The superpixels are the caller's or the model's own (`compute_superpixels`,
+    Returns each image's superpixel token count, its largest id on the pooling grid plus one, by which the eager
+    forward sizes and packs its first-stage token rows. The superpixels are the caller's or the model's own (`compute_superpixels`,
     valid by construction: checking them as well costs one pass over the map, and both paths then run alike)."""
     if is_tracing(superpixels):
         return None
@@ -782,14 +901,12 @@ def _read_input_values(pixel_values: torch.Tensor, superpixels: torch.Tensor, co
     # (one pass per tensor: `aminmax` gives both ends, and NaN or an infinity in the pixels shows in their extremes)
     smallest, largest = torch.aminmax(superpixels)
     darkest, brightest = torch.aminmax(pixel_values)
-    smallest, largest, largest_token, finite = torch.stack(
-        [
-            smallest.long(),
-            largest.long(),
-            superpixels[:, ::stride, ::stride].amax().long(),
-            (torch.isfinite(darkest) & torch.isfinite(brightest)).long(),
-        ]
+    finite = torch.isfinite(darkest) & torch.isfinite(brightest)
+    image_largest_tokens = superpixels[:, ::stride, ::stride].flatten(1).amax(dim=1).long()
+    smallest, largest, finite, *image_largest_tokens = torch.cat(
+        [torch.stack([smallest.long(), largest.long(), finite.long()]), image_largest_tokens]
     ).tolist()
+    largest_token = max(image_largest_tokens)
     if not finite:
         raise ValueError("`pixel_values` must be finite, got NaN or infinite values")
     if smallest < 0 or largest >= height * width:
@@ -804,7 +921,7 @@ def _read_input_values(pixel_values: torch.Tensor, superpixels: torch.Tensor, co
             f"image processor for fewer superpixels (`n_segments`) or build the model with a larger "
             f"`max_superpixel_tokens`"
         )
-    return largest_token + 1
+    return [token + 1 for token in image_largest_tokens]
 
 
 class CastModel(CastPreTrainedModel):
@@ -846,20 +963,21 @@ class CastModel(CastPreTrainedModel):
         _check_inputs(pixel_values, superpixels, self.config)
         if superpixels is None:
             superpixels = self.compute_superpixels(pixel_values)
-        token_count = _read_input_values(pixel_values, superpixels, self.config)
-        # Traced, compiled and exported graphs run every image at the static budget. An eager forward has read the
-        # batch's token count with the input values, so it leaves out the token rows that would be padding in every
-        # image (up to ~20% of the first stage's work with 196 SLIC superpixels), which changes no result: padding is
-        # masked everywhere (tests/test_modeling_cast.py checks both). Never fewer rows than first-level segments,
-        # for which farthest point sampling needs candidates.
+        token_counts = _read_input_values(pixel_values, superpixels, self.config)
+        # Traced, compiled and exported graphs run every image at the static budget. An eager forward has read each
+        # image's token count with the input values, so it leaves out the token rows that would be padding in every
+        # image (up to ~20% of the first stage's work with 196 SLIC superpixels), and its first stage runs the
+        # row-wise layers on each image's own rows only (`CastStage`). Neither changes a result: padding is masked
+        # everywhere (tests/test_modeling_cast.py checks both). Never fewer rows than first-level segments, for
+        # which farthest point sampling needs candidates.
         num_tokens = self.config.max_superpixel_tokens
-        if token_count is not None:
-            num_tokens = min(num_tokens, max(token_count, self.config.num_segments[0]))
+        if token_counts is not None:
+            num_tokens = min(num_tokens, max(max(token_counts), self.config.num_segments[0]))
         superpixel_tokens = self.embeddings.map_superpixels(
             superpixels.long(), num_tokens, with_pixel_tokens=output_hierarchy or output_pixel_tokens
         )
         embeddings = self.embeddings(pixel_values, superpixel_tokens)
-        stage_hidden_states, groupings = self.encoder(embeddings, superpixel_tokens, **kwargs)
+        stage_hidden_states, groupings = self.encoder(embeddings, superpixel_tokens, token_counts, **kwargs)
         encoding = CastEncoding(stage_hidden_states, groupings, superpixel_tokens, embeddings=embeddings)
         if output_hierarchy:
             assignment_logits = [grouping.assignment_logits for grouping in groupings]

@@ -368,6 +368,129 @@ def test_model_eager_forward_keeps_the_first_level_segments_candidates():
     assert all(torch.equal(a, b) for a, b in zip(eager.seed_indices, padded.seed_indices))
 
 
+def _mixed_count_batch():
+    """Three 64x64 images with 64, 32 and 13 superpixel tokens: the first stage has 192 rows, 109 of them real."""
+    superpixels = block_superpixels(3, 64, 64)
+    superpixels[1] //= 2
+    superpixels[2] //= 5
+    return torch.randn(3, 3, 64, 64), superpixels
+
+
+def test_model_first_stage_row_wise_layers_see_only_real_rows(monkeypatch):
+    """An eager forward on images with different token counts runs the first stage's norms, projections and MLPs
+    on the images' own rows only (the attention runs padded); the outputs equal those of a forward that runs every
+    layer padded, in eval mode exactly, and so do the gradients in training."""
+    import modeling_cast.modeling_cast as modeling
+
+    model = _static_model(CastForImageClassification, pooling_dropout_prob=0.0)  # (no dropout anywhere)
+    pixel_values, superpixels = _mixed_count_batch()
+    first_stage = model.cast.encoder.stages[0]
+    rows_seen = []
+    for module in (first_stage.layers[0].mlp.fc1, first_stage.pooling.feature_projection, first_stage.pooling.grouping_attention.qkv):
+        module.register_forward_hook(lambda module, args, output: rows_seen.append(args[0].shape[:-1].numel()))
+    with torch.no_grad():
+        packed = model(pixel_values, superpixels, output_assignments=True)
+    # block MLP and pooled features: [class token + tokens] rows; the grouping attention: token rows
+    assert rows_seen == [3 + 109, 109, 3 + 109]
+
+    monkeypatch.setattr(modeling, "_MIN_PADDING_TO_PACK", 2.0)  # never pack
+    rows_seen.clear()
+    with torch.no_grad():
+        padded = model(pixel_values, superpixels, output_assignments=True)
+    assert rows_seen == [3 * 65, 3 * 64, 3 * 65]
+    assert torch.equal(packed.logits, padded.logits) and torch.equal(packed.hierarchy, padded.hierarchy)
+    assert all(torch.equal(a, b) for a, b in zip(packed.assignment_logits, padded.assignment_logits))
+
+    model.train()
+    gradients = []
+    for threshold in (0.05, 2.0):
+        monkeypatch.setattr(modeling, "_MIN_PADDING_TO_PACK", threshold)
+        model.zero_grad()
+        model(pixel_values, superpixels, labels=torch.tensor([0, 1, 2])).loss.backward()
+        gradients.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    assert gradients[0].keys() == gradients[1].keys()
+    for name in gradients[0]:
+        torch.testing.assert_close(gradients[0][name], gradients[1][name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def _stem_layer_by_layer(stem, pixel_values):
+    hidden_states = pixel_values
+    for layer in stem.layers:  # convolution, BatchNorm, ReLU: the modules as they are
+        hidden_states = layer(hidden_states)
+    return hidden_states
+
+
+def test_stem_eval_forward_folds_batch_norm_and_follows_weight_changes():
+    """In eval mode the stem folds each BatchNorm into its convolution (cached): the same features as the modules
+    run one by one, also after the statistics or weights change in place, after loading another state dict and
+    after a dtype change."""
+    model = _tiny_model(CastModel)
+    stem = model.embeddings.patch_embeddings
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for layer in stem.layers:  # statistics far from the initial 0 / 1, so that folding matters
+            norm = layer[1]
+            norm.running_mean.copy_(torch.randn(norm.num_features, generator=generator))
+            norm.running_var.copy_(torch.rand(norm.num_features, generator=generator) + 0.5)
+            norm.weight.copy_(torch.rand(norm.num_features, generator=generator) + 0.5)
+    pixel_values = torch.randn(2, 3, 32, 32, generator=generator)
+
+    def check():
+        with torch.no_grad():
+            folded = stem.features(pixel_values.to(stem.projection.weight.dtype))
+            assert stem._folded_layers is not None  # the folded path ran
+            expected = _stem_layer_by_layer(stem, pixel_values.to(stem.projection.weight.dtype))
+        torch.testing.assert_close(folded, expected, atol=1e-5, rtol=1e-5)
+        return folded
+
+    before = check()
+    with torch.no_grad():
+        stem.layers[1][1].running_var.mul_(4.0)
+        stem.layers[2][0].weight.mul_(-1.0)
+    after = check()
+    assert not torch.allclose(before, after)
+    other = _tiny_model(CastModel)
+    other.embeddings.patch_embeddings.layers[0][1].running_mean.fill_(0.3)
+    model.load_state_dict(other.state_dict())
+    check()
+    model.double()
+    assert check().dtype == torch.float64
+
+
+def test_stem_in_eval_mode_still_trains_and_passes_input_gradients():
+    """Folding is for inference only: in eval mode with gradients the stem's weights get them (test-time adaptation
+    trains in eval mode), and after an inference-mode call the cached folded weights serve a forward that needs
+    gradients for its inputs."""
+    model = _tiny_model()
+    pixel_values, superpixels = torch.randn(2, 3, 32, 32), block_superpixels(2, 32, 32)
+    model(pixel_values, superpixels).logits.sum().backward()
+    first_convolution = model.cast.embeddings.patch_embeddings.layers[0][0]
+    assert first_convolution.weight.grad is not None and first_convolution.weight.grad.abs().sum() > 0
+
+    with torch.inference_mode():
+        reference = model(pixel_values, superpixels).logits
+    model.requires_grad_(False)
+    pixels = pixel_values.clone().requires_grad_(True)
+    logits = model(pixels, superpixels).logits
+    torch.testing.assert_close(logits, reference, atol=1e-6, rtol=1e-6)
+    logits.sum().backward()
+    assert pixels.grad is not None and pixels.grad.abs().sum() > 0
+
+
+def test_embeddings_of_empty_tokens_are_zero():
+    """A token id without cells (below the image's largest id) has zero embedding, as the mean of nothing: the
+    stem's projection, applied after the averaging, must not give it the projection's bias."""
+    model = _tiny_model(CastModel, max_superpixel_tokens=32)
+    superpixels = block_superpixels(1, 32, 32)
+    superpixels[superpixels == 5] = 4  # id 5 is then empty
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 32, 32), superpixels, output_hidden_states=True)
+        embeddings = model.embeddings(torch.randn(1, 3, 32, 32), model.embeddings.map_superpixels(superpixels, 16))
+    assert torch.equal(embeddings[0, 1 + 5], torch.zeros_like(embeddings[0, 1 + 5]))
+    assert (embeddings[0, 1:1 + 5].abs().sum(-1) > 0).all() and (embeddings[0, 1 + 6:].abs().sum(-1) > 0).all()
+    assert torch.isfinite(out.last_hidden_state).all()
+
+
 @pytest.mark.parametrize("cls", STATIC_HEADS)
 def test_model_compiles_to_one_graph_without_breaks(cls):
     model = _static_model(cls)
