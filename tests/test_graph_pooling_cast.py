@@ -102,6 +102,24 @@ def test_farthest_point_sampling_marks_repeated_seeds():
     assert seeds.tolist() == [[2, 0, 0]] and real.tolist() == [[True, True, False]]
 
 
+def test_farthest_point_sampling_eager_cpu_steps_equal_the_traced_steps():
+    """An eager call on CPU runs the sequential steps in numpy, a traced one in PyTorch: the same seeds and real
+    flags bit for bit, with candidate masks, exact ties (duplicated points) and fewer distinct points than seeds."""
+    generator = torch.Generator().manual_seed(0)
+    points = torch.randn(4, 40, 16, generator=generator)
+    points[1, 20:] = points[1, :20]  # every point twice: ties at every step
+    points[2, 5:] = points[2, 0]  # five distinct points, twelve seeds wanted
+    candidates = torch.rand(4, 40, generator=generator) > 0.3
+    candidates[2] = True
+    traced = torch.compile(farthest_point_sampling, backend="eager", fullgraph=True)
+    for mask in (None, candidates):
+        eager_seeds, eager_real = farthest_point_sampling(points, mask, 12)
+        torch._dynamo.reset()
+        traced_seeds, traced_real = traced(points, mask, 12)
+        assert torch.equal(eager_seeds, traced_seeds) and torch.equal(eager_real, traced_real)
+        assert not eager_real[2, 5:].any() and eager_real[2, :5].all()
+
+
 def _two_level_logits() -> list[torch.Tensor]:
     # level 1: tokens 0 and 1 go to segment 1 with probability 3/4 (softmax of [0, ln 3]), token 2 to segment 0
     fine = torch.tensor([[[0.0, math.log(3)], [0.0, math.log(3)], [math.log(3), 0.0]]])
