@@ -540,7 +540,7 @@ def _exported_routes(cast: CastModel, batch: dict, args) -> list[tuple]:
     }
     start = time.perf_counter()
     program = torch.export.export(
-        CastExportModule(cast), (example["pixel_values"], example["superpixels"]),
+        CastExportModule(cast).eval(), (example["pixel_values"], example["superpixels"]),
         dynamic_shapes={"pixel_values": {0: torch.export.Dim("batch", min=1, max=1024)},
                         "superpixels": {0: torch.export.Dim("batch", min=1, max=1024)}},
         strict=False,

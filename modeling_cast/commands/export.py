@@ -97,14 +97,14 @@ def export_program(
 ) -> torch.export.ExportedProgram:
     """`torch.export` program of `CastExportModule(model)` (in eval mode) with a dynamic batch dimension; the example
     batch must hold at least two images (a batch of one would be specialized)."""
-    module = CastExportModule(model.eval())
+    module = CastExportModule(model).eval()  # (the wrapper too: the exporters warn about a module in training mode)
     return torch.export.export(module, (pixel_values, superpixels), dynamic_shapes=_dynamic_batch(), strict=False)
 
 
 def export_onnx(model: nn.Module, pixel_values: torch.Tensor, superpixels: torch.Tensor, path: Path) -> list[str]:
     """Write the ONNX graph of `CastExportModule(model)` to `path` with the dynamo exporter; returns the output
     names. Same example batch rule as [`export_program`]."""
-    module = CastExportModule(model.eval())
+    module = CastExportModule(model).eval()  # (the wrapper too: the exporters warn about a module in training mode)
     program = torch.onnx.export(
         module,
         (pixel_values, superpixels),
@@ -127,7 +127,7 @@ def verify_onnx(
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    module = CastExportModule(model.eval())
+    module = CastExportModule(model).eval()
     differences = dict.fromkeys(module.output_names, 0.0)
     for pixel_values, superpixels in batches:
         feed = {"pixel_values": pixel_values.numpy(), "superpixels": superpixels.numpy()}
