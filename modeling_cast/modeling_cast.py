@@ -153,8 +153,8 @@ class CastModelOutput(_CastSegmentationFields, BaseModelOutputWithPooling):
             Input of the first transformer block and output of every block, each of shape
             `(batch_size, 1 + num_tokens, hidden_size)`; the token count shrinks from stage to stage. In the first
             stage it is the batch's superpixel token count in an eager forward (padding rows that every image would
-            mask are not computed), and the static budget `config.max_superpixel_tokens` in compiled, exported or
-            traced graphs.
+            mask are not computed; those beyond an image's own count carry no meaning), and the static budget
+            `config.max_superpixel_tokens` in compiled, exported or traced graphs.
         attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True` (eager attention)):
             Attention probabilities of every transformer block, `(batch_size, num_heads, 1 + num_tokens, 1 + num_tokens)`.
         hierarchy (`torch.LongTensor` of shape `(batch_size, num_levels, height, width)`, *optional*, returned when
