@@ -15,7 +15,9 @@ What is timed, for each model, in a fresh process of its own (so that the peak m
 2. Models: `CastForImageClassification` with the cast-small preset and `ViTForImageClassification` with the
    ViT-S/16 (DeiT-S) shape: 384 wide, 12 layers, 6 heads, MLP 1536, patch 16; both with 1000 classes, randomly
    initialized, default (sdpa) attention, in train mode.
-3. One step = forward with labels (cross-entropy loss), backward, `torch.optim.AdamW.step()`, `zero_grad()`.
+3. One step = forward with labels (cross-entropy loss), backward, `torch.optim.AdamW.step()`, `zero_grad()`. The
+   AdamW is torch's default on CPU (a for-loop over the parameters); `--optimizer fused` runs the fused one, which
+   transformers' `Trainer` uses by default with torch >= 2.8.
    The median over `--repeats` steps after `--warmup` steps is reported (`time.perf_counter`, CUDA synchronized).
 4. Peak memory: CPU, the process's peak resident set size (`resource.getrusage`, `ru_maxrss`) and its growth from
    just before the first step (model, inputs and processor loaded); CUDA, `torch.cuda.max_memory_allocated`.
@@ -57,6 +59,10 @@ _KIB = 1024
 _MODELS = ("cast-small", "vit-small")
 
 
+# `torch.optim.AdamW` keyword arguments of each implementation
+_ADAMW_IMPLEMENTATIONS = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
@@ -69,6 +75,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's own)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for forward and loss")
+    parser.add_argument(
+        "--optimizer",
+        choices=sorted(_ADAMW_IMPLEMENTATIONS),
+        default="for-loop",
+        help="AdamW implementation, both models alike (default: for-loop, torch.optim.AdamW's own default on CPU; "
+        "fused is what transformers' Trainer uses by default with torch >= 2.8, optim='adamw_torch_fused')",
+    )
     parser.add_argument(
         "--memory", action="store_true", help="only compare CAST-S step memory without and with the pixel hierarchy"
     )
@@ -137,7 +150,7 @@ def run_worker(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, inputs, counts = _build(args.worker, args)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **_ADAMW_IMPLEMENTATIONS[args.optimizer])
     cuda = args.device.startswith("cuda")
     autocast = torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=args.bf16)
 
@@ -270,7 +283,7 @@ def main(argv=None) -> None:
 
     print(
         f"One training step (forward + backward + AdamW), batch {args.batch_size}, "
-        f"{args.image_size}x{args.image_size}, "
+        f"{args.image_size}x{args.image_size}, AdamW {args.optimizer}, "
         f"device {args.device}{', bf16 autocast' if args.bf16 else ''}"
     )
     print(
