@@ -171,8 +171,9 @@ class CastModelOutput(_CastSegmentationFields, BaseModelOutputWithPooling):
             One tensor per level of shape `(batch_size, num_tokens_l, num_segments[l])`: the grouping logits
             (cosine similarity / `assignment_temperature`) of each token of level `l` to the segments of level
             `l + 1`, in at least float32. At the first level, `num_tokens_l` is the static token budget
-            `config.max_superpixel_tokens`; rows beyond an image's own count are padding and set to 0. An image with fewer distinct tokens than segments has empty
-            segments, whose columns hold the dtype's lowest value (and whose rows, one level up, are 0).
+            `config.max_superpixel_tokens`; rows beyond an image's own count are padding and set to 0. An image
+            with fewer distinct tokens than segments has empty segments, whose columns hold the dtype's lowest value
+            (and whose rows, one level up, are 0).
         seed_indices (`tuple(torch.LongTensor)`, *optional*, returned when `output_assignments=True`):
             One tensor per level of shape `(batch_size, num_segments[l])`: the token indices chosen by farthest
             point sampling as segment seeds.
@@ -481,7 +482,9 @@ class CastEmbeddings(nn.Module):
     ) -> SuperpixelTokens:
         """The token of every pooling cell (and, if asked, of every pixel) of `superpixels` (B, H, W), int64, with
         `num_tokens` token rows per image."""
-        return map_superpixels_to_tokens(superpixels, self.pooling_stride, num_tokens, with_pixel_tokens=with_pixel_tokens)
+        return map_superpixels_to_tokens(
+            superpixels, self.pooling_stride, num_tokens, with_pixel_tokens=with_pixel_tokens
+        )
 
     def position_embedding(self, height: int, width: int, resize_training_table: bool = False) -> torch.Tensor:
         """Position embedding of a (height, width) grid in raster order, (height * width, C).
@@ -519,7 +522,8 @@ class CastEmbeddings(nn.Module):
         pooling_ids = superpixel_tokens.pooling_ids.flatten(1)
         cell_counts = superpixel_tokens.cell_counts
         mean_features = segment_mean(features.flatten(2).transpose(1, 2), pooling_ids, cell_counts)
-        mean_position = segment_mean(position.to(features.dtype).expand(features.shape[0], -1, -1), pooling_ids, cell_counts)
+        position = position.to(features.dtype).expand(features.shape[0], -1, -1)
+        mean_position = segment_mean(position, pooling_ids, cell_counts)
         projection = stem.projection
         projected = F.linear(mean_features, projection.weight.flatten(1), projection.bias)
         tokens = (projected + mean_position) * (cell_counts > 0).unsqueeze(-1).to(projected.dtype)
@@ -888,8 +892,9 @@ def _read_input_values(
     exporting or tracing, the values are not known and reading them would break the graph: returns None).
 
     Returns each image's superpixel token count, its largest id on the pooling grid plus one, by which the eager
-    forward sizes and packs its first-stage token rows. The superpixels are the caller's or the model's own (`compute_superpixels`,
-    valid by construction: checking them as well costs one pass over the map, and both paths then run alike)."""
+    forward sizes and packs its first-stage token rows. The superpixels are the caller's or the model's own
+    (`compute_superpixels`, valid by construction: checking them as well costs one pass over the map, and both paths
+    then run alike)."""
     if is_tracing(superpixels):
         return None
     # Worth the read: non-finite pixels make every token NaN, after which farthest point sampling picks arbitrary
