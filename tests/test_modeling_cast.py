@@ -403,14 +403,17 @@ def test_model_first_stage_row_wise_layers_see_only_real_rows(monkeypatch):
 
     model.train()
     gradients = []
-    for threshold in (0.05, 2.0):
+    for threshold, checkpointing in ((0.05, False), (2.0, False), (0.05, True)):  # packed, padded, packed + checkpoints
         monkeypatch.setattr(modeling, "_MIN_PADDING_TO_PACK", threshold)
+        if checkpointing:
+            model.gradient_checkpointing_enable()
         model.zero_grad()
         model(pixel_values, superpixels, labels=torch.tensor([0, 1, 2])).loss.backward()
         gradients.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
-    assert gradients[0].keys() == gradients[1].keys()
-    for name in gradients[0]:
-        torch.testing.assert_close(gradients[0][name], gradients[1][name], atol=1e-6, rtol=1e-5, msg=name)
+    for other in gradients[1:]:
+        assert other.keys() == gradients[0].keys()
+        for name in gradients[0]:
+            torch.testing.assert_close(other[name], gradients[0][name], atol=1e-6, rtol=1e-5, msg=name)
 
 
 def _stem_layer_by_layer(stem, pixel_values):
