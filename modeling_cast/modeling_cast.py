@@ -411,7 +411,9 @@ class CastConvStem(nn.Module):
             if norm.running_mean is None:  # (no running statistics: BatchNorm normalizes with the batch's own)
                 return None
             tensors += [convolution.weight, norm.weight, norm.bias, norm.running_mean, norm.running_var]
-        if any(tensor.is_inference() for tensor in tensors):  # (no version counter to key a cache by)
+        # (inference tensors have no version counter to key a cache by; meta tensors, e.g. weights offloaded by
+        # Accelerate between calls, have no values to fold)
+        if any(tensor.is_inference() or tensor.is_meta for tensor in tensors):
             return None
         if torch.is_grad_enabled() and any(tensor.requires_grad for tensor in tensors):
             return None
