@@ -95,11 +95,11 @@ class PackedRows:
     num_rows: int
 
     @classmethod
-    def from_mask(cls, mask: torch.BoolTensor, num_real_rows: int) -> "PackedRows":
-        """The rows where `mask` (B, R) is True, of which there are `num_real_rows` (known on the host: the index
-        is then built without reading the mask back)."""
-        index = torch.nonzero_static(mask.flatten(), size=num_real_rows).squeeze(1)
-        return cls(index=index, batch_size=mask.shape[0], num_rows=mask.shape[1])
+    def from_counts(cls, row_counts: list[int], num_rows: int, device: torch.device) -> "PackedRows":
+        """The first `row_counts[b]` of the `num_rows` rows of every image b, from counts known on the host (the
+        index is built there and copied over: nothing is read back from the device)."""
+        index = torch.cat([torch.arange(count) + image * num_rows for image, count in enumerate(row_counts)])
+        return cls(index=index.to(device, non_blocking=True), batch_size=len(row_counts), num_rows=num_rows)
 
     def pack(self, padded: torch.Tensor) -> torch.Tensor:
         """(B, R, ...) -> the real rows (M, ...)."""

@@ -668,23 +668,24 @@ class CastStage(nn.Module):
         hidden_states: torch.Tensor,
         token_mask: torch.Tensor,
         seed_candidate_mask: torch.Tensor,
-        num_real_tokens: int | None = None,
+        token_counts: list[int] | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, CastGroupingOutput]:
         """`hidden_states` = `[class token, tokens]` (B, 1 + N, C) after the blocks, and the grouping of the tokens.
 
         `token_mask` (B, N): True for real tokens; `seed_candidate_mask` (B, N): tokens that may become segment seeds.
-        `num_real_tokens`: how many entries of `token_mask` are True, where the eager forward knows it on the host
-        (the first stage); if the padding is a sizeable share of the rows, the row-wise layers then run on the real
-        rows only ([`PackedRows`]). Padding rows of the output are then zero; no real row changes.
+        `token_counts`: each image's real tokens (its first entries of `token_mask`), where the eager forward knows
+        them on the host (the first stage); if the padding is a sizeable share of the rows, the row-wise layers then
+        run on the real rows only ([`PackedRows`]). Padding rows of the output are then zero; no real row changes.
         """
         with_class = F.pad(token_mask, (1, 0), value=True)
         block_mask = _attention_mask(self.config, hidden_states, with_class)
         pooling_mask = _attention_mask(self.config, hidden_states[:, 1:], token_mask)
         packed_rows = block_rows = None
-        if num_real_tokens is not None and num_real_tokens <= (1 - _MIN_PADDING_TO_PACK) * token_mask.numel():
-            block_rows = PackedRows.from_mask(with_class, token_mask.shape[0] + num_real_tokens)
-            packed_rows = (block_rows, PackedRows.from_mask(token_mask, num_real_tokens))
+        if token_counts is not None and sum(token_counts) <= (1 - _MIN_PADDING_TO_PACK) * token_mask.numel():
+            num_tokens, device = token_mask.shape[1], token_mask.device
+            block_rows = PackedRows.from_counts([1 + count for count in token_counts], 1 + num_tokens, device)
+            packed_rows = (block_rows, PackedRows.from_counts(token_counts, num_tokens, device))
         for layer in self.layers:
             hidden_states = layer(hidden_states, block_mask, block_rows, **kwargs)
         grouping = self.pooling(hidden_states, token_mask, seed_candidate_mask, pooling_mask, packed_rows)
@@ -718,11 +719,10 @@ class CastEncoder(nn.Module):
         hidden_states = embeddings
         token_mask = superpixel_tokens.token_mask
         seed_candidate_mask = superpixel_tokens.seed_candidate_mask
-        num_real_tokens = None if token_counts is None else sum(token_counts)
         stage_hidden_states, groupings = [], []
         for stage in self.stages:
-            stage_output, grouping = stage(hidden_states, token_mask, seed_candidate_mask, num_real_tokens, **kwargs)
-            num_real_tokens = None  # (later stages' segment counts are not known on the host)
+            stage_output, grouping = stage(hidden_states, token_mask, seed_candidate_mask, token_counts, **kwargs)
+            token_counts = None  # (later stages' segment counts are not known on the host)
             stage_hidden_states.append(stage_output)
             groupings.append(grouping)
             if grouping.segment_tokens is not None:
