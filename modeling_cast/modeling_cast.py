@@ -353,6 +353,16 @@ class CastLayer(GradientCheckpointingLayer):
         return hidden_states + self.mlp(self.layernorm_after(hidden_states))
 
 
+def _runs_plain(module: nn.Module, module_class: type[nn.Module]) -> bool:
+    """Whether calling `module` would only run `module_class.forward`: its exact class, no forward set on the
+    instance (as Accelerate's hooks do) and no forward hooks of its own."""
+    return (
+        type(module) is module_class
+        and "forward" not in module.__dict__
+        and not (module._forward_hooks or module._forward_pre_hooks)
+    )
+
+
 class CastConvStem(nn.Module):
     """Convolutional stem: four 3x3 conv-BN-ReLU (widths C/8, C/4, C/2, C; the first log2(patch_size) with stride
     2) and a 1x1 projection with bias."""
@@ -374,6 +384,10 @@ class CastConvStem(nn.Module):
         self.projection = nn.Conv2d(config.hidden_size, config.hidden_size, kernel_size=1)
         # (cache key, [(weight, bias) per layer]): the eval-mode convolutions with their BatchNorms folded in
         self._folded_layers = None
+
+    def train(self, mode: bool = True) -> "CastConvStem":
+        self._folded_layers = None  # (rebuilt on the next eval-mode forward, from the weights as they are then)
+        return super().train(mode)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The projected stem feature map, (B, C, h, w)."""
@@ -399,18 +413,24 @@ class CastConvStem(nn.Module):
     def _eval_folded_layers(self, pixel_values: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """In eval mode a BatchNorm is a fixed per-channel affine map, which folds into the convolution before it:
         each layer is then one convolution and a ReLU, without the BatchNorm's pass over the feature map (about a
-        quarter of the stem's time on CPU at batch 8). The folded weights are cached until a weight or statistic
-        changes (any in-place update bumps a tensor's version; `to()` gives new storage). None, for the layers as
+        quarter of the stem's time on CPU at batch 8). The folded weights are cached; the cache is dropped whenever
+        the mode is set (`train()`, `eval()`) and rebuilt when a weight or statistic changes (an in-place update bumps
+        a tensor's version, a training-mode BatchNorm forward counts `num_batches_tracked` up, `to()` gives new
+        storage). In-place edits through `.data` bump no version: call `eval()` after them. None, for the layers as
         they are, where folding would be wrong or lose something: in training mode (batch statistics), when the
-        stem's parameters need gradients, and in traced, compiled or exported graphs (which must not keep Python
-        state; the compilers fuse the BatchNorm themselves)."""
+        stem's parameters need gradients, in traced, compiled or exported graphs (which must not keep Python state;
+        the compilers fuse the BatchNorm themselves), and when a layer's modules are not the plain PyTorch ones
+        (wrapped by PEFT or Accelerate, given a forward of their own, or watched by hooks, which must run)."""
         if self.training or is_tracing(pixel_values):
             return None
         tensors = []
         for convolution, norm, _ in self.layers:
+            if not (_runs_plain(convolution, nn.Conv2d) and _runs_plain(norm, nn.BatchNorm2d)):
+                return None
             if norm.running_mean is None:  # (no running statistics: BatchNorm normalizes with the batch's own)
                 return None
             tensors += [convolution.weight, norm.weight, norm.bias, norm.running_mean, norm.running_var]
+            tensors.append(norm.num_batches_tracked)
         # (inference tensors have no version counter to key a cache by; meta tensors, e.g. weights offloaded by
         # Accelerate between calls, have no values to fold)
         if any(tensor.is_inference() or tensor.is_meta for tensor in tensors):

@@ -6,6 +6,7 @@ import unittest
 
 import pytest
 import torch
+from torch import nn
 from parameterized import parameterized
 from conftest import block_superpixels, tiny_config_kwargs
 from hf_common_tests import CastModelTestMixin, CastModelTesterBase, import_common
@@ -458,6 +459,70 @@ def test_stem_eval_forward_folds_batch_norm_and_follows_weight_changes():
     check()
     model.double()
     assert check().dtype == torch.float64
+
+
+def test_stem_eval_forward_after_training_steps_uses_the_new_statistics():
+    """Training-mode forwards update the BatchNorm statistics in place without bumping their version counters; the
+    next eval-mode forward must fold the new statistics, not the ones cached before training."""
+    model = _tiny_model(CastModel)
+    stem = model.embeddings.patch_embeddings
+    pixel_values = torch.randn(2, 3, 32, 32) * 3 + 1  # (far from the initial statistics 0 / 1)
+    with torch.no_grad():
+        before = stem.features(pixel_values)  # caches the folded weights
+        model.train()
+        stem.features(pixel_values)  # updates every running mean and variance
+        stem.eval()  # (only the stem: the mode is set, as Trainer does between training and evaluation)
+        after = stem.features(pixel_values)
+        expected = _stem_layer_by_layer(stem, pixel_values)
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(before, after)
+    # the statistics also change without a mode change: a training-mode forward of the BatchNorm alone
+    with torch.no_grad():
+        stem.layers[0][1].train()(torch.randn(2, stem.layers[0][1].num_features, 4, 4) + 5)
+        stem.layers[0][1].training = False  # (no `eval()` call, which would drop the cache anyway)
+        torch.testing.assert_close(stem.features(pixel_values), _stem_layer_by_layer(stem, pixel_values))
+
+
+def test_stem_runs_wrapped_or_hooked_layers_as_they_are():
+    """Folding bypasses the layers' modules, so it applies only to plain ones: a forward hook on a stem convolution
+    still fires in eval mode, a LoRA adapter on one (PEFT) still changes the features, and a convolution subclass
+    still runs its own forward."""
+    peft = pytest.importorskip("peft")
+    pixel_values = torch.randn(1, 3, 32, 32)
+
+    model = _tiny_model(CastModel)
+    calls = []
+    model.embeddings.patch_embeddings.layers[3][0].register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        model(pixel_values, block_superpixels(1, 32, 32))
+    assert calls == [1]
+
+    lora = peft.get_peft_model(
+        _tiny_model(CastModel),
+        peft.LoraConfig(target_modules=["embeddings.patch_embeddings.layers.3.0"], init_lora_weights=False),
+    ).eval()
+    stem = lora.base_model.model.embeddings.patch_embeddings
+    with torch.no_grad():
+        adapted = stem.features(pixel_values)
+        with lora.disable_adapter():
+            plain = stem.features(pixel_values)
+    assert not torch.allclose(adapted, plain)
+
+    class ShiftedConv2d(nn.Conv2d):
+        def forward(self, hidden_states):
+            return super().forward(hidden_states) + 1.0
+
+    model = _tiny_model(CastModel)
+    stem = model.embeddings.patch_embeddings
+    with torch.no_grad():
+        plain = stem.features(pixel_values)
+        original = stem.layers[3][0]
+        shifted = ShiftedConv2d(original.in_channels, original.out_channels, 3, padding=1, bias=False)
+        shifted.weight.copy_(original.weight)
+        stem.layers[3][0] = shifted
+        shifted_features = stem.features(pixel_values)
+        torch.testing.assert_close(shifted_features, _stem_layer_by_layer(stem, pixel_values))
+    assert not torch.allclose(shifted_features, plain)
 
 
 def test_stem_in_eval_mode_still_trains_and_passes_input_gradients():
