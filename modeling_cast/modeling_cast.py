@@ -342,7 +342,8 @@ class CastLayer(GradientCheckpointingLayer):
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         """`hidden_states` (B, N, C) in and out; with `packed_rows`, everything but the attention itself runs on the
-        real rows only (padding rows come out zero)."""
+        real rows only (padding rows come out zero). Padded in and out, although the next block packs the same rows
+        again: each block's output is what `output_hidden_states` records."""
         if packed_rows is not None:
             rows = packed_rows.pack(hidden_states)
             attention_output, _ = self.attention(self.layernorm_before(rows), attention_mask, packed_rows, **kwargs)
@@ -589,12 +590,13 @@ class CastGraphPooling(nn.Module):
         token_mask: torch.Tensor,
         seed_candidate_mask: torch.Tensor,
         attention_mask: torch.Tensor | None,
-        packed_rows: tuple[PackedRows, PackedRows] | None = None,
+        packed_rows: PackedRows | None = None,
+        packed_tokens: PackedRows | None = None,
     ) -> CastGroupingOutput:
         """`hidden_states` (B, 1 + N, C): the class token followed by the tokens to group; `token_mask` (B, N): True
         for an image's own tokens; `seed_candidate_mask` (B, N): tokens that may become
-        seeds; `attention_mask`: the attention-implementation form of `token_mask`; `packed_rows`: the real rows of
-        `hidden_states` and of its tokens, where the row-wise layers then run (see [`CastStage`]).
+        seeds; `attention_mask`: the attention-implementation form of `token_mask`; `packed_rows`, `packed_tokens`:
+        the real rows of `hidden_states` and of its tokens, where the row-wise layers then run (see [`CastStage`]).
 
         Masks are applied whether or not they hold a False entry: a branch on their values would need a host read
         and would give a traced graph that holds only one of the two paths."""
@@ -604,14 +606,13 @@ class CastGraphPooling(nn.Module):
         # assigned to them and the next stage treats them as padding. (Never the case where the official code runs.)
         seed_indices, segment_mask = farthest_point_sampling(tokens, seed_candidate_mask, self.num_segments)
 
-        if packed_rows is None:
+        if packed_tokens is None:
             attention_output, _ = self.grouping_attention(self.grouping_norm(tokens), attention_mask)
         else:
-            token_rows = packed_rows[1]
             attention_output, _ = self.grouping_attention(
-                self.grouping_norm(token_rows.pack(tokens)), attention_mask, token_rows
+                self.grouping_norm(packed_tokens.pack(tokens)), attention_mask, packed_tokens
             )
-            attention_output = token_rows.unpack(attention_output)
+            attention_output = packed_tokens.unpack(attention_output)
         grouping = tokens + attention_output
         # Grouping in at least float32: cosine similarities / 0.2 in half precision move the argmax of close
         # segments, i.e. the hierarchy itself.
@@ -635,10 +636,10 @@ class CastGraphPooling(nn.Module):
 
         assignment = assignment_logits.softmax(dim=-1) * weights
         # (the class token and the tokens together, as they already lie in `hidden_states`: no concatenated copy)
-        rows = hidden_states if packed_rows is None else packed_rows[0].pack(hidden_states)
+        rows = hidden_states if packed_rows is None else packed_rows.pack(hidden_states)
         pooled = self.dropout(self.activation(self.feature_projection(self.feature_norm(rows))))
         if packed_rows is not None:
-            pooled = packed_rows[0].unpack(pooled)
+            pooled = packed_rows.unpack(pooled)
         pooled_class, pooled_tokens = pooled[:, :1], pooled[:, 1:]
         assigned = assignment.sum(dim=1).unsqueeze(-1).clamp(min=torch.finfo(assignment.dtype).tiny)  # 0: empty
         segments = torch.matmul(assignment.transpose(1, 2), pooled_tokens.to(assignment.dtype)) / assigned
@@ -701,14 +702,16 @@ class CastStage(nn.Module):
         with_class = F.pad(token_mask, (1, 0), value=True)
         block_mask = _attention_mask(self.config, hidden_states, with_class)
         pooling_mask = _attention_mask(self.config, hidden_states[:, 1:], token_mask)
-        packed_rows = block_rows = None
+        packed_rows = packed_tokens = None  # ([class token, tokens] rows; token rows)
         if token_counts is not None and sum(token_counts) <= (1 - _MIN_PADDING_TO_PACK) * token_mask.numel():
             num_tokens, device = token_mask.shape[1], token_mask.device
-            block_rows = PackedRows.from_counts([1 + count for count in token_counts], 1 + num_tokens, device)
-            packed_rows = (block_rows, PackedRows.from_counts(token_counts, num_tokens, device))
+            packed_rows = PackedRows.from_counts([1 + count for count in token_counts], 1 + num_tokens, device)
+            packed_tokens = PackedRows.from_counts(token_counts, num_tokens, device)
         for layer in self.layers:
-            hidden_states = layer(hidden_states, block_mask, block_rows, **kwargs)
-        grouping = self.pooling(hidden_states, token_mask, seed_candidate_mask, pooling_mask, packed_rows)
+            hidden_states = layer(hidden_states, block_mask, packed_rows, **kwargs)
+        grouping = self.pooling(
+            hidden_states, token_mask, seed_candidate_mask, pooling_mask, packed_rows, packed_tokens
+        )
         return hidden_states, grouping
 
 
