@@ -120,12 +120,17 @@ def test_model_superpixel_pixels_share_segment():
         assert hierarchy[0, :, inside].unique(dim=1).shape[1] == 1
 
 
+def _mixed_count_batch():
+    """Three 64x64 images with 64, 32 and 13 superpixel tokens: the first stage has 192 rows, 109 of them real."""
+    superpixels = block_superpixels(3, 64, 64)
+    superpixels[1] //= 2
+    superpixels[2] //= 5
+    return torch.randn(3, 3, 64, 64), superpixels
+
+
 def test_model_batch_independence_with_different_superpixel_counts():
     model = _tiny_model(image_size=64, num_segments=[8, 4])
-    pixel_values = torch.randn(3, 3, 64, 64)
-    superpixels = block_superpixels(3, 64, 64)
-    superpixels[1] = superpixels[1] // 2  # 32 superpixels
-    superpixels[2] = superpixels[2] // 5  # 13 superpixels
+    pixel_values, superpixels = _mixed_count_batch()
     with torch.no_grad():
         batched = model(pixel_values, superpixels, output_assignments=True)
         for image in range(3):
@@ -367,14 +372,6 @@ def test_model_eager_forward_keeps_the_first_level_segments_candidates():
     assert eager.hidden_states[0].shape[1] == 1 + 24
     assert torch.equal(eager.hierarchy, padded.hierarchy)
     assert all(torch.equal(a, b) for a, b in zip(eager.seed_indices, padded.seed_indices))
-
-
-def _mixed_count_batch():
-    """Three 64x64 images with 64, 32 and 13 superpixel tokens: the first stage has 192 rows, 109 of them real."""
-    superpixels = block_superpixels(3, 64, 64)
-    superpixels[1] //= 2
-    superpixels[2] //= 5
-    return torch.randn(3, 3, 64, 64), superpixels
 
 
 def test_model_first_stage_row_wise_layers_see_only_real_rows(monkeypatch):
