@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.modules import module as torch_module
 
 from transformers import PreTrainedModel
 from transformers import initialization as init
@@ -354,13 +355,27 @@ class CastLayer(GradientCheckpointingLayer):
         return hidden_states + self.mlp(self.layernorm_after(hidden_states))
 
 
+def _global_call_hooks_registered() -> bool:
+    """Whether hooks registered for every module's call are set (`register_module_forward_hook`,
+    `register_module_forward_pre_hook`, `register_module_full_backward_hook` and its pre-hook)."""
+    names = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks", "_global_backward_pre_hooks")
+    return any(getattr(torch_module, name, None) for name in names)
+
+
 def _runs_plain(module: nn.Module, module_class: type[nn.Module]) -> bool:
     """Whether calling `module` would only run `module_class.forward`: its exact class, no forward set on the
-    instance (as Accelerate's hooks do) and no forward hooks of its own."""
+    instance (as Accelerate's hooks do), and no hooks that the call would run: neither its own forward and backward
+    hooks nor the global ones (`torch.nn.modules.module.register_module_forward_hook` and the like)."""
     return (
         type(module) is module_class
         and "forward" not in module.__dict__
-        and not (module._forward_hooks or module._forward_pre_hooks)
+        and not (
+            module._forward_hooks
+            or module._forward_pre_hooks
+            or module._backward_hooks
+            or module._backward_pre_hooks
+            or _global_call_hooks_registered()
+        )
     )
 
 

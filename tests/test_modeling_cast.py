@@ -482,7 +482,7 @@ def test_stem_eval_forward_after_training_steps_uses_the_new_statistics():
 
 def test_stem_runs_wrapped_or_hooked_layers_as_they_are():
     """Folding bypasses the layers' modules, so it applies only to plain ones: a forward hook on a stem convolution
-    still fires in eval mode, a LoRA adapter on one (PEFT) still changes the features, and a convolution subclass
+    still fires in eval mode (so do global module hooks, and a full backward hook), a LoRA adapter on one (PEFT) still changes the features, and a convolution subclass
     still runs its own forward."""
     peft = pytest.importorskip("peft")
     pixel_values = torch.randn(1, 3, 32, 32)
@@ -493,6 +493,29 @@ def test_stem_runs_wrapped_or_hooked_layers_as_they_are():
     with torch.no_grad():
         model(pixel_values, block_superpixels(1, 32, 32))
     assert calls == [1]
+
+    # hooks registered for every module (torch.nn.modules.module.register_module_forward_hook) see the stem's layers
+    model = _tiny_model(CastModel)
+    stem_layers = {module for layer in model.embeddings.patch_embeddings.layers for module in layer}
+    seen = []
+    handle = nn.modules.module.register_module_forward_hook(
+        lambda module, args, output: seen.append(module) if module in stem_layers else None
+    )
+    try:
+        with torch.no_grad():
+            model(pixel_values, block_superpixels(1, 32, 32))
+    finally:
+        handle.remove()
+    assert stem_layers <= set(seen)
+    # a full backward hook on a stem convolution fires for a forward that needs input gradients in eval mode
+    model.requires_grad_(False)
+    backward_calls = []
+    model.embeddings.patch_embeddings.layers[3][0].register_full_backward_hook(
+        lambda *args: backward_calls.append(1)
+    )
+    pixels = pixel_values.clone().requires_grad_(True)
+    model(pixels, block_superpixels(1, 32, 32)).last_hidden_state.sum().backward()
+    assert backward_calls == [1]
 
     lora = peft.get_peft_model(
         _tiny_model(CastModel),
