@@ -358,7 +358,8 @@ class CastLayer(GradientCheckpointingLayer):
 def _global_call_hooks_registered() -> bool:
     """Whether hooks registered for every module's call are set (`register_module_forward_hook`,
     `register_module_forward_pre_hook`, `register_module_full_backward_hook` and its pre-hook)."""
-    names = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks", "_global_backward_pre_hooks")
+    names = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+             "_global_backward_pre_hooks")
     return any(getattr(torch_module, name, None) for name in names)
 
 
