@@ -21,6 +21,7 @@ from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_cast import CastConfig
+from .graph_pooling_cast import gather_rows
 from .modeling_cast import CastModel, CastPreTrainedModel
 
 __all__ = ["CastBackbone", "soft_token_assignments", "paint_cells"]
@@ -43,8 +44,7 @@ def soft_token_assignments(assignment_logits: list[torch.Tensor]) -> list[torch.
 def paint_cells(token_features: torch.Tensor, cell_tokens: torch.Tensor) -> torch.Tensor:
     """The features (B, h * w, C) of every stem grid cell: those of its token, from `token_features` (B, N, C) and
     the token of every cell `cell_tokens` (B, h, w)."""
-    index = cell_tokens.flatten(1).unsqueeze(-1).expand(-1, -1, token_features.shape[-1])
-    return torch.gather(token_features, 1, index)
+    return gather_rows(token_features, cell_tokens.flatten(1))
 
 
 class CastBackbone(BackboneMixin, CastPreTrainedModel):

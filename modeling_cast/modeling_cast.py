@@ -43,6 +43,7 @@ from .graph_pooling_cast import (
     compose_hierarchy,
     compose_token_labels,
     farthest_point_sampling,
+    gather_rows,
     map_superpixels_to_tokens,
     segment_mean,
 )
@@ -617,7 +618,6 @@ class CastGraphPooling(nn.Module):
         Masks are applied whether or not they hold a False entry: a branch on their values would need a host read
         and would give a traced graph that holds only one of the two paths."""
         class_token, tokens = hidden_states[:, :1], hidden_states[:, 1:]
-        batch_size, num_tokens, hidden_size = tokens.shape
         # An image with fewer distinct tokens than segments gets empty segments (`segment_mask` False): nothing is
         # assigned to them and the next stage treats them as padding. (Never the case where the official code runs.)
         seed_indices, segment_mask = farthest_point_sampling(tokens, seed_candidate_mask, self.num_segments)
@@ -637,8 +637,7 @@ class CastGraphPooling(nn.Module):
         token_mean = (grouping * weights).sum(dim=1, keepdim=True) / weights.sum(dim=1, keepdim=True).clamp(min=1)
         grouping = grouping - token_mean + self.centering_bias
 
-        seed_index = seed_indices.unsqueeze(-1).expand(-1, -1, hidden_size)
-        seed_grouping = torch.gather(grouping, 1, seed_index)
+        seed_grouping = gather_rows(grouping, seed_indices)
         assignment_logits = self.assignment_scale * torch.matmul(
             F.normalize(grouping, dim=-1), F.normalize(seed_grouping, dim=-1).transpose(1, 2)
         )  # (B, N, K)
@@ -661,7 +660,7 @@ class CastGraphPooling(nn.Module):
         segments = torch.matmul(assignment.transpose(1, 2), pooled_tokens.to(assignment.dtype)) / assigned
         segments = segments.to(pooled_tokens.dtype)
         projected = self.output_projection(self.output_norm(torch.cat([pooled_class, segments], 1)))
-        segment_tokens = projected[:, 1:] + torch.gather(tokens, 1, seed_index)
+        segment_tokens = projected[:, 1:] + gather_rows(tokens, seed_indices)
         return CastGroupingOutput(
             assignment_logits=assignment_logits,
             seed_indices=seed_indices,
@@ -1192,8 +1191,7 @@ class CastLevelFusion(nn.Module):
         stage_tokens = [encoding.stage_hidden_states[0][:, 1:]]
         for level, hidden_states in enumerate(encoding.stage_hidden_states[1:]):
             # stage `level + 1` holds the segments of `level`: give every superpixel token its segment's features
-            index = token_labels[:, level].unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1])
-            stage_tokens.append(torch.gather(hidden_states[:, 1:], 1, index))
+            stage_tokens.append(gather_rows(hidden_states[:, 1:], token_labels[:, level]))
         class_tokens = torch.cat([grouping.class_token for grouping in encoding.groupings], dim=-1)
         fused = torch.cat([class_tokens, torch.cat(stage_tokens, dim=-1)], dim=1)  # (B, 1 + N, L * C)
         # statistics over real tokens only, so padding (present only because of the budget) changes nothing
@@ -1246,7 +1244,7 @@ class CastForSemanticSegmentation(CastPreTrainedModel):
         token_logits = self.classifier(self.fusion(encoding))  # (B, N, num_labels)
         pixel_tokens = encoding.superpixel_tokens.pixel_tokens  # (B, H, W)
         batch_size, height, width = pixel_tokens.shape
-        painted = torch.gather(token_logits, 1, pixel_tokens.view(batch_size, -1, 1).expand(-1, -1, self.num_labels))
+        painted = gather_rows(token_logits, pixel_tokens.view(batch_size, -1))  # (B, H * W, num_labels)
         logits = painted.transpose(1, 2).reshape(batch_size, self.num_labels, height, width)
         loss = None
         if labels is not None:

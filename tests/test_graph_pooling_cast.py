@@ -10,6 +10,7 @@ from modeling_cast.graph_pooling_cast import (
     compose_hierarchy,
     compose_token_labels,
     farthest_point_sampling,
+    gather_rows,
     map_superpixels_to_tokens,
     segment_mean,
     segment_sizes,
@@ -145,3 +146,15 @@ def test_compose_hierarchy_paints_token_labels_onto_pixels():
     hierarchy, scores = compose_hierarchy(_two_level_logits(), pixel_tokens)
     assert hierarchy.tolist() == [[[[1, 0], [1, 0]], [[0, 1], [0, 1]]]]
     torch.testing.assert_close(scores, torch.tensor([[[[0.75, 0.75], [0.75, 0.75]], [[0.9, 0.8], [0.9, 0.8]]]]))
+
+
+def test_gather_rows_equals_torch_gather():
+    generator = torch.Generator().manual_seed(0)
+    values = torch.randn(3, 7, 4, 2, generator=generator)
+    indices = torch.randint(0, 7, (3, 5), generator=generator)
+    expected = torch.gather(values, 1, indices.view(3, 5, 1, 1).expand(-1, -1, 4, 2))
+    assert torch.equal(gather_rows(values, indices), expected)
+    # gradients reach the gathered rows, summed over repeats
+    values.requires_grad_(True)
+    gather_rows(values, torch.tensor([[1, 1], [0, 6], [2, 3]])).sum().backward()
+    assert values.grad[0, 1].eq(2).all() and values.grad[0, 0].eq(0).all() and values.grad[1, 6].eq(1).all()
