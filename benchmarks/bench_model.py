@@ -19,7 +19,9 @@ weights (timing does not depend on the values, except through the realistic supe
 3. Forward times are the median of `--repeats` runs after `--warmup` runs (`time.perf_counter`). A separate pass
    times the convolutional stem, farthest point sampling (FPS), graph pooling and the transformer blocks.
 4. Multiply-adds are counted once per model with `torch.utils.flop_counter.FlopCounterMode` (eager attention
-   during the count, because the flop counter has no formula for the CPU sdpa kernel).
+   during the count, because the flop counter has no formula for the CPU sdpa kernel). With `--compiled` or
+   `--exported` they are also counted at the static token budget (a superpixel map with exactly
+   `max_superpixel_tokens` tokens), which is what those graphs run for every image.
 
 This is a script that prints numbers, not a test: nothing here asserts on timings.
 """
@@ -303,6 +305,17 @@ def count_flops(forward) -> int:
     return counter.get_total_flops()
 
 
+def budget_superpixels(config: CastConfig, batch_size: int, image_size: int) -> torch.LongTensor:
+    """A superpixel map with exactly `max_superpixel_tokens` tokens per image (ids in raster order of the stem grid
+    cells, the last id taking the remaining cells): an eager forward on it runs the rows that compiled and exported
+    graphs run for every image, so its multiply-adds are theirs."""
+    cells_per_row = image_size // config.patch_size
+    cell = torch.arange(image_size) // config.patch_size
+    cell_index = cell.view(-1, 1) * cells_per_row + cell.view(1, -1)
+    ids = cell_index.clamp(max=config.max_superpixel_tokens - 1)
+    return ids.expand(batch_size, -1, -1).contiguous()
+
+
 def stage_rows(cast: CastModel, inputs: dict) -> str:
     """The token rows each stage runs in an eager forward: the first stage the batch's largest superpixel token
     count (at least `num_segments[0]`), of which each image's own count are real (its row-wise layers run on those
@@ -503,11 +516,18 @@ def _cold_and_warm(forward, warmup: int, repeats: int) -> tuple[float, float]:
 def print_static_rows(args, inputs: dict) -> None:
     """One row per (preset, batch, route): cold seconds (compile or export included) and warm ms, with the
     equally run ViT (compiled for the compiled row, eager otherwise) and the ratio."""
-    print()
-    print(f"{'model':<12} {'batch':>5} {'route':<16} {'cold s':>8} {'CAST ms':>9} {'ViT ms':>9} {'CAST/ViT':>9}")
     for preset in args.models:
         torch.manual_seed(0)
-        cast, vit, _, _ = build_models(preset)
+        cast, vit, cast_config, _ = build_models(preset)
+        print()
+        if not args.no_flops:
+            pixels = inputs["pixel_values"][:1]
+            with eager_attention(cast, vit), torch.inference_mode():
+                budget_macs = count_flops(lambda: cast(pixels, budget_superpixels(cast_config, 1, args.image_size)))
+                vit_macs = count_flops(lambda: vit(pixel_values=pixels))
+            print(f"{preset}: MAC ratio at the static budget of {cast_config.max_superpixel_tokens} tokens (the "
+                  f"rows compiled and exported graphs run): {budget_macs / vit_macs:.2f}")
+        print(f"{'model':<12} {'batch':>5} {'route':<16} {'cold s':>8} {'CAST ms':>9} {'ViT ms':>9} {'CAST/ViT':>9}")
         for batch_size in args.batch_sizes:
             batch = slice_inputs(inputs, batch_size)
             vit_pixels = batch["pixel_values"]
