@@ -12,7 +12,8 @@ model's static token budget) take part in nothing, so results never depend on ba
 
 Every helper keeps its shapes static (sizes come from arguments, never from tensor values) and reads nothing back
 to the host, so that the forward pass exports (`torch.export`, ONNX) and compiles without graph breaks. (An eager
-call of `farthest_point_sampling` on CPU, where the tensors already are in host memory, runs its steps in numpy.)
+call of `farthest_point_sampling` on CPU, where the tensors already are in host memory, runs what follows its sums
+in numpy.)
 """
 
 from __future__ import annotations
