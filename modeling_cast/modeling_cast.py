@@ -660,8 +660,7 @@ class CastGraphPooling(nn.Module):
         segments = torch.matmul(assignment.transpose(1, 2), pooled_tokens.to(assignment.dtype)) / assigned
         segments = segments.to(pooled_tokens.dtype)
         projected = self.output_projection(self.output_norm(torch.cat([pooled_class, segments], 1)))
-        # (row 1 + s of `hidden_states` is token s: looked up there, the sliced `tokens` need no contiguous copy)
-        segment_tokens = projected[:, 1:] + gather_rows(hidden_states, seed_indices + 1)
+        segment_tokens = projected[:, 1:] + gather_rows(tokens, seed_indices)
         return CastGroupingOutput(
             assignment_logits=assignment_logits,
             seed_indices=seed_indices,
@@ -1192,7 +1191,7 @@ class CastLevelFusion(nn.Module):
         stage_tokens = [encoding.stage_hidden_states[0][:, 1:]]
         for level, hidden_states in enumerate(encoding.stage_hidden_states[1:]):
             # stage `level + 1` holds the segments of `level`: give every superpixel token its segment's features
-            stage_tokens.append(gather_rows(hidden_states, token_labels[:, level] + 1))  # (row 0: class token)
+            stage_tokens.append(gather_rows(hidden_states[:, 1:], token_labels[:, level]))
         class_tokens = torch.cat([grouping.class_token for grouping in encoding.groupings], dim=-1)
         fused = torch.cat([class_tokens, torch.cat(stage_tokens, dim=-1)], dim=1)  # (B, 1 + N, L * C)
         # statistics over real tokens only, so padding (present only because of the budget) changes nothing
