@@ -482,8 +482,8 @@ def test_stem_eval_forward_after_training_steps_uses_the_new_statistics():
 
 def test_stem_runs_wrapped_or_hooked_layers_as_they_are():
     """Folding bypasses the layers' modules, so it applies only to plain ones: a forward hook on a stem convolution
-    still fires in eval mode (so do global module hooks, and a full backward hook), a LoRA adapter on one (PEFT) still changes the features, and a convolution subclass
-    still runs its own forward."""
+    still fires in eval mode (so do global module hooks, and a full backward hook), a LoRA adapter on one (PEFT)
+    still changes the features, and a convolution subclass still runs its own forward."""
     peft = pytest.importorskip("peft")
     pixel_values = torch.randn(1, 3, 32, 32)
 
